@@ -1,0 +1,33 @@
+// `GET /echo` (test only, `--echo`): echoes every message, for the Autobahn conformance cases.
+
+enum EchoAPI {
+    static func open(_ request: HTTPRequest, _ responder: Responder) {
+        let accepted: HTTPResponse
+        do {
+            accepted = try WebSocketHandshake.accept(request)
+        } catch {
+            responder.fail(error)
+            return
+        }
+        if !responder.upgrade(accepted, to: EchoSession(connection: responder.connection)) {
+            responder.fail(.badRequest("a WebSocket upgrade cannot follow pipelined requests still waiting for answers"))
+        }
+    }
+}
+
+/// Sends each message back as it came.
+final class EchoSession: WebSocketApp {
+    private var connection: ClientConnection?
+
+    init(connection: ClientConnection) { self.connection = connection }
+
+    func received(_ message: WebSocketEvent) {
+        switch message {
+        case .text(let payload): connection?.send(FrameEncoder.encode(.text, payload))
+        case .binary(let payload): connection?.send(FrameEncoder.encode(.binary, payload))
+        default: break
+        }
+    }
+
+    func closed() { connection = nil }
+}

@@ -1,0 +1,152 @@
+// Publishing: `POST /publish/{channel}` (body = message), `POST /publish` (JSON, single or
+// batch), and the WebSocket `publish` op, all pipelined onto the loop's Redis command link.
+
+enum PublishAPI {
+    /// One message to publish.
+    struct Message {
+        let channel: String
+        let payload: [UInt8]
+        let sharded: Bool
+    }
+
+    /// Sends PUBLISH (or SPUBLISH) and reports the receiver count.
+    static func publish(_ message: Message, on worker: Worker, _ done: @escaping (Result<Int, HTTPError>) -> Void) {
+        let command = message.sharded ? "SPUBLISH" : "PUBLISH"
+        let sent = worker.commands.send([Array(command.utf8), Array(message.channel.utf8), message.payload]) { reply in
+            switch reply {
+            case .integer(let receivers):
+                worker.stats.published.bump()
+                done(.success(receivers))
+            case .error(let error) where error.hasPrefix("HERALD_LINK_DOWN"):
+                worker.stats.publishErrors.bump()
+                done(.failure(.redisUnavailable("the Redis connection was lost before Redis answered; the message may not have been published")))
+            default:
+                worker.stats.publishErrors.bump()
+                done(.failure(HTTPError(status: 502, code: "redis_error", message: "Redis refused \(command): \(reply.errorMessage ?? "unexpected reply")")))
+            }
+        }
+        if !sent {
+            worker.stats.publishErrors.bump()
+            done(.failure(.redisUnavailable("Redis is unreachable (\(worker.commands.lastError)); nothing was published")))
+        }
+    }
+
+    static func publishPath(_ request: HTTPRequest, _ responder: Responder) {
+        let encoded = request.path.dropFirst("/publish/".count)
+        guard let name = PercentDecoding.decode(encoded), !name.isEmpty, UTF8Validation.isValid(name) else {
+            responder.fail(.badRequest("the channel in the path is empty or badly encoded"))
+            return
+        }
+        guard let query = PercentDecoding.query(request.query) else {
+            responder.fail(.badRequest("the query string is badly encoded"))
+            return
+        }
+        let sharded: Bool
+        switch query.last(where: { $0.name == "sharded" })?.value {
+        case nil, "false", "0": sharded = false
+        case "true", "1", "": sharded = true
+        case let other?:
+            responder.fail(.badRequest("sharded must be true or false, not '\(other)'"))
+            return
+        }
+        let message = Message(channel: String(decoding: name, as: UTF8.self), payload: request.body, sharded: sharded)
+        publish(message, on: responder.worker) { result in
+            switch result {
+            case .success(let receivers): responder.respond(.json(200, answer(message.channel, receivers)))
+            case .failure(let error): responder.fail(error)
+            }
+        }
+    }
+
+    static func publishJSON(_ request: HTTPRequest, _ responder: Responder) {
+        let json: JSONValue
+        do {
+            json = try JSONValue.parse(request.body)
+        } catch {
+            responder.fail(.badRequest("the body is not valid JSON: \(error)"))
+            return
+        }
+        let messages: [Message]
+        let batch = json["messages"] != nil
+        do {
+            if let list = json["messages"] {
+                guard let items = list.arrayValue, !items.isEmpty else { throw HTTPError.badRequest("messages must be a non-empty array") }
+                messages = try items.map(message(from:))
+            } else {
+                messages = [try message(from: json)]
+            }
+        } catch let error as HTTPError {
+            responder.fail(error)
+            return
+        } catch {
+            return
+        }
+        var results = [Result<Int, HTTPError>?](repeating: nil, count: messages.count)
+        var left = messages.count
+        for (index, message) in messages.enumerated() {
+            publish(message, on: responder.worker) { result in
+                results[index] = result
+                left -= 1
+                guard left == 0 else { return }
+                if !batch {
+                    switch result {
+                    case .success(let receivers): responder.respond(.json(200, answer(message.channel, receivers)))
+                    case .failure(let error): responder.fail(error)
+                    }
+                    return
+                }
+                responder.respond(batchAnswer(messages, results.map { $0! }))
+            }
+        }
+    }
+
+    static func message(from json: JSONValue) throws(HTTPError) -> Message {
+        guard case .object = json else { throw .badRequest("a message must be a JSON object with channel and message") }
+        guard let channel = json["channel"]?.stringValue, !channel.isEmpty else {
+            throw .badRequest("channel must be a non-empty string")
+        }
+        guard let body = json["message"] else { throw .badRequest("message is missing") }
+        var sharded = false
+        if let flag = json["sharded"] {
+            guard let value = flag.boolValue else { throw .badRequest("sharded must be true or false") }
+            sharded = value
+        }
+        return Message(channel: channel, payload: payload(of: body), sharded: sharded)
+    }
+
+    /// A string is published as its UTF-8 bytes; any other JSON value as its compact text.
+    static func payload(of value: JSONValue) -> [UInt8] {
+        if let text = value.stringValue { return Array(text.utf8) }
+        return value.serialized
+    }
+
+    static func answer(_ channel: String, _ receivers: Int) -> String {
+        var json = JSONWriter()
+        json.object {
+            $0.field("channel", channel)
+            $0.field("receivers", receivers)
+        }
+        return json.string
+    }
+
+    /// `{"results":[...]}`: 200 when every message was published, else the first failure's status.
+    static func batchAnswer(_ messages: [Message], _ results: [Result<Int, HTTPError>]) -> HTTPResponse {
+        var status = 200
+        var json = JSONWriter()
+        json.object { o in
+            o.field("results", objects: zip(messages, results).map { message, result in
+                { item in
+                    item.field("channel", message.channel)
+                    switch result {
+                    case .success(let receivers): item.field("receivers", receivers)
+                    case .failure(let error):
+                        if status == 200 { status = error.status }
+                        item.field("error", error.code)
+                        item.field("message", error.message)
+                    }
+                }
+            })
+        }
+        return .json(status, json.string)
+    }
+}

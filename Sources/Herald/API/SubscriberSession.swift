@@ -1,0 +1,140 @@
+// A subscribed WebSocket client: its subscriptions in the Hub, its control messages
+// (subscribe, psubscribe, ssubscribe, unsubscribe, publish, ping), and its deliveries.
+
+/// One WebSocket subscriber; confined to its loop. Holds its connection until it closes.
+final class SubscriberSession: WebSocketApp, Subscriber {
+    private let connection: ClientConnection
+    private let format: SubscribeAPI.Format
+    private var subscriptions: [SubscriptionKind: Set<String>] = [:]
+    private var isClosed = false
+
+    init(connection: ClientConnection, format: SubscribeAPI.Format) {
+        self.connection = connection
+        self.format = format
+    }
+
+    private var worker: Worker { connection.worker }
+
+    // MARK: Subscriber
+
+    func deliver(_ delivery: Delivery) {
+        connection.deliver(format == .raw ? delivery.rawFrame : delivery.jsonFrame)
+    }
+
+    func gap(kind: SubscriptionKind, name: String) {
+        sendJSON(Envelope.gap(kind: kind, name: name))
+    }
+
+    // MARK: WebSocketApp
+
+    func closed() {
+        isClosed = true
+        for (kind, names) in subscriptions { worker.hub.unsubscribe(self, kind: kind, names: Array(names)) }
+        subscriptions = [:]
+    }
+
+    func received(_ message: WebSocketEvent) {
+        guard case .text(let bytes) = message else {
+            sendJSON(Envelope.error(code: "binary_not_supported", message: "control messages are JSON text frames"))
+            return
+        }
+        let json: JSONValue
+        do {
+            json = try JSONValue.parse(bytes)
+        } catch {
+            sendJSON(Envelope.error(code: "bad_json", message: "not valid JSON: \(error)"))
+            return
+        }
+        let id = json["id"]
+        guard case .object = json else {
+            sendJSON(Envelope.error(code: "bad_request", message: "a control message is a JSON object with an op"))
+            return
+        }
+        guard let op = json["op"]?.stringValue else {
+            sendJSON(Envelope.error(code: "bad_request", message: "op is missing", id: id))
+            return
+        }
+        do {
+            switch op {
+            case "subscribe": subscribe(.channel, try names(json, plural: "channels", singular: "channel", required: true), id: id)
+            case "psubscribe": subscribe(.pattern, try names(json, plural: "patterns", singular: "pattern", required: true), id: id)
+            case "ssubscribe": subscribe(.shard, try names(json, plural: "channels", singular: "channel", required: true), id: id)
+            case "unsubscribe": try unsubscribe(json, id: id)
+            case "publish": try publish(json, id: id)
+            case "ping": sendJSON(Envelope.answer("pong", id: id))
+            default:
+                sendJSON(Envelope.error(code: "unknown_op", message: "unknown op '\(op)'", id: id))
+            }
+        } catch {
+            sendJSON(Envelope.error(code: "bad_request", message: error.message, id: id))
+        }
+    }
+
+    // MARK: Operations
+
+    func subscribe(_ kind: SubscriptionKind, _ names: [String], id: JSONValue?) {
+        subscriptions[kind, default: []].formUnion(names)
+        worker.hub.subscribe(self, kind: kind, names: names) { [weak self] in
+            guard let self, !self.isClosed else { return }
+            self.sendJSON(Envelope.subscribed("subscribed", kind: kind, names: names, id: id))
+        }
+    }
+
+    private func unsubscribe(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
+        let requested: [(SubscriptionKind, [String])] = [
+            (.channel, try names(json, plural: "channels", singular: "channel", required: false)),
+            (.pattern, try names(json, plural: "patterns", singular: "pattern", required: false)),
+            (.shard, try names(json, plural: "shards", singular: "shard", required: false)),
+        ]
+        let everything = requested.allSatisfy { $0.1.isEmpty }
+        var answered = false
+        for (kind, listed) in requested {
+            let names = everything ? (subscriptions[kind].map { Array($0).sorted() } ?? []) : listed
+            guard !names.isEmpty else { continue }
+            subscriptions[kind]?.subtract(names)
+            worker.hub.unsubscribe(self, kind: kind, names: names)
+            sendJSON(Envelope.subscribed("unsubscribed", kind: kind, names: names, id: id))
+            answered = true
+        }
+        if !answered { sendJSON(Envelope.subscribed("unsubscribed", kind: .channel, names: [], id: id)) }
+    }
+
+    private func publish(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
+        let message = try PublishAPI.message(from: json)
+        PublishAPI.publish(message, on: worker) { [weak self] result in
+            guard let self, !self.isClosed else { return }
+            switch result {
+            case .success(let receivers):
+                self.sendJSON(Envelope.answer("published", id: id) {
+                    $0.field("channel", message.channel)
+                    $0.field("receivers", receivers)
+                })
+            case .failure(let error):
+                self.sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
+            }
+        }
+    }
+
+    /// Names given as `plural: [..]` or `singular: ".."`; each a non-empty string.
+    private func names(_ json: JSONValue, plural: String, singular: String, required: Bool) throws(HTTPError) -> [String] {
+        var names: [String] = []
+        if let list = json[plural] {
+            guard let items = list.arrayValue else { throw .badRequest("\(plural) must be an array of strings") }
+            for item in items {
+                guard let name = item.stringValue, !name.isEmpty else { throw .badRequest("\(plural) must hold non-empty strings") }
+                if !names.contains(name) { names.append(name) }
+            }
+        }
+        if let one = json[singular] {
+            guard let name = one.stringValue, !name.isEmpty else { throw .badRequest("\(singular) must be a non-empty string") }
+            if !names.contains(name) { names.append(name) }
+        }
+        if required && names.isEmpty { throw .badRequest("give \(plural) (an array) or \(singular) (a string)") }
+        return names
+    }
+
+    private func sendJSON(_ bytes: [UInt8]) {
+        guard !isClosed else { return }
+        connection.send(FrameEncoder.encode(.text, bytes))
+    }
+}

@@ -1,0 +1,148 @@
+// Herald's configuration: one value built once at start from flags and HERALD_* variables
+// (a flag wins), validated there, and passed down. Nothing reads the environment later.
+import Glibc
+import Logging
+
+public struct Config: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// Redis servers; several are cluster seed nodes.
+    public var redis = [RedisEndpoint(host: "127.0.0.1")]
+    /// Event loops (threads), each with its own listener and Redis connections.
+    public var loops = Config.coreCount
+    public var publicDir = "./public"
+    /// Largest request body, bytes.
+    public var maxBody = 1 << 20
+    /// Largest request header block, bytes.
+    public var maxHeader = 16 * 1024
+    /// Largest WebSocket message from a client, bytes.
+    public var maxMessage = 1 << 20
+    /// Bytes queued to one client before deliveries to it are dropped.
+    public var maxOutbound = 4 << 20
+    /// Time a client has to send a complete header block, ms.
+    public var headerTimeoutMs: Int64 = 10_000
+    /// Client silence before a server ping, ms; twice this without a word drops the client.
+    public var pingIntervalMs: Int64 = 30_000
+    /// An idle keep-alive HTTP connection is closed after this long, ms.
+    public var keepAliveTimeoutMs: Int64 = 60_000
+    public var logLevel = Logger.Level.info
+    /// Test only: serve a WebSocket echo endpoint at /echo.
+    public var echo = false
+
+    public init() {}
+
+    public static var coreCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// One configurable setting: its flag, its environment variable, and how to apply a value.
+    public struct Option: Sendable {
+        public let flag: String
+        public let environment: String
+        let apply: @Sendable (inout Config, String) throws(ConfigError) -> Void
+    }
+
+    public static let options: [Option] = [
+        Option(flag: "host", environment: "HERALD_HOST") { c, v throws(ConfigError) in
+            guard !v.isEmpty else { throw ConfigError("--host", v, "must not be empty") }
+            c.host = v
+        },
+        Option(flag: "port", environment: "HERALD_PORT") { c, v throws(ConfigError) in
+            c.port = try integer("--port", v, in: 1...65535)
+        },
+        Option(flag: "redis", environment: "HERALD_REDIS_URL") { c, v throws(ConfigError) in
+            c.redis = try RedisEndpoint.parseList(v)
+        },
+        Option(flag: "loops", environment: "HERALD_LOOPS") { c, v throws(ConfigError) in
+            c.loops = try integer("--loops", v, in: 1...256)
+        },
+        Option(flag: "public", environment: "HERALD_PUBLIC_DIR") { c, v throws(ConfigError) in
+            guard !v.isEmpty else { throw ConfigError("--public", v, "must not be empty") }
+            c.publicDir = v
+        },
+        Option(flag: "max-body", environment: "HERALD_MAX_BODY") { c, v throws(ConfigError) in
+            c.maxBody = try size("--max-body", v, in: 0...(1 << 30))
+        },
+        Option(flag: "max-header", environment: "HERALD_MAX_HEADER") { c, v throws(ConfigError) in
+            c.maxHeader = try size("--max-header", v, in: 1024...(1 << 20))
+        },
+        Option(flag: "max-message", environment: "HERALD_MAX_MESSAGE") { c, v throws(ConfigError) in
+            c.maxMessage = try size("--max-message", v, in: 125...(1 << 30))
+        },
+        Option(flag: "max-outbound", environment: "HERALD_MAX_OUTBOUND") { c, v throws(ConfigError) in
+            c.maxOutbound = try size("--max-outbound", v, in: 1024...(1 << 30))
+        },
+        Option(flag: "header-timeout", environment: "HERALD_HEADER_TIMEOUT") { c, v throws(ConfigError) in
+            c.headerTimeoutMs = try seconds("--header-timeout", v)
+        },
+        Option(flag: "ping-interval", environment: "HERALD_PING_INTERVAL") { c, v throws(ConfigError) in
+            c.pingIntervalMs = try seconds("--ping-interval", v)
+        },
+        Option(flag: "keepalive-timeout", environment: "HERALD_KEEPALIVE_TIMEOUT") { c, v throws(ConfigError) in
+            c.keepAliveTimeoutMs = try seconds("--keepalive-timeout", v)
+        },
+        Option(flag: "log-level", environment: "HERALD_LOG_LEVEL") { c, v throws(ConfigError) in
+            guard let level = Logger.Level(rawValue: v.lowercased()) else {
+                throw ConfigError("--log-level", v, "must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            c.logLevel = level
+        },
+        Option(flag: "echo", environment: "HERALD_ECHO") { c, v throws(ConfigError) in
+            c.echo = try boolean("--echo", v)
+        },
+    ]
+
+    /// Builds the configuration: defaults, then the environment, then flags (by flag name,
+    /// without dashes). Throws on the first bad value.
+    public static func resolve(flags: [String: String], environment: [String: String]) throws(ConfigError) -> Config {
+        var config = Config()
+        for option in options {
+            if let value = flags[option.flag] {
+                try option.apply(&config, value)
+            } else if let value = environment[option.environment] {
+                try option.apply(&config, value)
+            }
+        }
+        return config
+    }
+
+    static func integer(_ name: String, _ value: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        guard let n = Int(value.trimmingWhitespace()) else { throw ConfigError(name, value, "must be a whole number") }
+        guard range.contains(n) else { throw ConfigError(name, value, "must be between \(range.lowerBound) and \(range.upperBound)") }
+        return n
+    }
+
+    /// Bytes, with an optional k/m/g suffix (powers of 1024).
+    static func size(_ name: String, _ value: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        var text = value.trimmingWhitespace().lowercased()
+        if text.hasSuffix("ib") { text.removeLast(2) } else if text.hasSuffix("b") { text.removeLast() }
+        var multiplier = 1
+        switch text.last {
+        case "k": multiplier = 1 << 10
+        case "m": multiplier = 1 << 20
+        case "g": multiplier = 1 << 30
+        default: break
+        }
+        if multiplier > 1 { text.removeLast() }
+        guard let n = Int(text), n >= 0 else { throw ConfigError(name, value, "must be a size in bytes, like 65536, 64k or 1m") }
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: multiplier)
+        guard !overflow, range.contains(bytes) else {
+            throw ConfigError(name, value, "must be between \(range.lowerBound) and \(range.upperBound) bytes")
+        }
+        return bytes
+    }
+
+    /// Seconds (fractions allowed), returned in milliseconds.
+    static func seconds(_ name: String, _ value: String) throws(ConfigError) -> Int64 {
+        guard let s = Double(value.trimmingWhitespace()), s.isFinite, s > 0, s <= 86_400 else {
+            throw ConfigError(name, value, "must be a number of seconds between 0 and 86400")
+        }
+        return Int64((s * 1000).rounded())
+    }
+
+    static func boolean(_ name: String, _ value: String) throws(ConfigError) -> Bool {
+        switch value.lowercased() {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off", "": return false
+        default: throw ConfigError(name, value, "must be true or false")
+        }
+    }
+}

@@ -1,0 +1,56 @@
+// Every error Herald answers over HTTP, with its status and machine-readable code, in one place.
+
+/// An error answered as `status` with the JSON body `{"error":code,"message":message}`.
+public struct HTTPError: Error, Equatable, Sendable {
+    public let status: Int
+    public let code: String
+    public let message: String
+    /// Whether the connection must close after the answer (the stream can't be resynchronised).
+    public let closesConnection: Bool
+
+    public init(status: Int, code: String, message: String, closesConnection: Bool = false) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.closesConnection = closesConnection
+    }
+
+    public static func badRequest(_ message: String) -> HTTPError {
+        HTTPError(status: 400, code: "bad_request", message: message)
+    }
+    /// A request we could not frame: nothing after it on the connection can be trusted.
+    public static func malformed(_ message: String) -> HTTPError {
+        HTTPError(status: 400, code: "bad_request", message: message, closesConnection: true)
+    }
+    public static func notFound(_ message: String) -> HTTPError {
+        HTTPError(status: 404, code: "not_found", message: message)
+    }
+    public static func methodNotAllowed(_ method: String, allowed: [String]) -> HTTPError {
+        HTTPError(status: 405, code: "method_not_allowed",
+                  message: "\(method) is not allowed here; use \(allowed.joined(separator: ", "))")
+    }
+    public static let requestTimeout = HTTPError(status: 408, code: "request_timeout",
+        message: "the request header did not arrive in time", closesConnection: true)
+    public static func payloadTooLarge(limit: Int) -> HTTPError {
+        HTTPError(status: 413, code: "payload_too_large",
+                  message: "the request body exceeds \(limit) bytes", closesConnection: true)
+    }
+    public static func headersTooLarge(limit: Int) -> HTTPError {
+        HTTPError(status: 431, code: "headers_too_large",
+                  message: "the request header block exceeds \(limit) bytes", closesConnection: true)
+    }
+    public static func upgradeRequired(_ message: String) -> HTTPError {
+        HTTPError(status: 426, code: "upgrade_required", message: message)
+    }
+    public static func notImplemented(_ message: String) -> HTTPError {
+        HTTPError(status: 501, code: "not_implemented", message: message, closesConnection: true)
+    }
+    public static let versionNotSupported = HTTPError(status: 505, code: "http_version_not_supported",
+        message: "only HTTP/1.0 and HTTP/1.1 are served", closesConnection: true)
+    public static func redisUnavailable(_ message: String) -> HTTPError {
+        HTTPError(status: 503, code: "redis_unavailable", message: message)
+    }
+    public static func unavailable(_ message: String) -> HTTPError {
+        HTTPError(status: 503, code: "unavailable", message: message, closesConnection: true)
+    }
+}

@@ -1,0 +1,221 @@
+// Incremental HTTP/1.x request parser: bytes in, requests out, no I/O (like hiredis's read.c).
+// It enforces the header-block and body limits while bytes arrive, so an oversize request costs
+// at most the limit in memory. RFC 9112 framing: Content-Length or chunked, never both.
+
+/// Parses requests from a connection's inbound bytes. Confined to its connection.
+public struct HTTPParser {
+    /// Largest header block (request line + fields), bytes.
+    public let maxHeaderBytes: Int
+    /// Largest body, bytes (after de-chunking).
+    public let maxBodyBytes: Int
+
+    private enum State {
+        /// Waiting for the end of the header block; `scanned` bytes already searched.
+        case head(scanned: Int)
+        /// Reading a Content-Length body.
+        case body(HTTPRequest, remaining: Int)
+        /// Reading a chunked body.
+        case chunked(HTTPRequest, ChunkState)
+    }
+
+    private enum ChunkState {
+        case size
+        case data(remaining: Int)
+        case dataEnd
+        case trailers
+    }
+
+    private var state = State.head(scanned: 0)
+
+    public init(maxHeaderBytes: Int = 16 * 1024, maxBodyBytes: Int = 1 << 20) {
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// True while part of a request has arrived but not all of it.
+    public func isMidRequest(_ buffer: ByteBuffer) -> Bool {
+        if case .head = state { return !buffer.isEmpty }
+        return true
+    }
+
+    /// True while the header block of the next request is incomplete.
+    public var isReadingHead: Bool {
+        if case .head = state { return true }
+        return false
+    }
+
+    /// Consumes bytes from `buffer` and returns the next complete request, or nil when more
+    /// bytes are needed. Throws an `HTTPError` (400, 413, 431, 501, 505) on bad input; after a
+    /// throw the connection must be closed.
+    public mutating func next(_ buffer: inout ByteBuffer) throws(HTTPError) -> HTTPRequest? {
+        while true {
+            switch state {
+            case .head(let scanned):
+                let from = max(0, scanned - 3)
+                guard let end = buffer.firstIndex(of: [13, 10, 13, 10], from: from) else {
+                    if buffer.readableCount > maxHeaderBytes { throw .headersTooLarge(limit: maxHeaderBytes) }
+                    state = .head(scanned: buffer.readableCount)
+                    return nil
+                }
+                if end + 4 > maxHeaderBytes { throw .headersTooLarge(limit: maxHeaderBytes) }
+                let head = buffer.read(end + 4)
+                var request = try Self.parseHead(head[0..<end])
+                let framing = try Self.bodyFraming(request)
+                switch framing {
+                case .none:
+                    state = .head(scanned: 0)
+                    return request
+                case .length(let length):
+                    if length > maxBodyBytes { throw .payloadTooLarge(limit: maxBodyBytes) }
+                    if length == 0 {
+                        state = .head(scanned: 0)
+                        return request
+                    }
+                    request.body.reserveCapacity(length)
+                    state = .body(request, remaining: length)
+                case .chunked:
+                    state = .chunked(request, .size)
+                }
+            case .body(var request, let remaining):
+                let n = min(remaining, buffer.readableCount)
+                if n == 0 { return nil }
+                request.body.append(contentsOf: buffer.peek(0, n))
+                buffer.skip(n)
+                if n == remaining {
+                    state = .head(scanned: 0)
+                    return request
+                }
+                state = .body(request, remaining: remaining - n)
+                return nil
+            case .chunked(var request, let chunk):
+                switch chunk {
+                case .size:
+                    guard let lineEnd = buffer.firstIndex(of: [13, 10]) else {
+                        if buffer.readableCount > 1024 { throw .malformed("chunk size line too long") }
+                        return nil
+                    }
+                    let line = buffer.read(lineEnd + 2).dropLast(2)
+                    let sizeField = line.prefix { $0 != UInt8(ascii: ";") }
+                    guard let size = Self.parseHex(sizeField) else { throw .malformed("bad chunk size") }
+                    if request.body.count + size > maxBodyBytes { throw .payloadTooLarge(limit: maxBodyBytes) }
+                    state = .chunked(request, size == 0 ? .trailers : .data(remaining: size))
+                case .data(let remaining):
+                    let n = min(remaining, buffer.readableCount)
+                    if n == 0 { return nil }
+                    request.body.append(contentsOf: buffer.peek(0, n))
+                    buffer.skip(n)
+                    state = .chunked(request, n == remaining ? .dataEnd : .data(remaining: remaining - n))
+                case .dataEnd:
+                    guard buffer.readableCount >= 2 else { return nil }
+                    guard buffer[0] == 13 && buffer[1] == 10 else { throw .malformed("chunk data not followed by CRLF") }
+                    buffer.skip(2)
+                    state = .chunked(request, .size)
+                case .trailers:
+                    guard let lineEnd = buffer.firstIndex(of: [13, 10]) else {
+                        if buffer.readableCount > maxHeaderBytes { throw .headersTooLarge(limit: maxHeaderBytes) }
+                        return nil
+                    }
+                    buffer.skip(lineEnd + 2)
+                    if lineEnd == 0 {
+                        state = .head(scanned: 0)
+                        return request
+                    }
+                }
+            }
+        }
+    }
+
+    private enum BodyFraming { case none, length(Int), chunked }
+
+    private static func bodyFraming(_ request: HTTPRequest) throws(HTTPError) -> BodyFraming {
+        let lengths = request.headers.filter { $0.name == "content-length" }.map(\.value)
+        let encodings = request.headers.filter { $0.name == "transfer-encoding" }.map(\.value)
+        if !encodings.isEmpty {
+            // RFC 9112 §6.1: a request with both is a smuggling attempt; reject it.
+            if !lengths.isEmpty { throw .malformed("both Transfer-Encoding and Content-Length") }
+            let codings = encodings.joined(separator: ",").split(separator: ",")
+                .map { $0.trimmingCharacters(in: " ").lowercased() }
+            guard codings == ["chunked"] else {
+                throw .notImplemented("Transfer-Encoding \(codings.joined(separator: ", ")) is not supported; use chunked")
+            }
+            return .chunked
+        }
+        guard let first = lengths.first else { return .none }
+        guard lengths.allSatisfy({ $0 == first }), !first.isEmpty, first.count <= 18,
+              first.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let length = Int(first) else {
+            throw .malformed("bad Content-Length")
+        }
+        return .length(length)
+    }
+
+    private static func parseHex(_ bytes: ArraySlice<UInt8>) -> Int? {
+        guard !bytes.isEmpty, bytes.count <= 15 else { return nil }
+        var value = 0
+        for byte in bytes {
+            let digit: Int
+            switch byte {
+            case 48...57: digit = Int(byte) - 48
+            case 65...70: digit = Int(byte) - 55
+            case 97...102: digit = Int(byte) - 87
+            default: return nil
+            }
+            value = value * 16 + digit
+        }
+        return value
+    }
+
+    /// tchar of RFC 9110 §5.6.2.
+    private static func isTokenChar(_ c: UInt8) -> Bool {
+        switch c {
+        case 48...57, 65...90, 97...122: return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default: return false
+        }
+    }
+
+    static func parseHead(_ head: ArraySlice<UInt8>) throws(HTTPError) -> HTTPRequest {
+        let lines = head.split(separator: 13, omittingEmptySubsequences: false)
+        // Each line after the first starts with the LF of the preceding CRLF.
+        guard let requestLine = lines.first, !requestLine.isEmpty else { throw .malformed("empty request line") }
+        let parts = requestLine.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy(isTokenChar), !parts[1].isEmpty else {
+            throw .malformed("malformed request line")
+        }
+        let target = parts[1]
+        guard target.allSatisfy({ $0 > 32 && $0 < 127 }) else { throw .malformed("malformed request target") }
+        let version = Array(parts[2])
+        let minor: Int
+        if version == Array("HTTP/1.1".utf8) {
+            minor = 1
+        } else if version == Array("HTTP/1.0".utf8) {
+            minor = 0
+        } else if version.count == 8, version.starts(with: Array("HTTP/".utf8)),
+                  (48...57).contains(version[5]), version[6] == UInt8(ascii: "."), (48...57).contains(version[7]) {
+            throw .versionNotSupported
+        } else {
+            throw .malformed("malformed HTTP version")
+        }
+        var headers: [(name: String, value: String)] = []
+        for rawLine in lines.dropFirst() {
+            guard rawLine.first == 10 else { throw .malformed("bare CR in header block") }
+            let line = rawLine.dropFirst()
+            guard !line.contains(10) else { throw .malformed("bare LF in header block") }
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { throw .malformed("header line without a colon") }
+            let name = line[line.startIndex..<colon]
+            guard !name.isEmpty, name.allSatisfy(isTokenChar) else { throw .malformed("malformed header name") }
+            var value = line[(colon + 1)...]
+            while let first = value.first, first == 32 || first == 9 { value = value.dropFirst() }
+            while let last = value.last, last == 32 || last == 9 { value = value.dropLast() }
+            guard value.allSatisfy({ $0 >= 32 || $0 == 9 }), !value.contains(127) else {
+                throw .malformed("control character in header value")
+            }
+            headers.append((String(decoding: name, as: UTF8.self).lowercased(), String(decoding: value, as: UTF8.self)))
+        }
+        return HTTPRequest(method: String(decoding: parts[0], as: UTF8.self),
+                           target: String(decoding: target, as: UTF8.self),
+                           minorVersion: minor, headers: headers)
+    }
+}

@@ -1,0 +1,72 @@
+// An HTTP/1.1 response and its serialisation into one chunk of bytes.
+
+/// A response to send: status, headers, body.
+public struct HTTPResponse {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+    /// For HEAD: send the headers (with the body's Content-Length) but not the body.
+    public var omitBody = false
+
+    public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public static func json(_ status: Int, _ body: String, headers: [(String, String)] = []) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(body.utf8))
+    }
+
+    public static func error(_ error: HTTPError, headers: [(String, String)] = []) -> HTTPResponse {
+        var json = JSONWriter()
+        json.object {
+            $0.field("error", error.code)
+            $0.field("message", error.message)
+        }
+        return .json(error.status, json.string, headers: headers)
+    }
+
+    /// Serialises the response. `keepAlive: false` adds `Connection: close`.
+    public func serialize(keepAlive: Bool) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(128 + (omitBody ? 0 : body.count))
+        out.append(contentsOf: "HTTP/1.1 \(status) \(Self.reason(status))\r\n".utf8)
+        for (name, value) in headers {
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: value.utf8)
+            out.append(contentsOf: "\r\n".utf8)
+        }
+        if status != 304 && status != 204 && status != 101 {
+            out.append(contentsOf: "Content-Length: \(body.count)\r\n".utf8)
+        }
+        if !keepAlive { out.append(contentsOf: "Connection: close\r\n".utf8) }
+        out.append(contentsOf: "\r\n".utf8)
+        if !omitBody { out.append(contentsOf: body) }
+        return out
+    }
+
+    public static func reason(_ status: Int) -> String {
+        switch status {
+        case 101: "Switching Protocols"
+        case 200: "OK"
+        case 204: "No Content"
+        case 304: "Not Modified"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 408: "Request Timeout"
+        case 413: "Content Too Large"
+        case 426: "Upgrade Required"
+        case 431: "Request Header Fields Too Large"
+        case 500: "Internal Server Error"
+        case 501: "Not Implemented"
+        case 503: "Service Unavailable"
+        case 505: "HTTP Version Not Supported"
+        default: "Status"
+        }
+    }
+}

@@ -1,0 +1,35 @@
+// One message from Redis on its way to local subscribers. Each wire form (JSON envelope frame,
+// raw frame) is encoded at most once, on first use, and the same chunk is queued to everyone.
+
+/// The three kinds of pub/sub subscription, named as in the query string.
+public enum SubscriptionKind: String, CaseIterable, Sendable {
+    case channel
+    case pattern
+    case shard
+
+    /// The Redis commands for this kind.
+    var subscribeCommand: String { ["channel": "SUBSCRIBE", "pattern": "PSUBSCRIBE", "shard": "SSUBSCRIBE"][rawValue]! }
+    var unsubscribeCommand: String { ["channel": "UNSUBSCRIBE", "pattern": "PUNSUBSCRIBE", "shard": "SUNSUBSCRIBE"][rawValue]! }
+}
+
+/// A message fanned out to local subscribers; confined to its loop.
+public final class Delivery {
+    public let kind: SubscriptionKind
+    public let channel: [UInt8]
+    /// The matching pattern, for `.pattern` deliveries.
+    public let pattern: [UInt8]?
+    public let payload: [UInt8]
+
+    public init(kind: SubscriptionKind, channel: [UInt8], pattern: [UInt8]? = nil, payload: [UInt8]) {
+        self.kind = kind
+        self.channel = channel
+        self.pattern = pattern
+        self.payload = payload
+    }
+
+    /// The JSON envelope as a WebSocket text frame.
+    public private(set) lazy var jsonFrame = Chunk(FrameEncoder.encode(.text, Envelope.delivery(self)))
+
+    /// The bare payload as a WebSocket frame: text when valid UTF-8, else binary.
+    public private(set) lazy var rawFrame = Chunk(FrameEncoder.encode(UTF8Validation.isValid(payload) ? .text : .binary, payload))
+}

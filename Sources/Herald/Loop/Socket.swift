@@ -1,0 +1,93 @@
+// Thin wrappers over the POSIX socket calls Herald needs: listening sockets with SO_REUSEPORT,
+// non-blocking accept, read, writev. Nothing above the Loop layer calls the socket API directly.
+import CHiredis
+import Glibc
+
+/// Namespace for the socket calls used by the event loops.
+public enum Socket {
+    /// Opens a non-blocking TCP listener on `host:port`. With `reusePort`, every event loop binds
+    /// its own listener to the same port and the kernel spreads new connections across them.
+    public static func listen(host: String, port: Int, reusePort: Bool, backlog: Int32 = 1024) throws -> Int32 {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        var result: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &result)
+        guard rc == 0, let info = result else {
+            throw SocketError("getaddrinfo(\(host))", code: rc == EAI_SYSTEM ? errno : EINVAL)
+        }
+        defer { freeaddrinfo(result) }
+        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SocketError("socket") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        if reusePort {
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
+            let error = SocketError("bind(\(host):\(port))")
+            Glibc.close(fd)
+            throw error
+        }
+        guard Glibc.listen(fd, backlog) == 0 else {
+            let error = SocketError("listen")
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// Accepts one pending connection as a non-blocking socket with TCP_NODELAY set.
+    /// Returns nil when no connection is pending (EAGAIN); throws on real failures (EMFILE...).
+    public static func accept(_ listener: Int32) throws -> Int32? {
+        let fd = herald_accept_nonblocking(listener)
+        if fd < 0 {
+            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED { return nil }
+            throw SocketError("accept")
+        }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        return fd
+    }
+
+    /// The result of one non-blocking read.
+    public enum ReadResult {
+        case bytes(Int)
+        case wouldBlock
+        case closed
+        case failed(SocketError)
+    }
+
+    /// Reads into `buffer`; never blocks.
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> ReadResult {
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n > 0 { return .bytes(n) }
+            if n == 0 { return .closed }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK { return .wouldBlock }
+            return .failed(SocketError("read"))
+        }
+    }
+
+    /// Writes the gathered buffers; returns bytes written, 0 when the socket would block.
+    public static func writev(_ fd: Int32, _ iov: UnsafePointer<iovec>, count: Int32) -> Result<Int, SocketError> {
+        while true {
+            let n = Glibc.writev(fd, iov, count)
+            if n >= 0 { return .success(n) }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK { return .success(0) }
+            return .failure(SocketError("writev"))
+        }
+    }
+
+    /// Stops reading and writing without closing the descriptor (wakes the peer with FIN).
+    public static func shutdownWrite(_ fd: Int32) {
+        Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
+    public static func close(_ fd: Int32) {
+        Glibc.close(fd)
+    }
+}

@@ -1,0 +1,330 @@
+// One non-blocking Redis connection driven by its event loop through hiredis: hiredis formats
+// every command (redisAppendCommandArgv) and parses every reply (its reader); the loop owns the
+// socket. Reconnects with capped exponential backoff and jitter, and logs in (AUTH, SELECT)
+// before anything else is sent.
+import CHiredis
+import Glibc
+import Logging
+
+/// A Redis link owned by one event loop; every method runs on that loop's thread.
+public final class RedisConnection: IOHandler {
+    public enum Mode {
+        /// Replies answer commands in order; each command carries its callback.
+        case commands
+        /// Replies are pushes (pub/sub); each goes to `onPush`.
+        case pushes
+    }
+
+    public enum State { case disconnected, connecting, handshaking, ready }
+
+    private let loop: EventLoop
+    public let endpoint: RedisEndpoint
+    private let mode: Mode
+    private let logger: Logger
+    /// How long a command may wait for its reply before the link is declared wedged, ms.
+    private let replyTimeoutMs: Int64
+    public private(set) var state = State.disconnected
+    private var context: UnsafeMutablePointer<redisContext>?
+    private var fd: Int32 = -1
+    /// Commands sent and not yet answered, oldest first, with their send time (ms).
+    private var pending: [(sentAt: Int64, callback: (RedisReply) -> Void)] = []
+    private var pendingHead = 0
+    private var flushScheduled = false
+    private var writeInterest = false
+    /// Consecutive failed attempts, for the backoff.
+    private var failures = 0
+    private var stopped = false
+    private var connectTimer: Int?
+    /// Read scratch space: bytes go from the socket straight into hiredis's reader.
+    private let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 1)
+
+    /// Called each time the link becomes ready (first connect and every reconnect).
+    public var onReady: (() -> Void)?
+    /// Called when an established or connecting link fails, with the reason.
+    public var onDown: ((String) -> Void)?
+    /// In `.pushes` mode, receives every reply after the login.
+    public var onPush: ((RedisReply) -> Void)?
+    /// Total reconnects after a failure, for metrics.
+    public private(set) var reconnects = 0
+    /// Why the link is down, while it is.
+    public private(set) var lastError = "not connected yet"
+
+    public init(loop: EventLoop, endpoint: RedisEndpoint, mode: Mode, logger: Logger, replyTimeoutMs: Int64 = 5000) {
+        self.loop = loop
+        self.endpoint = endpoint
+        self.mode = mode
+        self.logger = logger
+        self.replyTimeoutMs = replyTimeoutMs
+    }
+
+    deinit { readBuffer.deallocate() }
+
+    public var isReady: Bool { state == .ready }
+    public var pendingCount: Int { pending.count - pendingHead }
+
+    public func connect() {
+        guard !stopped, state == .disconnected else { return }
+        state = .connecting
+        guard let ctx = redisConnectNonBlock(endpoint.host, Int32(endpoint.port)) else {
+            fail("out of memory")
+            return
+        }
+        context = ctx
+        if ctx.pointee.err != 0 {
+            fail(Self.errorString(ctx))
+            return
+        }
+        fd = ctx.pointee.fd
+        do {
+            try loop.register(fd: fd, handler: self, events: IOEvents.writable)
+        } catch {
+            fail("\(error)")
+            return
+        }
+        connectTimer = loop.schedule(afterMs: 3000) { [weak self] in
+            guard let self, self.state == .connecting else { return }
+            self.fail("connect timed out")
+        }
+    }
+
+    /// Stops for good: closes the socket, fails what is pending, never reconnects.
+    public func stop() {
+        stopped = true
+        teardown()
+        failPending("Herald is shutting down")
+    }
+
+    /// Queues a command (binary-safe arguments). Returns false, without calling `callback`,
+    /// when the link is not ready. Writes happen once per loop tick, pipelined.
+    @discardableResult
+    public func send(_ arguments: [[UInt8]], _ callback: @escaping (RedisReply) -> Void = { _ in }) -> Bool {
+        guard state == .ready else { return false }
+        append(arguments, callback)
+        return true
+    }
+
+    private func append(_ arguments: [[UInt8]], _ callback: @escaping (RedisReply) -> Void) {
+        guard let ctx = context else { return }
+        var flat: [UInt8] = []
+        flat.reserveCapacity(arguments.reduce(0) { $0 + $1.count })
+        var lengths: [Int] = []
+        lengths.reserveCapacity(arguments.count)
+        for argument in arguments {
+            flat.append(contentsOf: argument)
+            lengths.append(argument.count)
+        }
+        let status: Int32 = flat.withUnsafeBufferPointer { base in
+            let start = UnsafeRawPointer(base.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+            var offset = 0
+            var pointers: [UnsafePointer<CChar>?] = []
+            pointers.reserveCapacity(arguments.count)
+            for length in lengths {
+                pointers.append((start + offset).assumingMemoryBound(to: CChar.self))
+                offset += length
+            }
+            return pointers.withUnsafeMutableBufferPointer { argv in
+                lengths.withUnsafeBufferPointer { argvlen in
+                    redisAppendCommandArgv(ctx, Int32(arguments.count), argv.baseAddress, argvlen.baseAddress)
+                }
+            }
+        }
+        guard status == REDIS_OK else {
+            callback(.error("ERR Herald could not queue the command"))
+            return
+        }
+        pending.append((Clock.nowMs(), callback))
+        scheduleFlush()
+    }
+
+    private func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        loop.deferToEndOfTick { [weak self] in
+            guard let self else { return }
+            self.flushScheduled = false
+            self.flush()
+        }
+    }
+
+    private func flush() {
+        guard let ctx = context, state == .ready || state == .handshaking else { return }
+        var done: Int32 = 0
+        if redisBufferWrite(ctx, &done) == REDIS_ERR {
+            fail(Self.errorString(ctx))
+            return
+        }
+        setWriteInterest(done == 0)
+    }
+
+    private func setWriteInterest(_ wanted: Bool) {
+        guard wanted != writeInterest, fd >= 0 else { return }
+        writeInterest = wanted
+        loop.modify(fd: fd, events: IOEvents.readable | (wanted ? IOEvents.writable : 0))
+    }
+
+    public func handleEvents(_ events: UInt32) {
+        if state == .connecting {
+            connected()
+            return
+        }
+        if events & IOEvents.readable != 0 || events & IOEvents.hangup != 0 {
+            readAvailable()
+        }
+        if events & IOEvents.writable != 0, state != .disconnected {
+            flush()
+        }
+    }
+
+    private func connected() {
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+        guard error == 0 else {
+            fail(String(cString: strerror(error)))
+            return
+        }
+        if let timer = connectTimer { loop.cancelTimer(timer) }
+        connectTimer = nil
+        state = .handshaking
+        writeInterest = false
+        loop.modify(fd: fd, events: IOEvents.readable)
+        var login: [[UInt8]] = []
+        if let password = endpoint.password {
+            login = [Array("AUTH".utf8)] + (endpoint.username.map { [Array($0.utf8)] } ?? []) + [Array(password.utf8)]
+        }
+        var steps: [[[UInt8]]] = []
+        if !login.isEmpty { steps.append(login) }
+        if endpoint.database != 0 { steps.append([Array("SELECT".utf8), Array(String(endpoint.database).utf8)]) }
+        guard !steps.isEmpty else {
+            becomeReady()
+            return
+        }
+        var left = steps.count
+        for step in steps {
+            append(step) { [weak self] reply in
+                guard let self else { return }
+                if let message = reply.errorMessage {
+                    self.fail("login refused: \(message)")
+                    return
+                }
+                left -= 1
+                if left == 0 { self.becomeReady() }
+            }
+        }
+    }
+
+    private func becomeReady() {
+        state = .ready
+        if failures > 0 { reconnects += 1 }
+        failures = 0
+        logger.info("redis link up", metadata: ["redis": "\(endpoint)", "mode": "\(mode)"])
+        onReady?()
+    }
+
+    private func readAvailable() {
+        guard let ctx = context else { return }
+        // Read until the socket is empty (or 1 MiB, for fairness): Redis drops pub/sub clients
+        // that fall behind, so Herald never lets replies wait in the kernel.
+        var total = 0
+        while total < 1 << 20 {
+            switch Socket.read(fd, into: readBuffer) {
+            case .bytes(let n):
+                total += n
+                if redisReaderFeed(ctx.pointee.reader, readBuffer.baseAddress!.assumingMemoryBound(to: CChar.self), n) != REDIS_OK {
+                    fail("reader: out of memory")
+                    return
+                }
+                if !drainReplies() { return }
+            case .wouldBlock:
+                return
+            case .closed:
+                fail("Redis closed the connection")
+                return
+            case .failed(let error):
+                fail("\(error)")
+                return
+            }
+        }
+    }
+
+    /// Hands every complete reply to its owner. Returns false if the link failed meanwhile.
+    private func drainReplies() -> Bool {
+        while let ctx = context {
+            var raw: UnsafeMutableRawPointer?
+            guard redisReaderGetReply(ctx.pointee.reader, &raw) == REDIS_OK else {
+                fail("protocol error from Redis")
+                return false
+            }
+            guard let replyPointer = raw else { return true }
+            let reply = RedisReply(replyPointer.assumingMemoryBound(to: redisReply.self))
+            freeReplyObject(replyPointer)
+            if pendingHead < pending.count && (mode == .commands || state == .handshaking) {
+                let callback = pending[pendingHead].callback
+                pendingHead += 1
+                if pendingHead == pending.count {
+                    pending.removeAll(keepingCapacity: true)
+                    pendingHead = 0
+                }
+                callback(reply)
+            } else {
+                onPush?(reply)
+            }
+            if state == .disconnected { return false }
+        }
+        return false
+    }
+
+    /// Declares the link wedged when the oldest command waited past the reply timeout.
+    public func checkTimeouts(now: Int64) {
+        guard state == .ready || state == .handshaking, pendingHead < pending.count else { return }
+        if now - pending[pendingHead].sentAt > replyTimeoutMs {
+            fail("no reply within \(replyTimeoutMs) ms")
+        }
+    }
+
+    /// Drops the link and reconnects, e.g. when it is wedged.
+    public func restart(_ reason: String) {
+        guard state != .disconnected else { return }
+        fail(reason)
+    }
+
+    private func fail(_ reason: String) {
+        let wasUp = state == .ready
+        teardown()
+        lastError = reason
+        failPending(reason)
+        if wasUp || failures == 0 {
+            logger.warning("redis link down", metadata: ["redis": "\(endpoint)", "mode": "\(mode)", "reason": "\(reason)"])
+        }
+        onDown?(reason)
+        guard !stopped else { return }
+        failures += 1
+        let base = min(5000, 100 << min(failures - 1, 6))
+        let jittered = Int64(Double(base) * Double.random(in: 0.8...1.2))
+        loop.schedule(afterMs: jittered) { [weak self] in self?.connect() }
+    }
+
+    private func failPending(_ reason: String) {
+        let callbacks = pending[pendingHead...].map(\.callback)
+        pending = []
+        pendingHead = 0
+        for callback in callbacks { callback(.error("HERALD_LINK_DOWN \(reason)")) }
+    }
+
+    private func teardown() {
+        if let timer = connectTimer { loop.cancelTimer(timer) }
+        connectTimer = nil
+        if fd >= 0 { loop.unregister(fd: fd) }
+        if let ctx = context { redisFree(ctx) }
+        context = nil
+        fd = -1
+        writeInterest = false
+        state = .disconnected
+    }
+
+    private static func errorString(_ ctx: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafePointer(to: &ctx.pointee.errstr) {
+            String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
+        }
+    }
+}

@@ -1,0 +1,393 @@
+// One client socket: HTTP/1.1 first (keep-alive, pipelining answered in order), then WebSocket
+// frames after an upgrade. It owns the socket's buffers and timers; what requests and messages
+// mean is decided by the API layer through `Router` and `WebSocketApp`.
+import Glibc
+
+/// What runs on top of an upgraded connection (the subscriber session, the echo endpoint).
+public protocol WebSocketApp: AnyObject {
+    func received(_ message: WebSocketEvent)
+    /// The connection is gone (closed by either side); release everything.
+    func closed()
+}
+
+/// A client connection; confined to its worker's loop.
+public final class ClientConnection: IOHandler {
+    let fd: Int32
+    unowned let worker: Worker
+    private var inbound = ByteBuffer()
+    private var outbound = OutboundQueue()
+    private var parser: HTTPParser
+    /// Answers in request order; a slot fills when its handler responds (maybe after Redis).
+    private var slots: [ResponseSlot] = []
+    public private(set) var isClosed = false
+    /// Close once everything queued is written.
+    private var closeAfterFlush = false
+    private var readPaused = false
+    private var writeInterest = false
+    private var flushQueued = false
+    /// Monotonic ms of the last byte from the client.
+    private(set) var lastHeardMs: Int64
+    /// Monotonic ms when the current, incomplete request head began arriving.
+    private var headStartedMs: Int64?
+    /// Monotonic ms since when the connection has had nothing to do (no request, no answer).
+    private var idleSinceMs: Int64
+    /// Whether any request was answered; a fresh connection gets only the header deadline.
+    private var servedAny = false
+
+    // WebSocket state, set by `upgrade`.
+    private var app: WebSocketApp?
+    private var decoder: FrameDecoder?
+    private var assembler: MessageAssembler?
+    /// Monotonic ms when Herald sent its close frame (waiting for the client's).
+    private var closeSentMs: Int64?
+    /// Monotonic ms of an unanswered server ping.
+    private var pingSentMs: Int64?
+    /// Deliveries dropped because this client's queue was full, not yet reported to it.
+    private var droppedUnreported = 0
+
+    init(fd: Int32, worker: Worker) {
+        self.fd = fd
+        self.worker = worker
+        parser = HTTPParser(maxHeaderBytes: worker.config.maxHeader, maxBodyBytes: worker.config.maxBody)
+        lastHeardMs = Clock.nowMs()
+        idleSinceMs = lastHeardMs
+    }
+
+    public var isWebSocket: Bool { app != nil }
+
+    // MARK: Events
+
+    public func handleEvents(_ events: UInt32) {
+        if events & (IOEvents.readable | IOEvents.hangup) != 0 && !readPaused {
+            readInput()
+        }
+        if events & IOEvents.writable != 0 && !isClosed {
+            flush()
+        }
+    }
+
+    private func readInput() {
+        var reads = 0
+        while !isClosed && reads < 4 {
+            reads += 1
+            switch Socket.read(fd, into: worker.readScratch) {
+            case .bytes(let n):
+                lastHeardMs = Clock.nowMs()
+                inbound.append(UnsafeRawBufferPointer(rebasing: worker.readScratch[0..<n]))
+                if n < worker.readScratch.count { reads = .max }
+            case .wouldBlock:
+                reads = .max
+            case .closed:
+                peerClosed()
+                return
+            case .failed:
+                close()
+                return
+            }
+        }
+        process()
+    }
+
+    private func peerClosed() {
+        process()
+        guard !isClosed else { return }
+        if isWebSocket || slots.isEmpty {
+            close()
+        } else {
+            closeAfterFlush = true
+            setReading(false)
+        }
+    }
+
+    /// Parses whatever is buffered, as HTTP or as WebSocket frames.
+    func process() {
+        if isWebSocket { processFrames() } else { processRequests() }
+        inbound.reclaim()
+    }
+
+    // MARK: HTTP
+
+    private func processRequests() {
+        while !isClosed && !closeAfterFlush && !isWebSocket {
+            // Backpressure: a client that pipelines without reading its answers stops being read.
+            if slots.count >= 64 || outbound.byteCount > worker.config.maxOutbound {
+                setReading(false)
+                return
+            }
+            let request: HTTPRequest
+            do {
+                guard let next = try parser.next(&inbound) else { break }
+                request = next
+            } catch {
+                respondNow(.error(error), keepAlive: false)
+                return
+            }
+            headStartedMs = nil
+            worker.stats.requests.bump()
+            let slot = ResponseSlot(keepAlive: request.keepAlive && !worker.isDraining, head: request.method == "HEAD")
+            slots.append(slot)
+            worker.router.route(request, Responder(connection: self, slot: slot))
+        }
+        if isWebSocket {
+            processFrames()
+        } else if parser.isReadingHead && !inbound.isEmpty && headStartedMs == nil {
+            headStartedMs = Clock.nowMs()
+        }
+    }
+
+    private func respondNow(_ response: HTTPResponse, keepAlive: Bool) {
+        let slot = ResponseSlot(keepAlive: keepAlive, head: false)
+        slots.append(slot)
+        fill(slot, response)
+    }
+
+    /// Called by `Responder`: stores the answer and sends every answer that is now in order.
+    func fill(_ slot: ResponseSlot, _ response: HTTPResponse) {
+        guard !isClosed, slot.bytes == nil else { return }
+        var response = response
+        response.omitBody = slot.head
+        slot.bytes = response.serialize(keepAlive: slot.keepAlive)
+        while let first = slots.first, let bytes = first.bytes {
+            slots.removeFirst()
+            outbound.append(Chunk(bytes))
+            if !first.keepAlive {
+                closeAfterFlush = true
+                slots.removeAll()
+                break
+            }
+        }
+        if slots.isEmpty {
+            servedAny = true
+            idleSinceMs = Clock.nowMs()
+        }
+        scheduleFlush()
+        if readPaused && !closeAfterFlush && slots.count < 64 { setReading(true) }
+    }
+
+    /// Switches to WebSocket after the 101 answer. Only allowed when no earlier answer is pending.
+    func upgrade(_ slot: ResponseSlot, response: HTTPResponse, app: WebSocketApp) -> Bool {
+        guard slots.count == 1, slots.first === slot else { return false }
+        slots.removeAll()
+        outbound.append(Chunk(response.serialize(keepAlive: true)))
+        self.app = app
+        decoder = FrameDecoder(maxPayload: worker.config.maxMessage)
+        assembler = MessageAssembler(maxMessage: worker.config.maxMessage)
+        headStartedMs = nil
+        worker.stats.httpConnections.bump(-1)
+        worker.stats.webSocketConnections.bump()
+        scheduleFlush()
+        return true
+    }
+
+    // MARK: WebSocket
+
+    private func processFrames() {
+        guard let decoder, var assembler = self.assembler else { return }
+        defer { self.assembler = assembler }
+        while !isClosed && !closeAfterFlush {
+            do {
+                guard let frame = try decoder.next(&inbound) else { return }
+                guard let event = try assembler.receive(frame) else { continue }
+                switch event {
+                case .ping(let payload):
+                    send(FrameEncoder.encode(.pong, payload))
+                case .pong:
+                    pingSentMs = nil
+                case .close(let code, _):
+                    if closeSentMs == nil {
+                        send(code.map { FrameEncoder.close(code: $0) } ?? FrameEncoder.encode(.close, []))
+                    }
+                    closeAfterFlush = true
+                    scheduleFlush()
+                case .text, .binary:
+                    if closeSentMs == nil { app?.received(event) }
+                }
+            } catch {
+                failWebSocket(error)
+                return
+            }
+        }
+    }
+
+    /// Sends a close frame with `code` for a protocol violation and drops the connection once
+    /// it is written (RFC 6455 §7.1.7).
+    private func failWebSocket(_ error: WebSocketError) {
+        send(FrameEncoder.close(code: error.code, reason: error.reason))
+        closeSentMs = Clock.nowMs()
+        closeAfterFlush = true
+        setReading(false)
+        scheduleFlush()
+    }
+
+    /// Starts the closing handshake; the client's close frame (or a timeout) ends it.
+    public func closeWebSocket(code: UInt16, reason: String = "") {
+        guard isWebSocket, closeSentMs == nil, !isClosed else { return }
+        send(FrameEncoder.close(code: code, reason: reason))
+        closeSentMs = Clock.nowMs()
+    }
+
+    /// Queues a control answer or frame; never dropped.
+    public func send(_ frame: [UInt8]) {
+        guard !isClosed else { return }
+        outbound.append(Chunk(frame))
+        scheduleFlush()
+    }
+
+    /// Queues a shared delivery frame unless this client's queue is full, in which case the
+    /// delivery is dropped and counted; the client hears how many once its queue drains.
+    public func deliver(_ frame: Chunk) {
+        guard !isClosed, closeSentMs == nil else { return }
+        if outbound.byteCount + frame.count > worker.config.maxOutbound {
+            droppedUnreported += 1
+            worker.stats.dropped.bump()
+            return
+        }
+        outbound.append(frame)
+        worker.stats.delivered.bump()
+        scheduleFlush()
+    }
+
+    // MARK: Output
+
+    private func scheduleFlush() {
+        guard !flushQueued, !isClosed else { return }
+        flushQueued = true
+        worker.queueFlush(self)
+    }
+
+    /// Writes what is queued; called once per loop tick for every connection with output.
+    func flush() {
+        flushQueued = false
+        guard !isClosed else { return }
+        switch outbound.flush(to: fd) {
+        case .failure:
+            close()
+        case .success(false):
+            setWriteInterest(true)
+        case .success(true):
+            setWriteInterest(false)
+            if droppedUnreported > 0 && closeSentMs == nil {
+                let count = droppedUnreported
+                droppedUnreported = 0
+                send(FrameEncoder.encode(.text, Envelope.dropped(count)))
+                return
+            }
+            if closeAfterFlush {
+                close()
+            } else if readPaused && slots.count < 64 {
+                setReading(true)
+                process()
+            }
+        }
+    }
+
+    private func setReading(_ on: Bool) {
+        guard readPaused == on, !isClosed else { return }
+        readPaused = !on
+        updateInterest()
+    }
+
+    private func setWriteInterest(_ on: Bool) {
+        guard writeInterest != on, !isClosed else { return }
+        writeInterest = on
+        updateInterest()
+    }
+
+    private func updateInterest() {
+        worker.loop.modify(fd: fd, events: (readPaused ? 0 : IOEvents.readable) | (writeInterest ? IOEvents.writable : 0))
+    }
+
+    // MARK: Timers and shutdown
+
+    /// Called about once a second: header deadline, keep-alive idle limit, pings, dead peers.
+    func checkTimers(now: Int64) {
+        guard !isClosed else { return }
+        let config = worker.config
+        if isWebSocket {
+            if let sent = closeSentMs {
+                if now - sent > 2000 { close() }
+                return
+            }
+            if now - lastHeardMs >= 2 * config.pingIntervalMs {
+                close()
+            } else if now - lastHeardMs >= config.pingIntervalMs && pingSentMs == nil {
+                pingSentMs = now
+                send(FrameEncoder.encode(.ping, []))
+            }
+            return
+        }
+        guard slots.isEmpty, !closeAfterFlush else { return }
+        if let started = headStartedMs {
+            if now - started > config.headerTimeoutMs { respondNow(.error(.requestTimeout), keepAlive: false) }
+        } else if inbound.isEmpty {
+            if now - idleSinceMs > (servedAny ? config.keepAliveTimeoutMs : config.headerTimeoutMs) { close() }
+        }
+    }
+
+    /// Drain: WebSockets get 1001; idle HTTP connections close; busy ones close after answering.
+    func beginDrain() {
+        if isWebSocket {
+            closeWebSocket(code: CloseCode.goingAway, reason: "Herald is shutting down")
+        } else if slots.isEmpty {
+            close()
+        } else {
+            for slot in slots { slot.keepAlive = false }
+        }
+    }
+
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        worker.loop.unregister(fd: fd)
+        Socket.close(fd)
+        if isWebSocket {
+            worker.stats.webSocketConnections.bump(-1)
+        } else {
+            worker.stats.httpConnections.bump(-1)
+        }
+        slots.removeAll()
+        outbound = OutboundQueue()
+        inbound = ByteBuffer()
+        let app = self.app
+        self.app = nil
+        app?.closed()
+        worker.remove(self)
+    }
+}
+
+/// The place of one request's answer in its connection's order.
+final class ResponseSlot {
+    var keepAlive: Bool
+    /// HEAD: the answer's body is not sent.
+    let head: Bool
+    var bytes: [UInt8]?
+
+    init(keepAlive: Bool, head: Bool) {
+        self.keepAlive = keepAlive
+        self.head = head
+    }
+}
+
+/// Hands one request's answer back to its connection, now or after Redis replies.
+public struct Responder {
+    let connection: ClientConnection
+    let slot: ResponseSlot
+
+    public func respond(_ response: HTTPResponse) {
+        connection.fill(slot, response)
+    }
+
+    public func fail(_ error: HTTPError) {
+        var headers: [(String, String)] = []
+        if error.status == 426 { headers.append(("Sec-WebSocket-Version", "13")) }
+        if error.closesConnection { slot.keepAlive = false }
+        respond(.error(error, headers: headers))
+    }
+
+    /// Completes a WebSocket upgrade; false when earlier pipelined answers are still pending.
+    public func upgrade(_ response: HTTPResponse, to app: WebSocketApp) -> Bool {
+        connection.upgrade(slot, response: response, app: app)
+    }
+
+    public var worker: Worker { connection.worker }
+}

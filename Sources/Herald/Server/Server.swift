@@ -1,0 +1,64 @@
+// Starts Herald: one listener and one event-loop thread per configured loop, then waits for
+// SIGTERM/SIGINT on the main thread and drains every loop before returning.
+import Dispatch
+import Foundation
+import Glibc
+import Logging
+
+public final class Server {
+    private let config: Config
+    private let logger: Logger
+
+    public init(config: Config, logger: Logger) {
+        self.config = config
+        self.logger = logger
+    }
+
+    /// Serves until SIGTERM or SIGINT; returns the process exit code.
+    public func run() throws -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        // Only the main thread takes SIGTERM/SIGINT (with sigwait): loops inherit the mask.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+
+        var listeners: [Int32] = []
+        for _ in 0..<config.loops {
+            listeners.append(try Socket.listen(host: config.host, port: config.port, reusePort: true))
+        }
+        let stats = ProcessStats(loopCount: config.loops)
+        let handles = (0..<config.loops).map { _ in LoopHandle() }
+        let finished = DispatchSemaphore(value: 0)
+        for index in 0..<config.loops {
+            let (config, logger, listener, handle) = (self.config, self.logger, listeners[index], handles[index])
+            let thread = Thread {
+                do {
+                    let worker = try Worker(index: index, listener: listener, handle: handle,
+                                            config: config, process: stats, logger: logger)
+                    worker.run()
+                } catch {
+                    logger.critical("event loop failed to start", metadata: ["loop": "\(index)", "error": "\(error)"])
+                    exit(1)
+                }
+                finished.signal()
+            }
+            thread.name = "herald-loop-\(index)"
+            thread.start()
+        }
+        logger.notice("herald listening", metadata: [
+            "address": "http://\(config.host.contains(":") ? "[\(config.host)]" : config.host):\(config.port)",
+            "redis": "\(config.redis.map(\.description).joined(separator: ","))",
+            "loops": "\(config.loops)",
+        ])
+
+        var received: Int32 = 0
+        repeat { sigwait(&signals, &received) } while received != SIGTERM && received != SIGINT
+        logger.notice("draining", metadata: ["signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
+        for handle in handles { handle.requestStop() }
+        for _ in handles { _ = finished.wait(timeout: .now() + 10) }
+        logger.notice("stopped")
+        return 0
+    }
+}

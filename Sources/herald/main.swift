@@ -1,0 +1,85 @@
+// The `herald` command: flags and HERALD_* variables -> Config -> Server.
+import ArgumentParser
+import Foundation
+import Herald
+import Logging
+
+struct HeraldCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "herald",
+        abstract: "An HTTP/WebSocket gateway that lets web clients use Redis as a message broker.",
+        discussion: """
+        Every option can also be set by its environment variable; a flag wins over the variable.
+        Sizes take k/m/g suffixes (powers of 1024); times are in seconds.
+        """
+    )
+
+    @Option(help: "Address to listen on. [HERALD_HOST, default 127.0.0.1]")
+    var host: String?
+    @Option(help: "TCP port. [HERALD_PORT, default 8080]")
+    var port: String?
+    @Option(help: "redis://[user:password@]host[:port][/db]; comma-separated for several nodes. [HERALD_REDIS_URL, default redis://127.0.0.1:6379]")
+    var redis: String?
+    @Option(help: "Event loops (threads). [HERALD_LOOPS, default: number of cores]")
+    var loops: String?
+    @Option(name: .customLong("public"), help: "Folder of static files. [HERALD_PUBLIC_DIR, default ./public]")
+    var publicDir: String?
+    @Option(help: "Largest request body. [HERALD_MAX_BODY, default 1m]")
+    var maxBody: String?
+    @Option(help: "Largest request header block. [HERALD_MAX_HEADER, default 16k]")
+    var maxHeader: String?
+    @Option(help: "Largest WebSocket message from a client. [HERALD_MAX_MESSAGE, default 1m]")
+    var maxMessage: String?
+    @Option(help: "Bytes queued to one client before its deliveries are dropped. [HERALD_MAX_OUTBOUND, default 4m]")
+    var maxOutbound: String?
+    @Option(help: "Seconds a client has to send a complete request. [HERALD_HEADER_TIMEOUT, default 10]")
+    var headerTimeout: String?
+    @Option(help: "Seconds of WebSocket client silence before a ping; twice this drops it. [HERALD_PING_INTERVAL, default 30]")
+    var pingInterval: String?
+    @Option(help: "Seconds an idle keep-alive HTTP connection stays open. [HERALD_KEEPALIVE_TIMEOUT, default 60]")
+    var keepaliveTimeout: String?
+    @Option(help: "trace, debug, info, notice, warning, error or critical. [HERALD_LOG_LEVEL, default info]")
+    var logLevel: String?
+    @Flag(help: "Test only: serve a WebSocket echo endpoint at /echo. [HERALD_ECHO=1]")
+    var echo = false
+
+    func run() throws {
+        var flags: [String: String] = [:]
+        flags["host"] = host
+        flags["port"] = port
+        flags["redis"] = redis
+        flags["loops"] = loops
+        flags["public"] = publicDir
+        flags["max-body"] = maxBody
+        flags["max-header"] = maxHeader
+        flags["max-message"] = maxMessage
+        flags["max-outbound"] = maxOutbound
+        flags["header-timeout"] = headerTimeout
+        flags["ping-interval"] = pingInterval
+        flags["keepalive-timeout"] = keepaliveTimeout
+        flags["log-level"] = logLevel
+        if echo { flags["echo"] = "true" }
+        let config: Config
+        do {
+            config = try Config.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("herald: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let level = config.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "herald")
+        do {
+            throw ExitCode(try Server(config: config, logger: logger).run())
+        } catch let error as SocketError {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+    }
+}
+
+HeraldCommand.main()
