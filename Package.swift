@@ -37,9 +37,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "HeraldTestSupport",
+            dependencies: ["Herald", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/HeraldTestSupport"
+        ),
         .testTarget(
             name: "HeraldTests",
-            dependencies: ["Herald"],
+            dependencies: ["Herald", "HeraldTestSupport"],
             path: "Tests/HeraldTests"
         ),
     ]

@@ -52,12 +52,13 @@ def test_help_lists_every_flag():
     (["--loops", "257"], {}, ["--loops"]),
     ([], {"HERALD_LOOPS": "many"}, ["HERALD_LOOPS", "--loops"]),
     (["--max-body", "-5"], {}, ["--max-body"]),
+    (["--max-body=-5"], {}, ["--max-body"]),
+    ([], {"HERALD_MAX_BODY": "-5"}, ["HERALD_MAX_BODY", "--max-body"]),
     (["--max-header", "12q"], {}, ["--max-header"]),
     (["--max-message", "lots"], {}, ["--max-message"]),
     (["--header-timeout", "-1"], {}, ["--header-timeout"]),
     (["--log-level", "loud"], {}, ["--log-level"]),
-    (["--no-such-flag"], {}, ["--no-such-flag"]),
-], ids=lambda v: None if not isinstance(v, (list, dict)) or not v else (
+], ids=lambda v: "" if not isinstance(v, (list, dict)) else (
     " ".join(v) if isinstance(v, list) else ",".join(f"{k}={x}" for k, x in v.items())))
 def test_bad_value_refused(redis_server, args, env, names):
     base = ["--host", "127.0.0.1"]
@@ -70,6 +71,12 @@ def test_bad_value_refused(redis_server, args, env, names):
     assert done.returncode == 2, f"{args} {env}: exit {done.returncode}, expected 2; output {output!r}"
     assert any(name.lower() in output.lower() for name in names), (
         f"{args} {env}: the message does not name {names}: {output!r}")
+
+
+def test_unknown_flag_refused(redis_server):
+    done = run_herald("--redis", redis_server.url, "--port", str(free_port()), "--no-such-flag")
+    assert done.returncode != 0, "herald accepted an unknown flag"
+    assert "--no-such-flag" in done.stdout + done.stderr
 
 
 def listens(port):

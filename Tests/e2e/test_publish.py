@@ -259,8 +259,10 @@ def test_redis_down_is_503_and_recovers(start_redis, start_herald):
         status, _, body = http("POST", f"{srv.base_url}/publish/{channel}", b"lost")
     assert_json_error(status, body, 503, "redis_unavailable", "POST /publish with Redis stopped")
 
-    status, _, ready = http_json("GET", srv.base_url + "/readyz")
-    assert status == 503 and ready.get("status") == "not_ready", (status, ready)
+    def not_ready():
+        status, _, ready = http_json("GET", srv.base_url + "/readyz")
+        return status == 503 and ready.get("status") == "not_ready"
+    wait_until(not_ready, timeout=5, what='/readyz to answer 503 {"status":"not_ready"}')
     assert http("GET", srv.base_url + "/healthz")[0] == 200, "healthz must not depend on Redis"
 
     # Redis comes back on the same port: Herald reconnects by itself.

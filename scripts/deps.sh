@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what Herald's build and tests need, skipping what is already there: Debian packages
+# (after one apt-get update, only when something is missing) and a Python venv in .venv/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(pkg-config libhiredis-dev redis-server redis-tools chromium chromium-driver curl)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+pip_packages=(pytest websockets selenium kosoku)
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import pytest, websockets, selenium" 2>/dev/null || [ ! -x .venv/bin/kosoku ]; then
+  echo "deps: installing ${pip_packages[*]} into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "${pip_packages[@]}"
+fi
