@@ -14,31 +14,31 @@ struct HeraldCommand: ParsableCommand {
         """
     )
 
-    @Option(help: "Address to listen on. [HERALD_HOST, default 127.0.0.1]")
+    @Option(parsing: .unconditional, help: "Address to listen on. [HERALD_HOST, default 127.0.0.1]")
     var host: String?
-    @Option(help: "TCP port. [HERALD_PORT, default 8080]")
+    @Option(parsing: .unconditional, help: "TCP port. [HERALD_PORT, default 8080]")
     var port: String?
-    @Option(help: "redis://[user:password@]host[:port][/db]; comma-separated for several nodes. [HERALD_REDIS_URL, default redis://127.0.0.1:6379]")
+    @Option(parsing: .unconditional, help: "redis://[user:password@]host[:port][/db]; comma-separated for several nodes. [HERALD_REDIS_URL, default redis://127.0.0.1:6379]")
     var redis: String?
-    @Option(help: "Event loops (threads). [HERALD_LOOPS, default: number of cores]")
+    @Option(parsing: .unconditional, help: "Event loops (threads). [HERALD_LOOPS, default: number of cores]")
     var loops: String?
-    @Option(name: .customLong("public"), help: "Folder of static files. [HERALD_PUBLIC_DIR, default ./public]")
+    @Option(name: .customLong("public"), parsing: .unconditional, help: "Folder of static files. [HERALD_PUBLIC_DIR, default ./public]")
     var publicDir: String?
-    @Option(help: "Largest request body. [HERALD_MAX_BODY, default 1m]")
+    @Option(parsing: .unconditional, help: "Largest request body. [HERALD_MAX_BODY, default 1m]")
     var maxBody: String?
-    @Option(help: "Largest request header block. [HERALD_MAX_HEADER, default 16k]")
+    @Option(parsing: .unconditional, help: "Largest request header block. [HERALD_MAX_HEADER, default 16k]")
     var maxHeader: String?
-    @Option(help: "Largest WebSocket message from a client. [HERALD_MAX_MESSAGE, default 1m]")
+    @Option(parsing: .unconditional, help: "Largest WebSocket message from a client. [HERALD_MAX_MESSAGE, default 1m]")
     var maxMessage: String?
-    @Option(help: "Bytes queued to one client before its deliveries are dropped. [HERALD_MAX_OUTBOUND, default 4m]")
+    @Option(parsing: .unconditional, help: "Bytes queued to one client before its deliveries are dropped. [HERALD_MAX_OUTBOUND, default 4m]")
     var maxOutbound: String?
-    @Option(help: "Seconds a client has to send a complete request. [HERALD_HEADER_TIMEOUT, default 10]")
+    @Option(parsing: .unconditional, help: "Seconds a client has to send a complete request. [HERALD_HEADER_TIMEOUT, default 10]")
     var headerTimeout: String?
-    @Option(help: "Seconds of WebSocket client silence before a ping; twice this drops it. [HERALD_PING_INTERVAL, default 30]")
+    @Option(parsing: .unconditional, help: "Seconds of WebSocket client silence before a ping; twice this drops it. [HERALD_PING_INTERVAL, default 30]")
     var pingInterval: String?
-    @Option(help: "Seconds an idle keep-alive HTTP connection stays open. [HERALD_KEEPALIVE_TIMEOUT, default 60]")
+    @Option(parsing: .unconditional, help: "Seconds an idle keep-alive HTTP connection stays open. [HERALD_KEEPALIVE_TIMEOUT, default 60]")
     var keepaliveTimeout: String?
-    @Option(help: "trace, debug, info, notice, warning, error or critical. [HERALD_LOG_LEVEL, default info]")
+    @Option(parsing: .unconditional, help: "trace, debug, info, notice, warning, error or critical. [HERALD_LOG_LEVEL, default info]")
     var logLevel: String?
     @Flag(help: "Test only: serve a WebSocket echo endpoint at /echo. [HERALD_ECHO=1]")
     var echo = false

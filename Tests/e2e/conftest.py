@@ -20,7 +20,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -426,6 +425,15 @@ class RedisServer:
 
     def stop(self):
         stop_process(self.proc)
+        _remove(self.logfile)
+
+
+def _remove(path):
+    if path:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def stop_process(proc, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
@@ -462,6 +470,7 @@ def launch_redis(port=None, extra_args=(), password=None) -> RedisServer:
             time.sleep(0.05)
         stop_process(proc)
         last_error = Path(log.name).read_text(errors="replace")[-2000:]
+        _remove(log.name)
         if port:
             break
     raise RuntimeError(f"redis-server did not start: {last_error}")
@@ -513,6 +522,8 @@ class HeraldServer:
         code = stop_process(self.proc, sig)
         if self in _live_heralds:
             _live_heralds.remove(self)
+        if not os.environ.get("HERALD_KEEP_LOGS"):
+            _remove(self.logfile)  # a failing test already has its tail in the report
         return code
 
 

@@ -1,6 +1,5 @@
 """Flags and environment variables: --help, refused values, precedence, Redis URLs, size suffixes."""
 
-import json
 import re
 import socket
 

@@ -5,7 +5,6 @@ import json
 import random
 import time
 
-import pytest
 from websockets.asyncio.client import connect
 
 from conftest import http_json, open_subscriber, publish, recv_json, wait_until

@@ -7,12 +7,15 @@ public struct HTTPError: Error, Equatable, Sendable {
     public let message: String
     /// Whether the connection must close after the answer (the stream can't be resynchronised).
     public let closesConnection: Bool
+    /// Headers the status calls for (`Allow` with 405, `Sec-WebSocket-Version` with 426).
+    public let headers: [String: String]
 
-    public init(status: Int, code: String, message: String, closesConnection: Bool = false) {
+    public init(status: Int, code: String, message: String, closesConnection: Bool = false, headers: [String: String] = [:]) {
         self.status = status
         self.code = code
         self.message = message
         self.closesConnection = closesConnection
+        self.headers = headers
     }
 
     public static func badRequest(_ message: String) -> HTTPError {
@@ -27,7 +30,8 @@ public struct HTTPError: Error, Equatable, Sendable {
     }
     public static func methodNotAllowed(_ method: String, allowed: [String]) -> HTTPError {
         HTTPError(status: 405, code: "method_not_allowed",
-                  message: "\(method) is not allowed here; use \(allowed.joined(separator: ", "))")
+                  message: "\(method) is not allowed here; use \(allowed.joined(separator: ", "))",
+                  headers: ["Allow": allowed.joined(separator: ", ")])
     }
     public static let requestTimeout = HTTPError(status: 408, code: "request_timeout",
         message: "the request header did not arrive in time", closesConnection: true)
@@ -40,7 +44,8 @@ public struct HTTPError: Error, Equatable, Sendable {
                   message: "the request header block exceeds \(limit) bytes", closesConnection: true)
     }
     public static func upgradeRequired(_ message: String) -> HTTPError {
-        HTTPError(status: 426, code: "upgrade_required", message: message)
+        HTTPError(status: 426, code: "upgrade_required", message: message,
+                  headers: ["Sec-WebSocket-Version": "13", "Upgrade": "websocket"])
     }
     public static func notImplemented(_ message: String) -> HTTPError {
         HTTPError(status: 501, code: "not_implemented", message: message, closesConnection: true)

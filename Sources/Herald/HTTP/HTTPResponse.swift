@@ -18,7 +18,9 @@ public struct HTTPResponse {
         HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(body.utf8))
     }
 
-    public static func error(_ error: HTTPError, headers: [(String, String)] = []) -> HTTPResponse {
+    /// The one place an `HTTPError` becomes an answer: JSON body plus the headers it calls for.
+    public static func error(_ error: HTTPError) -> HTTPResponse {
+        let headers = error.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         var json = JSONWriter()
         json.object {
             $0.field("error", error.code)

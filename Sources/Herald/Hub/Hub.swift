@@ -31,12 +31,21 @@ public final class Hub {
     public private(set) var received = 0
     private var pingSentAt: Int64?
 
+    /// Told whenever the subscriber link goes up (true) or down (false).
+    public var onLinkChange: ((Bool) -> Void)?
+
     public init(link: RedisConnection, logger: Logger) {
         self.link = link
         self.logger = logger
         link.onPush = { [unowned self] reply in self.handle(reply) }
-        link.onReady = { [unowned self] in self.resubscribeAll() }
-        link.onDown = { [unowned self] _ in self.linkLost() }
+        link.onReady = { [unowned self] in
+            self.resubscribeAll()
+            self.onLinkChange?(true)
+        }
+        link.onDown = { [unowned self] _ in
+            self.linkLost()
+            self.onLinkChange?(false)
+        }
     }
 
     public var isLinkHealthy: Bool { link.isReady }

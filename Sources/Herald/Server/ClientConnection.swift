@@ -328,9 +328,10 @@ public final class ClientConnection: IOHandler {
     func beginDrain() {
         if isWebSocket {
             closeWebSocket(code: CloseCode.goingAway, reason: "Herald is shutting down")
-        } else if slots.isEmpty {
+        } else if slots.isEmpty && !parser.isMidRequest(inbound) {
             close()
         } else {
+            // Answer what is in flight (or still arriving), then close.
             for slot in slots { slot.keepAlive = false }
         }
     }
@@ -378,10 +379,8 @@ public struct Responder {
     }
 
     public func fail(_ error: HTTPError) {
-        var headers: [(String, String)] = []
-        if error.status == 426 { headers.append(("Sec-WebSocket-Version", "13")) }
         if error.closesConnection { slot.keepAlive = false }
-        respond(.error(error, headers: headers))
+        respond(.error(error))
     }
 
     /// Completes a WebSocket upgrade; false when earlier pipelined answers are still pending.

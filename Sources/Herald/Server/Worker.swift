@@ -38,6 +38,10 @@ public final class Worker: IOHandler {
         commands = RedisConnection(loop: loop, endpoint: endpoint, mode: .commands, logger: logger)
         hub = Hub(link: RedisConnection(loop: loop, endpoint: endpoint, mode: .pushes, logger: logger), logger: logger)
         router = Router(config: config)
+        let stats = self.stats
+        commands.onReady = { stats.commandLinkUp.set(1) }
+        commands.onDown = { _ in stats.commandLinkUp.set(0) }
+        hub.onLinkChange = { up in stats.subscriberLinkUp.set(up ? 1 : 0) }
         try loop.register(fd: listener, handler: self, events: IOEvents.readable)
         loop.onStopRequested = { [unowned self] in self.beginDrain() }
     }
@@ -117,6 +121,7 @@ public final class Worker: IOHandler {
         stats.patterns.set(hub.topicCount(.pattern))
         stats.shards.set(hub.topicCount(.shard))
         stats.redisReconnects.set(commands.reconnects + hub.redisLink.reconnects)
+        stats.received.set(hub.received)
         if isDraining {
             if (connections.isEmpty && commands.pendingCount == 0) || now > drainDeadline {
                 for connection in Array(connections.values) { connection.close() }

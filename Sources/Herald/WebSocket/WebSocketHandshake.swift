@@ -21,7 +21,7 @@ public enum WebSocketHandshake {
         }
         guard isUpgrade(request) else { throw .badRequest("a WebSocket upgrade needs `Upgrade: websocket`") }
         guard request.header("sec-websocket-version") == "13" else {
-            throw HTTPError(status: 426, code: "upgrade_required", message: "only WebSocket version 13 is supported")
+            throw .upgradeRequired("only WebSocket version 13 is supported")
         }
         guard let key = request.header("sec-websocket-key"),
               let decoded = Data(base64Encoded: key), decoded.count == 16 else {

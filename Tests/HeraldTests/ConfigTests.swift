@@ -1,0 +1,175 @@
+// Config.resolve: defaults, environment vs flags, every refusal naming its option, sizes and
+// seconds.
+import Herald
+import XCTest
+
+final class ConfigTests: XCTestCase {
+    private func resolve(_ flags: [String: String] = [:], env: [String: String] = [:]) throws -> Config {
+        try Config.resolve(flags: flags, environment: env)
+    }
+
+    /// The option named by the error resolving these flags/variables, or nil if accepted.
+    private func refusedOption(_ flags: [String: String] = [:], env: [String: String] = [:]) -> String? {
+        do throws(ConfigError) {
+            _ = try Config.resolve(flags: flags, environment: env)
+            return nil
+        } catch {
+            XCTAssertTrue(error.description.contains(error.option), error.description)
+            return error.option
+        }
+    }
+
+    func testDefaults() throws {
+        let c = try resolve()
+        XCTAssertEqual(c.host, "127.0.0.1")
+        XCTAssertEqual(c.port, 8080)
+        XCTAssertEqual(c.redis, [RedisEndpoint(host: "127.0.0.1", port: 6379)])
+        XCTAssertEqual(c.loops, Config.coreCount)
+        XCTAssertGreaterThanOrEqual(c.loops, 1)
+        XCTAssertEqual(c.publicDir, "./public")
+        XCTAssertEqual(c.maxBody, 1 << 20)
+        XCTAssertEqual(c.maxHeader, 16 * 1024)
+        XCTAssertEqual(c.maxMessage, 1 << 20)
+        XCTAssertEqual(c.maxOutbound, 4 << 20)
+        XCTAssertEqual(c.headerTimeoutMs, 10_000)
+        XCTAssertEqual(c.pingIntervalMs, 30_000)
+        XCTAssertEqual(c.logLevel, .info)
+        XCTAssertFalse(c.echo)
+    }
+
+    func testEnvironmentSetsEveryOption() throws {
+        let c = try resolve(env: [
+            "HERALD_HOST": "0.0.0.0", "HERALD_PORT": "9000", "HERALD_REDIS_URL": "redis://r:7000/2", "HERALD_LOOPS": "3",
+            "HERALD_PUBLIC_DIR": "/srv", "HERALD_MAX_BODY": "2k", "HERALD_MAX_HEADER": "8k", "HERALD_MAX_MESSAGE": "300",
+            "HERALD_MAX_OUTBOUND": "1m", "HERALD_HEADER_TIMEOUT": "2", "HERALD_PING_INTERVAL": "0.5",
+            "HERALD_KEEPALIVE_TIMEOUT": "7", "HERALD_LOG_LEVEL": "debug", "HERALD_ECHO": "1",
+        ])
+        XCTAssertEqual(c.host, "0.0.0.0")
+        XCTAssertEqual(c.port, 9000)
+        XCTAssertEqual(c.redis, [RedisEndpoint(host: "r", port: 7000, database: 2)])
+        XCTAssertEqual(c.loops, 3)
+        XCTAssertEqual(c.publicDir, "/srv")
+        XCTAssertEqual(c.maxBody, 2048)
+        XCTAssertEqual(c.maxHeader, 8192)
+        XCTAssertEqual(c.maxMessage, 300)
+        XCTAssertEqual(c.maxOutbound, 1 << 20)
+        XCTAssertEqual(c.headerTimeoutMs, 2000)
+        XCTAssertEqual(c.pingIntervalMs, 500)
+        XCTAssertEqual(c.keepAliveTimeoutMs, 7000)
+        XCTAssertEqual(c.logLevel, .debug)
+        XCTAssertTrue(c.echo)
+    }
+
+    func testFlagWinsOverEnvironment() throws {
+        let c = try resolve(["port": "9001", "log-level": "ERROR"], env: ["HERALD_PORT": "9000", "HERALD_LOG_LEVEL": "trace", "HERALD_LOOPS": "2"])
+        XCTAssertEqual(c.port, 9001)
+        XCTAssertEqual(c.logLevel, .error)
+        XCTAssertEqual(c.loops, 2, "an option without a flag still comes from the environment")
+    }
+
+    func testGoodFlagOverridesBadEnvironment() throws {
+        XCTAssertEqual(try resolve(["port": "9001"], env: ["HERALD_PORT": "nope"]).port, 9001)
+    }
+
+    func testUnrelatedEnvironmentIsIgnored() throws {
+        XCTAssertEqual(try resolve(env: ["PORT": "1", "HERALD_PORTS": "2"]).port, 8080)
+    }
+
+    func testBadPortsAreRefused() {
+        for value in ["0", "70000", "65536", "abc", "-1", "", "80.5"] {
+            XCTAssertEqual(refusedOption(["port": value]), "--port", value)
+            XCTAssertEqual(refusedOption(env: ["HERALD_PORT": value]), "--port", "env \(value)")
+        }
+        XCTAssertNil(refusedOption(["port": "65535"]))
+        XCTAssertNil(refusedOption(["port": "1"]))
+    }
+
+    func testBadLoopsAreRefused() {
+        for value in ["0", "257", "many", "-2"] {
+            XCTAssertEqual(refusedOption(["loops": value]), "--loops", value)
+        }
+    }
+
+    func testBadSizesAreRefused() {
+        XCTAssertEqual(refusedOption(["max-body": "-5"]), "--max-body")
+        XCTAssertEqual(refusedOption(["max-body": "lots"]), "--max-body")
+        XCTAssertEqual(refusedOption(["max-body": "2g"]), "--max-body", "above 1 GiB")
+        XCTAssertEqual(refusedOption(["max-body": "9999999999999999999k"]), "--max-body", "overflow")
+        XCTAssertEqual(refusedOption(["max-header": "100"]), "--max-header", "below 1024")
+        XCTAssertEqual(refusedOption(["max-message": "124"]), "--max-message", "a message must fit a control frame")
+        XCTAssertEqual(refusedOption(["max-outbound": "1k5"]), "--max-outbound")
+        XCTAssertEqual(refusedOption(env: ["HERALD_MAX_BODY": "1t"]), "--max-body")
+    }
+
+    func testSizeSuffixes() throws {
+        XCTAssertEqual(try resolve(["max-body": "64k"]).maxBody, 65536)
+        XCTAssertEqual(try resolve(["max-body": "1m"]).maxBody, 1 << 20)
+        XCTAssertEqual(try resolve(["max-body": "1M"]).maxBody, 1 << 20)
+        XCTAssertEqual(try resolve(["max-body": "64KB"]).maxBody, 65536)
+        XCTAssertEqual(try resolve(["max-body": "2MiB"]).maxBody, 2 << 20)
+        XCTAssertEqual(try resolve(["max-body": "1g"]).maxBody, 1 << 30)
+        XCTAssertEqual(try resolve(["max-body": " 100 "]).maxBody, 100)
+        XCTAssertEqual(try resolve(["max-body": "0"]).maxBody, 0)
+    }
+
+    func testSecondsWithFractions() throws {
+        XCTAssertEqual(try resolve(["header-timeout": "0.25"]).headerTimeoutMs, 250)
+        XCTAssertEqual(try resolve(["header-timeout": "1.5"]).headerTimeoutMs, 1500)
+        XCTAssertEqual(try resolve(["ping-interval": "86400"]).pingIntervalMs, 86_400_000)
+        XCTAssertEqual(try resolve(["keepalive-timeout": "3"]).keepAliveTimeoutMs, 3000)
+    }
+
+    func testBadSecondsAreRefused() {
+        for value in ["0", "-1", "abc", "nan", "inf", "86401", ""] {
+            XCTAssertEqual(refusedOption(["header-timeout": value]), "--header-timeout", value)
+            XCTAssertEqual(refusedOption(["ping-interval": value]), "--ping-interval", value)
+        }
+    }
+
+    /// A positive duration that rounds to 0 ms passes the "> 0" check but is a zero timeout
+    /// (and a zero housekeeping period in Worker); it must be refused like "0".
+    func testSecondsThatRoundToZeroMillisecondsAreRefused_SourceBug() {
+        XCTAssertEqual(refusedOption(["header-timeout": "0.0001"]), "--header-timeout")
+        XCTAssertEqual(refusedOption(["ping-interval": "0.0004"]), "--ping-interval")
+    }
+
+    func testLogLevels() throws {
+        for level in ["trace", "debug", "info", "notice", "warning", "error", "critical"] {
+            XCTAssertEqual(try resolve(["log-level": level]).logLevel.rawValue, level)
+        }
+        XCTAssertEqual(refusedOption(["log-level": "bogus"]), "--log-level")
+        XCTAssertEqual(refusedOption(env: ["HERALD_LOG_LEVEL": "verbose"]), "--log-level")
+    }
+
+    func testRedisURLs() throws {
+        XCTAssertEqual(try resolve(["redis": "redis://:pw@cache:6380/3"]).redis,
+                       [RedisEndpoint(host: "cache", port: 6380, password: "pw", database: 3)])
+        XCTAssertEqual(try resolve(["redis": "redis://a,redis://b:7001"]).redis.map(\.description), ["a:6379", "b:7001"])
+        for value in ["http://h", "redis://", "redis://h:0", "redis://h:99999", "redis://h/x", "h:6379", "redis://a,", ""] {
+            XCTAssertEqual(refusedOption(["redis": value]), "--redis", value)
+        }
+        XCTAssertEqual(refusedOption(env: ["HERALD_REDIS_URL": "tcp://h"]), "--redis")
+    }
+
+    func testEmptyHostAndPublicDirAreRefused() {
+        XCTAssertEqual(refusedOption(["host": ""]), "--host")
+        XCTAssertEqual(refusedOption(["public": ""]), "--public")
+    }
+
+    func testEcho() throws {
+        for value in ["1", "true", "YES", "on"] { XCTAssertTrue(try resolve(env: ["HERALD_ECHO": value]).echo, value) }
+        for value in ["0", "false", "off", ""] { XCTAssertFalse(try resolve(env: ["HERALD_ECHO": value]).echo, value) }
+        XCTAssertEqual(refusedOption(env: ["HERALD_ECHO": "maybe"]), "--echo")
+    }
+
+    func testErrorMessageNamesOptionAndValue() {
+        do throws(ConfigError) {
+            _ = try Config.resolve(flags: ["port": "70000"], environment: [:])
+            XCTFail("accepted")
+        } catch {
+            XCTAssertEqual(error.option, "--port")
+            XCTAssertEqual(error.value, "70000")
+            XCTAssertTrue(error.description.hasPrefix("invalid --port '70000': "), error.description)
+        }
+    }
+}

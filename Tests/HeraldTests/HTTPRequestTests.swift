@@ -1,0 +1,65 @@
+// HTTPRequest: keep-alive semantics per version and Connection header, path/query split and
+// case-insensitive header lookup.
+import Herald
+import XCTest
+
+final class HTTPRequestTests: XCTestCase {
+    private func request(_ minor: Int, _ headers: [(String, String)] = []) -> HTTPRequest {
+        HTTPRequest(method: "GET", target: "/", minorVersion: minor,
+                    headers: headers.map { (name: $0.0.lowercased(), value: $0.1) })
+    }
+
+    func testHTTP11KeepsAliveByDefault() {
+        XCTAssertTrue(request(1).keepAlive)
+        XCTAssertTrue(request(1, [("Connection", "keep-alive")]).keepAlive)
+        XCTAssertTrue(request(1, [("Connection", "Upgrade")]).keepAlive)
+    }
+
+    func testHTTP11ClosesWhenAsked() {
+        XCTAssertFalse(request(1, [("Connection", "close")]).keepAlive)
+        XCTAssertFalse(request(1, [("Connection", "Close")]).keepAlive)
+        XCTAssertFalse(request(1, [("Connection", "upgrade, close")]).keepAlive)
+        XCTAssertFalse(request(1, [("Connection", "keep-alive ,  close ")]).keepAlive)
+        XCTAssertTrue(request(1, [("Connection", "closed")]).keepAlive, "only the token close counts")
+    }
+
+    func testHTTP10ClosesByDefault() {
+        XCTAssertFalse(request(0).keepAlive)
+        XCTAssertFalse(request(0, [("Connection", "close")]).keepAlive)
+    }
+
+    func testHTTP10KeepsAliveWhenAsked() {
+        XCTAssertTrue(request(0, [("Connection", "keep-alive")]).keepAlive)
+        XCTAssertTrue(request(0, [("Connection", "Keep-Alive")]).keepAlive)
+    }
+
+    /// RFC 9110 §5.3 and §7.6.1: Connection is a list; two field lines mean the same as one
+    /// line joining them, so `close` in the second one must end the connection.
+    func testKeepAliveHonoursCloseInASecondConnectionHeader_SourceBug() {
+        XCTAssertFalse(request(1, [("Connection", "keep-alive"), ("Connection", "close")]).keepAlive)
+    }
+
+    func testParsedRequestKeepAlive() throws {
+        var parser = HTTPParser()
+        var buffer = ByteBuffer(Array("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n".utf8))
+        var answers: [Bool] = []
+        while let request = try parser.next(&buffer) { answers.append(request.keepAlive) }
+        XCTAssertEqual(answers, [true, false, true])
+    }
+
+    func testPathAndQuery() {
+        let withQuery = HTTPRequest(method: "GET", target: "/subscribe?channel=a&x=%20")
+        XCTAssertEqual(withQuery.path, "/subscribe")
+        XCTAssertEqual(withQuery.query, "channel=a&x=%20")
+        let without = HTTPRequest(method: "GET", target: "/healthz")
+        XCTAssertEqual(without.path, "/healthz")
+        XCTAssertEqual(without.query, "")
+        XCTAssertEqual(HTTPRequest(method: "GET", target: "/p?").query, "")
+    }
+
+    func testHeaderLookupIsCaseInsensitiveAndReturnsTheFirst() {
+        let r = request(1, [("X-Id", "1"), ("x-id", "2")])
+        XCTAssertEqual(r.header("X-ID"), "1")
+        XCTAssertNil(r.header("missing"))
+    }
+}

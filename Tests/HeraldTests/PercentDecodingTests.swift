@@ -1,0 +1,49 @@
+// PercentDecoding: %XX escapes (RFC 3986 §2.1), `+` in queries, and query parsing.
+import Herald
+import XCTest
+
+final class PercentDecodingTests: XCTestCase {
+    private func decoded(_ text: String, plusIsSpace: Bool = false) -> String? {
+        PercentDecoding.decode(text, plusIsSpace: plusIsSpace).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    func testDecodesEscapes() {
+        XCTAssertEqual(decoded("a%20b%2Fc%2fd"), "a b/c/d")
+        XCTAssertEqual(decoded("%E2%82%AC"), "€")
+        XCTAssertEqual(decoded("plain"), "plain")
+        XCTAssertEqual(decoded(""), "")
+        XCTAssertEqual(PercentDecoding.decode("%00%ff"), [0x00, 0xFF])
+    }
+
+    func testPlusIsSpaceOnlyWhenAsked() {
+        XCTAssertEqual(decoded("a+b"), "a+b")
+        XCTAssertEqual(decoded("a+b%2B", plusIsSpace: true), "a b+")
+    }
+
+    func testBadEscapesAreNil() {
+        for text in ["%", "%4", "a%zz", "%G0", "%%", "ab%2"] {
+            XCTAssertNil(PercentDecoding.decode(text), text)
+        }
+    }
+
+    func testQueryWithRepeatedKeysAndPlus() throws {
+        let items = try XCTUnwrap(PercentDecoding.query("channel=a&channel=b%20c&pattern=mail-*&x=1+2&flag&&empty="))
+        XCTAssertEqual(items.map(\.name), ["channel", "channel", "pattern", "x", "flag", "empty"])
+        XCTAssertEqual(items.map(\.value), ["a", "b c", "mail-*", "1 2", "", ""])
+    }
+
+    func testQueryValueMayContainEquals() throws {
+        let items = try XCTUnwrap(PercentDecoding.query("k=a=b"))
+        XCTAssertEqual(items.first?.value, "a=b")
+    }
+
+    func testEmptyQuery() {
+        XCTAssertEqual(PercentDecoding.query("")?.count, 0)
+    }
+
+    func testQueryWithBadEncodingIsNil() {
+        XCTAssertNil(PercentDecoding.query("channel=%zz"))
+        XCTAssertNil(PercentDecoding.query("channel=%FF"), "not UTF-8")
+        XCTAssertNil(PercentDecoding.query("%C0%AF=x"), "overlong name")
+    }
+}
