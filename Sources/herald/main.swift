@@ -11,6 +11,9 @@ struct HeraldCommand: ParsableCommand {
         discussion: """
         Every option can also be set by its environment variable; a flag wins over the variable.
         Sizes take k/m/g suffixes (powers of 1024); times are in seconds.
+
+        `herald healthcheck` asks the Herald configured by the same flags and variables for
+        /healthz on loopback and exits 0 when it answers 200 (for container HEALTHCHECKs).
         """
     )
 
@@ -43,6 +46,9 @@ struct HeraldCommand: ParsableCommand {
     @Flag(help: "Test only: serve a WebSocket echo endpoint at /echo. [HERALD_ECHO=1]")
     var echo = false
 
+    @Argument(help: "`healthcheck` to probe a running Herald instead of serving.")
+    var action: String?
+
     func run() throws {
         var flags: [String: String] = [:]
         flags["host"] = host
@@ -64,6 +70,13 @@ struct HeraldCommand: ParsableCommand {
             config = try Config.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
         } catch {
             FileHandle.standardError.write(Data("herald: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        switch action {
+        case nil: break
+        case "healthcheck": throw ExitCode(HealthCheck.run(config) ? 0 : 1)
+        case let other?:
+            FileHandle.standardError.write(Data("herald: unknown action '\(other)'; the only one is healthcheck\n".utf8))
             throw ExitCode(2)
         }
         let level = config.logLevel
