@@ -25,6 +25,10 @@ public struct Config: Sendable {
     public var pingIntervalMs: Int64 = 30_000
     /// An idle keep-alive HTTP connection is closed after this long, ms.
     public var keepAliveTimeoutMs: Int64 = 60_000
+    /// Connections per loop for blocking pops (queue waits); past it, pops answer 503.
+    public var maxBlocking = 64
+    /// A consumer-group entry pending this long on a vanished consumer is claimed, ms.
+    public var claimIdleMs: Int64 = 30_000
     public var logLevel = Logger.Level.info
     /// Test only: serve a WebSocket echo endpoint at /echo.
     public var echo = false
@@ -78,6 +82,12 @@ public struct Config: Sendable {
         },
         Option(flag: "keepalive-timeout", environment: "HERALD_KEEPALIVE_TIMEOUT") { c, v throws(ConfigError) in
             c.keepAliveTimeoutMs = try seconds("--keepalive-timeout", v)
+        },
+        Option(flag: "max-blocking", environment: "HERALD_MAX_BLOCKING") { c, v throws(ConfigError) in
+            c.maxBlocking = try integer("--max-blocking", v, in: 1...10_000)
+        },
+        Option(flag: "claim-idle", environment: "HERALD_CLAIM_IDLE") { c, v throws(ConfigError) in
+            c.claimIdleMs = try seconds("--claim-idle", v)
         },
         Option(flag: "log-level", environment: "HERALD_LOG_LEVEL") { c, v throws(ConfigError) in
             guard let level = Logger.Level(rawValue: v.lowercased()) else {

@@ -41,6 +41,10 @@ struct HeraldCommand: ParsableCommand {
     var pingInterval: String?
     @Option(parsing: .unconditional, help: "Seconds an idle keep-alive HTTP connection stays open. [HERALD_KEEPALIVE_TIMEOUT, default 60]")
     var keepaliveTimeout: String?
+    @Option(parsing: .unconditional, help: "Redis connections per loop for blocking queue pops; past it pops answer 503. [HERALD_MAX_BLOCKING, default 64]")
+    var maxBlocking: String?
+    @Option(parsing: .unconditional, help: "Seconds a consumer-group entry may stay pending on a vanished consumer before another claims it. [HERALD_CLAIM_IDLE, default 30]")
+    var claimIdle: String?
     @Option(parsing: .unconditional, help: "trace, debug, info, notice, warning, error or critical. [HERALD_LOG_LEVEL, default info]")
     var logLevel: String?
     @Flag(help: "Test only: serve a WebSocket echo endpoint at /echo. [HERALD_ECHO=1]")
@@ -63,6 +67,8 @@ struct HeraldCommand: ParsableCommand {
         flags["header-timeout"] = headerTimeout
         flags["ping-interval"] = pingInterval
         flags["keepalive-timeout"] = keepaliveTimeout
+        flags["max-blocking"] = maxBlocking
+        flags["claim-idle"] = claimIdle
         flags["log-level"] = logLevel
         if echo { flags["echo"] = "true" }
         let config: Config

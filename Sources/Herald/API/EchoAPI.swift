@@ -29,5 +29,7 @@ final class EchoSession: WebSocketApp {
         }
     }
 
+    func drained() {}
+
     func closed() { connection = nil }
 }

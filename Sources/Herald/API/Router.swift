@@ -27,6 +27,14 @@ public struct Router {
             allow(["POST"]) { PublishAPI.publishJSON(request, responder) }
         case _ where path.hasPrefix("/publish/"):
             allow(["POST"]) { PublishAPI.publishPath(request, responder) }
+        case _ where path.hasPrefix("/streams/"):
+            if method == "POST" { StreamsAPI.append(request, responder) } else {
+                allow(["GET", "HEAD", "POST"]) { StreamsAPI.range(request, responder) }
+            }
+        case _ where path.hasPrefix("/queues/"):
+            if method == "POST" { QueuesAPI.push(request, responder) } else {
+                allow(["GET", "POST"]) { QueuesAPI.pop(request, responder) }
+            }
         case "/subscribe":
             allow(["GET"]) { SubscribeAPI.open(request, responder) }
         case "/echo" where echo:

@@ -21,8 +21,18 @@ enum SubscribeAPI {
         }
         var format = Format.json
         var initial: [SubscriptionKind: [String]] = [:]
+        var streams: [String] = []
+        var single: [String: String] = [:]
         for (name, value) in query {
-            if name == "format" {
+            if ["from", "group", "consumer", "prefetch", "queue"].contains(name) {
+                single[name] = value
+            } else if name == "stream" {
+                guard !value.isEmpty else {
+                    responder.fail(.badRequest("stream must not be empty"))
+                    return
+                }
+                if !streams.contains(value) { streams.append(value) }
+            } else if name == "format" {
                 guard let f = Format(rawValue: value) else {
                     responder.fail(.badRequest("format must be json or raw, not '\(value)'"))
                     return
@@ -35,6 +45,13 @@ enum SubscribeAPI {
                 }
                 if !(initial[kind]?.contains(value) ?? false) { initial[kind, default: []].append(value) }
             }
+        }
+        let plan: StreamPlan
+        do {
+            plan = try StreamPlan(streams: streams, options: single, lastEventID: request.header("last-event-id"))
+        } catch {
+            responder.fail(error)
+            return
         }
         let accepted: HTTPResponse
         do {
@@ -50,6 +67,54 @@ enum SubscribeAPI {
         }
         for kind in SubscriptionKind.allCases {
             if let names = initial[kind] { session.subscribe(kind, names, id: nil) }
+        }
+        session.start(plan)
+    }
+}
+
+/// The stream, consumer-group and queue part of a subscribe request, validated.
+struct StreamPlan {
+    var streams: [String] = []
+    var position = StreamPosition.newOnly
+    /// Group name, consumer name, and where a group created on demand starts.
+    var group: (name: String, consumer: String, createAt: String)?
+    var prefetch = 100
+    var queue: String?
+
+    init(streams: [String], options: [String: String], lastEventID: String?) throws(HTTPError) {
+        self.streams = streams
+        let from = options["from"].flatMap { $0.isEmpty ? nil : $0 } ?? lastEventID
+        if let from {
+            guard let parsed = StreamPosition.parse(from) else {
+                throw HTTPError(status: 400, code: "bad_id", message: "from must be 0, $, an entry id, a Unix time in ms or an ISO-8601 time, not '\(from)'")
+            }
+            position = parsed
+        }
+        if let name = options["group"] {
+            guard !streams.isEmpty else { throw .badRequest("group needs a stream") }
+            guard !name.isEmpty, let consumer = options["consumer"], !consumer.isEmpty else {
+                throw .badRequest("group needs a non-empty consumer name")
+            }
+            let createAt: String
+            switch position {
+            case .newOnly: createAt = "$"
+            case .after(let id): createAt = id.description
+            case .time(let ms): createAt = ms == 0 ? "0" : StreamID(ms: ms - 1, seq: .max).description
+            }
+            group = (name, consumer, createAt)
+        } else if options["consumer"] != nil {
+            throw .badRequest("consumer needs a group")
+        }
+        if let text = options["prefetch"] {
+            guard let n = Int(text), (1...10_000).contains(n) else { throw .badRequest("prefetch must be 1 to 10000, not '\(text)'") }
+            prefetch = n
+        }
+        if let name = options["queue"] {
+            guard !name.isEmpty else { throw .badRequest("queue must not be empty") }
+            queue = name
+        }
+        if !streams.isEmpty && options["from"] == nil && lastEventID == nil && group == nil {
+            position = .newOnly
         }
     }
 }

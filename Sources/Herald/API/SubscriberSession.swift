@@ -6,6 +6,9 @@ final class SubscriberSession: WebSocketApp, Subscriber {
     private let connection: ClientConnection
     private let format: SubscribeAPI.Format
     private var subscriptions: [SubscriptionKind: Set<String>] = [:]
+    private var readers: [StreamReader] = []
+    private var groups: [GroupReader] = []
+    private var queueWorker: QueueWorker?
     private var isClosed = false
 
     init(connection: ClientConnection, format: SubscribeAPI.Format) {
@@ -31,6 +34,33 @@ final class SubscriberSession: WebSocketApp, Subscriber {
         isClosed = true
         for (kind, names) in subscriptions { worker.hub.unsubscribe(self, kind: kind, names: Array(names)) }
         subscriptions = [:]
+        for reader in readers { reader.stop() }
+        for group in groups { group.stop() }
+        queueWorker?.stop()
+        readers = []
+        groups = []
+        queueWorker = nil
+    }
+
+    func drained() {
+        for reader in readers { reader.drained() }
+    }
+
+    /// Starts the stream readers, group members and queue worker a subscribe request asked for.
+    func start(_ plan: StreamPlan) {
+        for stream in plan.streams {
+            if let group = plan.group {
+                let reader = GroupReader(stream: stream, group: group.name, consumer: group.consumer, createAt: group.createAt,
+                                         prefetch: plan.prefetch, connection: connection)
+                groups.append(reader)
+                reader.start()
+            } else {
+                let reader = StreamReader(stream: stream, position: plan.position, connection: connection)
+                readers.append(reader)
+                reader.start()
+            }
+        }
+        if let queue = plan.queue { queueWorker = QueueWorker(queue: queue, connection: connection) }
     }
 
     func received(_ message: WebSocketEvent) {
@@ -61,6 +91,8 @@ final class SubscriberSession: WebSocketApp, Subscriber {
             case "ssubscribe": subscribe(.shard, try names(json, plural: "channels", singular: "channel", required: true), id: id)
             case "unsubscribe": try unsubscribe(json, id: id)
             case "publish": try publish(json, id: id)
+            case "ack": try ack(json, id: id)
+            case "pop": try pop(json, id: id)
             case "ping": sendJSON(Envelope.answer("pong", id: id))
             default:
                 sendJSON(Envelope.error(code: "unknown_op", message: "unknown op '\(op)'", id: id))
@@ -97,6 +129,53 @@ final class SubscriberSession: WebSocketApp, Subscriber {
             answered = true
         }
         if !answered { sendJSON(Envelope.subscribed("unsubscribed", kind: .channel, names: [], id: id)) }
+    }
+
+    /// `{"op":"ack","stream":s,"ids":[..]}` (consumer group) or `{"op":"ack","queue":q,"tag":n}`.
+    private func ack(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
+        if json["queue"] != nil {
+            guard let worker = queueWorker, json["queue"]?.stringValue == worker.queue else {
+                throw .badRequest("this connection is not a worker of that queue (connect with queue=...)")
+            }
+            guard case .number(let text)? = json["tag"], let tag = Int(text) else { throw .badRequest("tag must be a number") }
+            worker.ack(tag: tag, id: id)
+            return
+        }
+        guard let stream = json["stream"]?.stringValue else { throw .badRequest("ack needs a stream (or a queue)") }
+        guard let reader = groups.first(where: { $0.stream == stream }) else {
+            throw .badRequest("this connection does not consume \(stream) in a group")
+        }
+        var ids: [StreamID] = []
+        for item in json["ids"]?.arrayValue ?? (json["id_"].map { [$0] } ?? []) {
+            guard let text = item.stringValue, let parsed = StreamID(text) else { throw .badRequest("ids must be entry ids like 1700000000000-0") }
+            ids.append(parsed)
+        }
+        guard !ids.isEmpty else { throw .badRequest("ids must be a non-empty array of entry ids") }
+        reader.ack(ids) { [weak self] result in
+            guard let self, !self.isClosed else { return }
+            switch result {
+            case .success(let count):
+                self.sendJSON(Envelope.answer("acked", id: id) {
+                    $0.field("stream", stream)
+                    $0.field("count", count)
+                })
+            case .failure(let error):
+                self.sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
+            }
+        }
+    }
+
+    /// `{"op":"pop","wait":30}`: the next item of this connection's queue.
+    private func pop(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
+        guard let worker = queueWorker else { throw .badRequest("pop needs a queue connection (connect with queue=...)") }
+        var wait = 30
+        if let value = json["wait"] {
+            guard case .number(let text) = value, let n = Int(text), (0...QueuesAPI.maxWaitSeconds).contains(n) else {
+                throw .badRequest("wait must be 0 to \(QueuesAPI.maxWaitSeconds) seconds")
+            }
+            wait = n
+        }
+        worker.pop(wait: wait, id: id)
     }
 
     private func publish(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {

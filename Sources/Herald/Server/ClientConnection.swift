@@ -6,6 +6,8 @@ import Glibc
 /// What runs on top of an upgraded connection (the subscriber session, the echo endpoint).
 public protocol WebSocketApp: AnyObject {
     func received(_ message: WebSocketEvent)
+    /// Everything queued to the client has been written (lossless senders resume here).
+    func drained()
     /// The connection is gone (closed by either side); release everything.
     func closed()
 }
@@ -88,15 +90,11 @@ public final class ClientConnection: IOHandler {
         process()
     }
 
+    /// End of stream from the client. A client that half-closes cannot be told from one that
+    /// left, and answering the vanished is worse (a popped queue item would be lost), so the
+    /// connection closes at once and pending answers are dropped; their handlers see `isClosed`.
     private func peerClosed() {
-        process()
-        guard !isClosed else { return }
-        if isWebSocket || slots.isEmpty {
-            close()
-        } else {
-            closeAfterFlush = true
-            setReading(false)
-        }
+        close()
     }
 
     /// Parses whatever is buffered, as HTTP or as WebSocket frames.
@@ -233,6 +231,19 @@ public final class ClientConnection: IOHandler {
         scheduleFlush()
     }
 
+    /// Whether `bytes` more fit in this client's outbound queue (lossless senders check first).
+    public func hasRoom(for bytes: Int) -> Bool {
+        !isClosed && outbound.byteCount + bytes <= worker.config.maxOutbound
+    }
+
+    /// Queues a shared frame that must not be dropped (a stream entry the sender checked room for).
+    public func send(_ frame: Chunk) {
+        guard !isClosed else { return }
+        outbound.append(frame)
+        worker.stats.delivered.bump()
+        scheduleFlush()
+    }
+
     /// Queues a shared delivery frame unless this client's queue is full, in which case the
     /// delivery is dropped and counted; the client hears how many once its queue drains.
     public func deliver(_ frame: Chunk) {
@@ -274,7 +285,10 @@ public final class ClientConnection: IOHandler {
             }
             if closeAfterFlush {
                 close()
-            } else if readPaused && slots.count < 64 {
+                return
+            }
+            app?.drained()
+            if readPaused && slots.count < 64 && !isClosed {
                 setReading(true)
                 process()
             }

@@ -13,6 +13,12 @@ public final class Worker: IOHandler {
     public let process: ProcessStats
     /// Pipelined commands (PUBLISH, SPUBLISH, ...).
     public let commands: RedisConnection
+    /// Where keyed commands go (the command link, or the slot owner in a cluster).
+    public var redis: CommandSender { commands }
+    /// Capped connections for blocking pops.
+    public let blocking: BlockingPool
+    /// The loop's one blocking XREAD over every tailed stream.
+    public let tailer: StreamTailer
     public let hub: Hub
     let router: Router
     private let listener: Int32
@@ -38,6 +44,10 @@ public final class Worker: IOHandler {
         commands = RedisConnection(loop: loop, endpoint: endpoint, mode: .commands, logger: logger)
         hub = Hub(link: RedisConnection(loop: loop, endpoint: endpoint, mode: .pushes, logger: logger), logger: logger)
         router = Router(config: config)
+        blocking = BlockingPool(loop: loop, endpoint: endpoint, capacity: config.maxBlocking, logger: logger)
+        tailer = StreamTailer(loop: loop, link: RedisConnection(loop: loop, endpoint: endpoint, mode: .commands, logger: logger,
+                                                                replyTimeoutMs: Int64(StreamTailer.blockMs) + 10_000),
+                              control: commands, logger: logger)
         let stats = self.stats
         commands.onReady = { stats.commandLinkUp.set(1) }
         commands.onDown = { _ in stats.commandLinkUp.set(0) }
@@ -52,10 +62,13 @@ public final class Worker: IOHandler {
     public func run() {
         commands.connect()
         hub.redisLink.connect()
+        tailer.redisLink.connect()
         scheduleHousekeeping()
         loop.run()
         commands.stop()
         hub.redisLink.stop()
+        blocking.stop()
+        tailer.redisLink.stop()
     }
 
     /// The listener is readable: accept everything pending.
@@ -114,6 +127,8 @@ public final class Worker: IOHandler {
         let now = Clock.nowMs()
         for connection in Array(connections.values) { connection.checkTimers(now: now) }
         commands.checkTimeouts(now: now)
+        blocking.checkTimeouts(now: now)
+        tailer.redisLink.checkTimeouts(now: now)
         hub.checkLink(now: now, timeoutMs: 5000)
         stats.commandLinkUp.set(commands.isReady ? 1 : 0)
         stats.subscriberLinkUp.set(hub.isLinkHealthy ? 1 : 0)

@@ -1,0 +1,125 @@
+// A WebSocket client taking work from a Redis list one item at a time. Each item moves
+// atomically (BLMOVE) into this client's processing list and leaves it only on ack; if the client
+// goes away, everything it held goes back to the head of the queue. Nothing taken is lost.
+import Foundation
+
+/// A queue consumer; confined to its loop.
+final class QueueWorker {
+    let queue: String
+    private let connection: ClientConnection
+    /// This consumer's processing list; shares the queue's hash slot (`{queue}` tag) so BLMOVE
+    /// works in a cluster.
+    let processing: String
+    /// Items handed to the client and not acked, by tag.
+    private var held: [Int: [UInt8]] = [:]
+    private var nextTag = 1
+    private var popping = false
+    private var stopped = false
+
+    init(queue: String, connection: ClientConnection) {
+        self.queue = queue
+        self.connection = connection
+        processing = "herald:processing:{\(queue)}:\(UUID().uuidString.lowercased())"
+    }
+
+    private var worker: Worker { connection.worker }
+    private var key: [UInt8] { Array(queue.utf8) }
+
+    /// Takes the next item (waiting up to `wait` seconds) and sends it as
+    /// `{"type":"item","queue":..,"tag":n,"data":..}`, or `{"type":"empty"}` when the wait ends.
+    func pop(wait: Int, id: JSONValue?) {
+        guard !popping else {
+            sendJSON(Envelope.error(code: "pop_pending", message: "a pop is already waiting on this connection", id: id))
+            return
+        }
+        guard worker.redis.isReady else {
+            sendJSON(Envelope.error(code: "redis_unavailable", message: "Redis is unreachable", id: id))
+            return
+        }
+        popping = true
+        let handle: (RedisReply) -> Void = { [weak self] reply in
+            guard let self else { return }
+            self.popping = false
+            switch reply {
+            case .string(let item):
+                if self.stopped {
+                    self.requeue(count: 1)
+                    return
+                }
+                let tag = self.nextTag
+                self.nextTag += 1
+                self.held[tag] = item
+                self.sendJSON(Envelope.answer("item", id: id) { o in
+                    o.field("queue", self.queue)
+                    o.field("tag", tag)
+                    if UTF8Validation.isValid(item) {
+                        o.field("data", utf8: item)
+                    } else {
+                        o.field("data", Data(item).base64EncodedString())
+                        o.field("encoding", "base64")
+                    }
+                })
+            case .null:
+                self.sendJSON(Envelope.answer("empty", id: id) { $0.field("queue", self.queue) })
+            default:
+                let error = RedisErrors.httpError(reply, command: "BLMOVE")
+                self.sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
+            }
+        }
+        let started: Bool
+        if wait == 0 {
+            started = worker.redis.send(key: key, .command("LMOVE", queue, processing, "RIGHT", "LEFT"), handle)
+        } else {
+            started = worker.blocking.run(.command("BLMOVE", queue, processing, "RIGHT", "LEFT", String(wait)), handle)
+        }
+        if !started {
+            popping = false
+            sendJSON(Envelope.error(code: "too_many_waiters", message: "all blocking Redis connections of this loop are waiting", id: id))
+        }
+    }
+
+    /// The client is done with `tag`: the item leaves the processing list for good.
+    func ack(tag: Int, id: JSONValue?) {
+        guard let item = held.removeValue(forKey: tag) else {
+            sendJSON(Envelope.error(code: "unknown_tag", message: "no item with tag \(tag) is held by this connection", id: id))
+            return
+        }
+        let sent = worker.redis.send(key: key, [Array("LREM".utf8), Array(processing.utf8), Array("-1".utf8), item]) { [weak self] reply in
+            guard let self else { return }
+            if reply.integer != nil {
+                self.sendJSON(Envelope.answer("acked", id: id) {
+                    $0.field("queue", self.queue)
+                    $0.field("tag", tag)
+                })
+            } else {
+                self.held[tag] = item
+                let error = RedisErrors.httpError(reply, command: "LREM")
+                self.sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
+            }
+        }
+        if !sent {
+            held[tag] = item
+            sendJSON(Envelope.error(code: "redis_unavailable", message: "Redis is unreachable; the ack was not recorded", id: id))
+        }
+    }
+
+    /// The client left: everything it held goes back to the pop end of the queue, oldest last
+    /// in, so the oldest is taken first again.
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
+        requeue(count: held.count)
+        held = [:]
+    }
+
+    private func requeue(count: Int) {
+        for _ in 0..<count {
+            worker.redis.send(key: key, .command("LMOVE", processing, queue, "LEFT", "RIGHT")) { _ in }
+        }
+    }
+
+    private func sendJSON(_ bytes: [UInt8]) {
+        guard !stopped else { return }
+        connection.send(FrameEncoder.encode(.text, bytes))
+    }
+}

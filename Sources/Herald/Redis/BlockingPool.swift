@@ -1,0 +1,81 @@
+// Connections for blocking commands (BRPOP, BLMOVE), each of which holds a connection for its
+// whole wait. The pool is capped per loop, so waiting clients can never pin an unbounded
+// number of Redis connections: past the cap, callers are told no and answer 503.
+import Logging
+
+/// A loop's capped set of connections for blocking commands; confined to its loop.
+public final class BlockingPool {
+    private final class Member {
+        let link: RedisConnection
+        /// The command waiting for the link to come up, if any.
+        var queued: (arguments: [[UInt8]], callback: (RedisReply) -> Void)?
+        var busy = false
+        init(link: RedisConnection) { self.link = link }
+    }
+
+    private let loop: EventLoop
+    private let endpoint: RedisEndpoint
+    private let logger: Logger
+    /// Most connections this pool opens.
+    public let capacity: Int
+    private var members: [Member] = []
+
+    public init(loop: EventLoop, endpoint: RedisEndpoint, capacity: Int, logger: Logger) {
+        self.loop = loop
+        self.endpoint = endpoint
+        self.capacity = capacity
+        self.logger = logger
+    }
+
+    /// Connections currently running a blocking command.
+    public var busyCount: Int { members.filter(\.busy).count }
+    public var openCount: Int { members.count }
+
+    /// Runs one blocking command; false when every connection is busy and the cap is reached.
+    public func run(_ arguments: [[UInt8]], _ callback: @escaping (RedisReply) -> Void) -> Bool {
+        let member: Member
+        if let free = members.first(where: { !$0.busy && $0.link.isReady }) ?? members.first(where: { !$0.busy }) {
+            member = free
+        } else if members.count < capacity {
+            member = Member(link: RedisConnection(loop: loop, endpoint: endpoint, mode: .commands, logger: logger,
+                                                  replyTimeoutMs: 320_000))
+            member.link.onReady = { [unowned self, unowned member] in self.flushQueued(member) }
+            member.link.onDown = { [unowned member] _ in
+                if let queued = member.queued {
+                    member.queued = nil
+                    member.busy = false
+                    queued.callback(.error("HERALD_LINK_DOWN Redis is unreachable"))
+                }
+            }
+            members.append(member)
+            member.link.connect()
+        } else {
+            return false
+        }
+        member.busy = true
+        let finish: (RedisReply) -> Void = { [unowned member] reply in
+            member.busy = false
+            callback(reply)
+        }
+        if member.link.isReady {
+            member.link.send(arguments, finish)
+        } else {
+            member.queued = (arguments, finish)
+        }
+        return true
+    }
+
+    private func flushQueued(_ member: Member) {
+        guard let queued = member.queued else { return }
+        member.queued = nil
+        member.link.send(queued.arguments, queued.callback)
+    }
+
+    public func checkTimeouts(now: Int64) {
+        for member in members { member.link.checkTimeouts(now: now) }
+    }
+
+    public func stop() {
+        for member in members { member.link.stop() }
+    }
+}

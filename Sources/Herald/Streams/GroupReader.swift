@@ -1,0 +1,164 @@
+// One client consuming a stream as a member of a consumer group: XGROUP CREATE ... MKSTREAM on
+// demand, its own pending entries first (a reconnecting consumer resumes), then new entries with
+// XREADGROUP whenever the loop's tail sees the stream grow, at most `prefetch` unacked at a
+// time; acks become XACK; entries idle on vanished consumers are taken over with XAUTOCLAIM.
+
+/// A consumer-group member; confined to its loop.
+final class GroupReader: StreamListener {
+    let stream: String
+    let group: String
+    let consumer: String
+    private let connection: ClientConnection
+    /// Where a group created here starts (`$` or an id).
+    private let createAt: String
+    /// Most entries delivered and not yet acked.
+    private let prefetch: Int
+    /// Ids delivered and not acked.
+    private var unacked: Set<StreamID> = []
+    private var fetching = false
+    private var claiming = false
+    private var started = false
+    private var stopped = false
+
+    init(stream: String, group: String, consumer: String, createAt: String, prefetch: Int, connection: ClientConnection) {
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer
+        self.createAt = createAt
+        self.prefetch = prefetch
+        self.connection = connection
+    }
+
+    private var worker: Worker { connection.worker }
+    private var credit: Int { prefetch - unacked.count }
+
+    func start() {
+        let retry = { [weak self] (linkDown: Bool) in
+            guard let self, !self.stopped, linkDown else { return }
+            self.worker.loop.schedule(afterMs: 1000) { [weak self] in self?.start() }
+        }
+        command(.command("XGROUP", "CREATE", stream, group, createAt, "MKSTREAM"), tolerate: "BUSYGROUP", { [unowned self] _ in
+            // Entries this consumer name already holds (a reconnect) come first.
+            self.command(.command("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", String(self.prefetch),
+                                  "STREAMS", self.stream, "0"), { reply in
+                self.deliver(reply)
+                self.command(.command("XREVRANGE", self.stream, "+", "-", "COUNT", "1"), { last in
+                    self.started = true
+                    let tip = StreamEntry.list(last, stream: self.stream).first?.id ?? .zero
+                    self.worker.tailer.listen(self, stream: self.stream, from: tip)
+                    self.tick()
+                }, failed: retry)
+            }, failed: retry)
+        }, failed: retry)
+    }
+
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
+        worker.tailer.stopListening(self, stream: stream)
+    }
+
+    /// The tail saw new entries: this consumer asks the group for its share.
+    func entryArrived(_ entry: StreamEntry) { fetch() }
+
+    /// Every second: fetch (in case a wake-up was missed) and claim entries idle on vanished
+    /// consumers for longer than `--claim-idle`.
+    private func tick() {
+        guard !stopped else { return }
+        fetch()
+        claim()
+        worker.loop.schedule(afterMs: 1000) { [weak self] in self?.tick() }
+    }
+
+    private func fetch() {
+        guard started, !stopped, !fetching, credit > 0 else { return }
+        fetching = true
+        let asked = credit
+        command(.command("XREADGROUP", "GROUP", group, consumer, "COUNT", String(asked), "STREAMS", stream, ">")) { [unowned self] reply in
+            self.fetching = false
+            let got = self.deliver(reply)
+            if got == asked { self.fetch() }
+        } failed: { [unowned self] _ in
+            self.fetching = false
+        }
+    }
+
+    private func claim() {
+        guard started, !stopped, !claiming, credit > 0 else { return }
+        claiming = true
+        command(.command("XAUTOCLAIM", stream, group, consumer, String(worker.config.claimIdleMs), "0-0",
+                         "COUNT", String(credit))) { [unowned self] reply in
+            self.claiming = false
+            if case .array(let parts) = reply, parts.count >= 2 {
+                self.deliverEntries(StreamEntry.list(parts[1], stream: self.stream))
+            }
+        } failed: { [unowned self] _ in
+            self.claiming = false
+        }
+    }
+
+    /// Delivers the entries of an XREADGROUP reply; returns how many there were.
+    @discardableResult
+    private func deliver(_ reply: RedisReply) -> Int {
+        guard case .array(let streams) = reply, case .array(let pair)? = streams.first, pair.count == 2 else { return 0 }
+        let entries = StreamEntry.list(pair[1], stream: stream)
+        deliverEntries(entries)
+        return entries.count
+    }
+
+    private func deliverEntries(_ entries: [StreamEntry]) {
+        var deleted: [StreamID] = []
+        for entry in entries {
+            // An entry deleted while pending has no fields left: nothing to hand out, ack it.
+            if entry.fields.isEmpty {
+                deleted.append(entry.id)
+                continue
+            }
+            guard !unacked.contains(entry.id) else { continue }
+            unacked.insert(entry.id)
+            connection.send(Chunk(FrameEncoder.encode(.text, entry.envelope(group: group))))
+        }
+        if !deleted.isEmpty {
+            command([Array("XACK".utf8), Array(stream.utf8), Array(group.utf8)] + deleted.map { Array($0.description.utf8) }) { _ in }
+        }
+    }
+
+    /// The client's ack of `ids`: XACK, then more entries if credit allows.
+    func ack(_ ids: [StreamID], done: @escaping (Result<Int, HTTPError>) -> Void) {
+        var arguments: [[UInt8]] = .command("XACK", stream, group)
+        arguments += ids.map { Array($0.description.utf8) }
+        command(arguments) { [unowned self] reply in
+            for id in ids { self.unacked.remove(id) }
+            done(.success(reply.integer ?? 0))
+            self.fetch()
+        } failed: { linkDown in
+            done(.failure(linkDown ? .redisUnavailable("Redis is unreachable; the ack was not recorded")
+                                   : HTTPError(status: 502, code: "redis_error", message: "Redis refused XACK")))
+        }
+    }
+
+    private func command(_ arguments: [[UInt8]], tolerate: String? = nil, _ done: @escaping (RedisReply) -> Void,
+                         failed: @escaping (_ linkDown: Bool) -> Void = { _ in }) {
+        let sent = worker.redis.send(key: Array(stream.utf8), arguments) { [weak self] reply in
+            guard let self, !self.stopped else { return }
+            if let error = reply.errorMessage, !(tolerate.map { error.hasPrefix($0) } ?? false) {
+                let linkDown = error.hasPrefix("HERALD_LINK_DOWN")
+                if !linkDown { self.report(error) }
+                failed(linkDown)
+                return
+            }
+            done(reply)
+        }
+        if !sent { failed(true) }
+    }
+
+    private func report(_ error: String) {
+        let mapped = RedisErrors.httpError(.error(error), command: "the consumer group")
+        connection.send(FrameEncoder.encode(.text, Envelope.answer("error", id: nil) { o in
+            o.field("code", mapped.code)
+            o.field("stream", self.stream)
+            o.field("group", self.group)
+            o.field("message", mapped.message)
+        }))
+    }
+}

@@ -1,0 +1,63 @@
+// One stream entry on its way to clients, its envelope encoded once for all of them.
+import Foundation
+
+/// An entry read from Redis (XRANGE, XREAD, XREADGROUP, XAUTOCLAIM).
+public final class StreamEntry {
+    public let stream: String
+    public let id: StreamID
+    /// Field/value pairs in Redis order.
+    public let fields: [([UInt8], [UInt8])]
+
+    public init(stream: String, id: StreamID, fields: [([UInt8], [UInt8])]) {
+        self.stream = stream
+        self.id = id
+        self.fields = fields
+    }
+
+    /// Entries from a reply shaped `[[id, [f, v, ...]], ...]`; nil entries (deleted while
+    /// pending, as XREADGROUP reports them) are kept with no fields.
+    public static func list(_ reply: RedisReply, stream: String) -> [StreamEntry] {
+        guard case .array(let items) = reply else { return [] }
+        return items.compactMap { item in
+            guard case .array(let pair) = item, pair.count == 2, let idText = pair[0].text, let id = StreamID(idText) else { return nil }
+            var fields: [([UInt8], [UInt8])] = []
+            if case .array(let flat) = pair[1] {
+                var i = 0
+                while i + 1 < flat.count {
+                    fields.append((flat[i].bytes ?? [], flat[i + 1].bytes ?? []))
+                    i += 2
+                }
+            }
+            return StreamEntry(stream: stream, id: id, fields: fields)
+        }
+    }
+
+    /// `{"type":"entry","stream":..,"id":..,"fields":{..}}`; values that are not UTF-8 are
+    /// base64-encoded and the entry says `"encoding":"base64"`.
+    public func envelope(group: String? = nil) -> [UInt8] {
+        let binary = fields.contains { !UTF8Validation.isValid($0.0) || !UTF8Validation.isValid($0.1) }
+        var json = JSONWriter(capacity: 64 + fields.reduce(0) { $0 + $1.0.count + $1.1.count + 6 })
+        json.object { o in
+            o.field("type", "entry")
+            o.field("stream", stream)
+            if let group { o.field("group", group) }
+            o.field("id", id.description)
+            var inner = JSONWriter()
+            inner.object { f in
+                for (name, value) in fields {
+                    if binary {
+                        f.field(Data(name).base64EncodedString(), Data(value).base64EncodedString())
+                    } else {
+                        f.field(String(decoding: name, as: UTF8.self), utf8: value)
+                    }
+                }
+            }
+            o.field("fields", json: inner.bytes)
+            if binary { o.field("encoding", "base64") }
+        }
+        return json.bytes
+    }
+
+    /// The envelope as a WebSocket text frame, shared by every live reader of the stream.
+    public private(set) lazy var frame = Chunk(FrameEncoder.encode(.text, envelope()))
+}

@@ -1,0 +1,190 @@
+// One client reading one stream: replays history with XRANGE pages from its position, then
+// joins the loop's tail with no gap and no duplicate at the seam (every entry it sends is newer
+// than the last one it sent). A client too slow for the live tail falls back to XRANGE pages
+// and rejoins once caught up, so nothing is dropped: streams are at-least-once.
+
+/// A stream subscription of one WebSocket client; confined to its loop.
+final class StreamReader: StreamListener {
+    private enum State { case starting, replaying, waitingForRoom, live, stopped }
+
+    let stream: String
+    private let connection: ClientConnection
+    private let position: StreamPosition
+    private var state = State.starting
+    /// The newest entry sent to the client; nil until the first one (for a time position).
+    private var lastID: StreamID?
+    /// For a time position: the first XRANGE starts here (inclusive), ms.
+    private var startMs: UInt64?
+    /// Entries per XRANGE page.
+    static let pageSize = 500
+
+    init(stream: String, position: StreamPosition, connection: ClientConnection) {
+        self.stream = stream
+        self.position = position
+        self.connection = connection
+    }
+
+    private var worker: Worker { connection.worker }
+    private var key: [UInt8] { Array(stream.utf8) }
+
+    func start() {
+        switch position {
+        case .newOnly:
+            command(.command("XREVRANGE", stream, "+", "-", "COUNT", "1")) { [unowned self] reply in
+                self.lastID = StreamEntry.list(reply, stream: self.stream).first?.id ?? .zero
+                self.joinTail()
+            }
+        case .time(let ms):
+            startMs = ms
+            replay()
+        case .after(let id):
+            lastID = id
+            guard id != .zero else {
+                replay()
+                return
+            }
+            checkTrimmed(after: id)
+        }
+    }
+
+    func stop() {
+        if state == .live { worker.tailer.stopListening(self, stream: stream) }
+        state = .stopped
+    }
+
+    /// A resume from an id Redis no longer holds must not look like silence: when entries
+    /// after it were trimmed or deleted, the client is told which id is now the earliest.
+    private func checkTrimmed(after id: StreamID) {
+        command(.command("XINFO", "STREAM", stream), allowError: true) { [unowned self] reply in
+            if case .array(let info) = reply {
+                var fields: [String: RedisReply] = [:]
+                var i = 0
+                while i + 1 < info.count {
+                    if let name = info[i].text { fields[name] = info[i + 1] }
+                    i += 2
+                }
+                let maxDeleted = fields["max-deleted-entry-id"]?.text.flatMap(StreamID.init) ?? .zero
+                if maxDeleted > id {
+                    let earliest = fields["first-entry"].flatMap { first -> String? in
+                        if case .array(let pair) = first, let text = pair.first?.text { return text }
+                        return nil
+                    }
+                    self.sendJSON(Envelope.answer("gap", id: nil) { o in
+                        o.field("stream", self.stream)
+                        o.field("after", id.description)
+                        if let earliest { o.field("earliest", earliest) }
+                        o.field("message", "entries after \(id) were trimmed or deleted; resuming from the earliest kept")
+                    })
+                }
+            }
+            self.replay()
+        }
+    }
+
+    private func replay() {
+        guard state != .stopped else { return }
+        state = .replaying
+        let start: String
+        if let lastID {
+            start = lastID == .zero ? "-" : "(\(lastID)"
+        } else {
+            start = String(startMs ?? 0)
+        }
+        command(.command("XRANGE", stream, start, "+", "COUNT", String(Self.pageSize))) { [unowned self] reply in
+            guard self.state == .replaying else { return }
+            let entries = StreamEntry.list(reply, stream: self.stream)
+            for entry in entries where self.lastID.map({ entry.id > $0 }) ?? true {
+                self.connection.send(Chunk(FrameEncoder.encode(.text, entry.envelope())))
+                self.lastID = entry.id
+            }
+            if self.lastID == nil, let ms = self.startMs {
+                // Nothing at or after the time yet: the tail starts just before it.
+                self.lastID = ms == 0 ? .zero : StreamID(ms: ms - 1, seq: .max)
+            }
+            if entries.count == Self.pageSize {
+                self.continueWhenRoom()
+            } else {
+                self.joinTail()
+            }
+        }
+    }
+
+    /// Next page now, or once the client's queue has room again.
+    private func continueWhenRoom() {
+        if connection.hasRoom(for: worker.config.maxOutbound / 2) {
+            replay()
+        } else {
+            state = .waitingForRoom
+        }
+    }
+
+    private func joinTail() {
+        guard state != .stopped, let lastID else { return }
+        // The tail moved past us while the page was in flight: read the difference first.
+        if let cursor = worker.tailer.cursor(of: stream), cursor > lastID {
+            replay()
+            return
+        }
+        state = .live
+        worker.tailer.listen(self, stream: stream, from: lastID)
+    }
+
+    func entryArrived(_ entry: StreamEntry) {
+        guard state == .live, let lastID, entry.id > lastID else { return }
+        guard connection.hasRoom(for: entry.frame.count) else {
+            // Too slow for the live tail: catch up with pages once the queue drains.
+            worker.tailer.stopListening(self, stream: stream)
+            state = .waitingForRoom
+            return
+        }
+        connection.send(entry.frame)
+        self.lastID = entry.id
+    }
+
+    /// The client's queue drained.
+    func drained() {
+        if state == .waitingForRoom { replay() }
+    }
+
+    private func command(_ arguments: [[UInt8]], allowError: Bool = false, _ done: @escaping (RedisReply) -> Void) {
+        let sent = worker.redis.send(key: key, arguments) { [weak self] reply in
+            guard let self, self.state != .stopped else { return }
+            if let error = reply.errorMessage, !allowError {
+                self.failed(error)
+                return
+            }
+            done(reply)
+        }
+        if !sent { retryLater(arguments, allowError: allowError, done) }
+    }
+
+    private func failed(_ error: String) {
+        if error.hasPrefix("HERALD_LINK_DOWN") {
+            // Redis went away mid-read: start again from the last id sent once it is back.
+            worker.loop.schedule(afterMs: 500) { [weak self] in
+                guard let self, self.state != .stopped else { return }
+                self.state = .starting
+                if self.lastID != nil { self.replay() } else { self.start() }
+            }
+            return
+        }
+        let mapped = RedisErrors.httpError(.error(error), command: "reading the stream")
+        sendJSON(Envelope.answer("error", id: nil) { o in
+            o.field("code", mapped.code)
+            o.field("stream", self.stream)
+            o.field("message", mapped.message)
+        })
+        stop()
+    }
+
+    private func retryLater(_ arguments: [[UInt8]], allowError: Bool, _ done: @escaping (RedisReply) -> Void) {
+        worker.loop.schedule(afterMs: 500) { [weak self] in
+            guard let self, self.state != .stopped else { return }
+            self.command(arguments, allowError: allowError, done)
+        }
+    }
+
+    private func sendJSON(_ bytes: [UInt8]) {
+        connection.send(FrameEncoder.encode(.text, bytes))
+    }
+}

@@ -1,0 +1,124 @@
+// One blocking `XREAD` per loop over every stream that loop's clients tail: re-issued after
+// each answer, and woken with `CLIENT UNBLOCK` when a stream joins the set, so a thousand
+// tailing clients cost one Redis connection. Entries are encoded once per loop.
+import Logging
+
+/// Something that wants the new entries of a stream (a live reader, or a consumer-group
+/// reader that only needs to know entries arrived).
+public protocol StreamListener: AnyObject {
+    /// A new entry, in order. Return false to stop listening (the reader fell behind).
+    func entryArrived(_ entry: StreamEntry)
+}
+
+/// A loop's stream tail; confined to its loop.
+public final class StreamTailer {
+    private final class Tail {
+        /// The last id the tailer has read on this stream.
+        var cursor: StreamID
+        var listeners: [ObjectIdentifier: StreamListener] = [:]
+        init(cursor: StreamID) { self.cursor = cursor }
+    }
+
+    private let loop: EventLoop
+    private let link: RedisConnection
+    private let control: CommandSender
+    private let logger: Logger
+    private var tails: [String: Tail] = [:]
+    /// The tailer link's Redis client id, for CLIENT UNBLOCK.
+    private var clientID: Int?
+    private var reading = false
+    /// Milliseconds one XREAD blocks; the reply timeout of the link is well above it.
+    static let blockMs = 5000
+
+    public init(loop: EventLoop, link: RedisConnection, control: CommandSender, logger: Logger) {
+        self.loop = loop
+        self.link = link
+        self.control = control
+        self.logger = logger
+        link.onReady = { [unowned self] in
+            self.reading = false
+            self.link.send(.command("CLIENT", "ID")) { reply in
+                self.clientID = reply.integer
+                self.read()
+            }
+        }
+        link.onDown = { [unowned self] _ in
+            self.reading = false
+            self.clientID = nil
+        }
+    }
+
+    public var redisLink: RedisConnection { link }
+    public var streamCount: Int { tails.count }
+
+    /// The tailer's position on `stream`, if it tails it.
+    public func cursor(of stream: String) -> StreamID? { tails[stream]?.cursor }
+
+    /// Adds `listener` to `stream`, read from after `from` (when the stream is not tailed yet).
+    public func listen(_ listener: StreamListener, stream: String, from: StreamID) {
+        if let tail = tails[stream] {
+            tail.listeners[ObjectIdentifier(listener)] = listener
+            return
+        }
+        let tail = Tail(cursor: from)
+        tail.listeners[ObjectIdentifier(listener)] = listener
+        tails[stream] = tail
+        wake()
+    }
+
+    public func stopListening(_ listener: StreamListener, stream: String) {
+        guard let tail = tails[stream] else { return }
+        tail.listeners[ObjectIdentifier(listener)] = nil
+        if tail.listeners.isEmpty { tails[stream] = nil }
+    }
+
+    /// The set of streams changed: interrupt the blocked XREAD so the next one includes it.
+    private func wake() {
+        if !reading {
+            read()
+        } else if let id = clientID {
+            // The UNBLOCK may overtake the XREAD it targets (they travel on two connections):
+            // when it finds nothing blocked, try again shortly.
+            control.send(key: nil, .command("CLIENT", "UNBLOCK", String(id))) { [weak self] reply in
+                guard let self, reply.integer == 0, self.reading else { return }
+                self.loop.schedule(afterMs: 20) { [weak self] in self?.wake() }
+            }
+        }
+    }
+
+    private func read() {
+        guard !reading, link.isReady, clientID != nil, !tails.isEmpty else { return }
+        let streams = tails.keys.sorted()
+        var arguments: [[UInt8]] = .command("XREAD", "COUNT", "1000", "BLOCK", String(Self.blockMs), "STREAMS")
+        arguments += streams.map { Array($0.utf8) }
+        arguments += streams.map { Array(tails[$0]!.cursor.description.utf8) }
+        reading = true
+        link.send(arguments) { [weak self] reply in
+            guard let self else { return }
+            self.reading = false
+            if self.handle(reply) {
+                self.read()
+            } else {
+                self.loop.schedule(afterMs: 1000) { [weak self] in self?.read() }
+            }
+        }
+    }
+
+    /// Delivers what XREAD returned; false after an error (the next read waits a second, so a
+    /// key that turned into another type cannot spin the loop).
+    private func handle(_ reply: RedisReply) -> Bool {
+        if let error = reply.errorMessage {
+            if !error.hasPrefix("HERALD_LINK_DOWN") { logger.error("XREAD failed", metadata: ["error": "\(error)"]) }
+            return false
+        }
+        guard case .array(let streams) = reply else { return true }
+        for item in streams {
+            guard case .array(let pair) = item, pair.count == 2, let name = pair[0].text, let tail = tails[name] else { continue }
+            for entry in StreamEntry.list(pair[1], stream: name) where entry.id > tail.cursor {
+                tail.cursor = entry.id
+                for listener in Array(tail.listeners.values) { listener.entryArrived(entry) }
+            }
+        }
+        return true
+    }
+}
