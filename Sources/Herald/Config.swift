@@ -8,6 +8,8 @@ public struct Config: Sendable {
     public var port = 8080
     /// Redis servers; several are cluster seed nodes.
     public var redis = [RedisEndpoint(host: "127.0.0.1")]
+    /// Whether `redis` lists the seed nodes of a Redis Cluster (several URLs, or `redis+cluster://`).
+    public var redisCluster = false
     /// Event loops (threads), each with its own listener and Redis connections.
     public var loops = Config.coreCount
     public var publicDir = "./public"
@@ -54,6 +56,10 @@ public struct Config: Sendable {
         },
         Option(flag: "redis", environment: "HERALD_REDIS_URL") { c, v throws(ConfigError) in
             c.redis = try RedisEndpoint.parseList(v)
+            c.redisCluster = c.redis.count > 1 || v.contains("redis+cluster://")
+            if c.redisCluster, let db = c.redis.first(where: { $0.database != 0 })?.database {
+                throw ConfigError("--redis", v, "a Redis Cluster has only database 0, not \(db)")
+            }
         },
         Option(flag: "loops", environment: "HERALD_LOOPS") { c, v throws(ConfigError) in
             c.loops = try integer("--loops", v, in: 1...256)

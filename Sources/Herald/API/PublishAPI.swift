@@ -12,7 +12,9 @@ enum PublishAPI {
     /// Sends PUBLISH (or SPUBLISH) and reports the receiver count.
     static func publish(_ message: Message, on worker: Worker, _ done: @escaping (Result<Int, HTTPError>) -> Void) {
         let command = message.sharded ? "SPUBLISH" : "PUBLISH"
-        let sent = worker.commands.send([Array(command.utf8), Array(message.channel.utf8), message.payload]) { reply in
+        // SPUBLISH goes to the channel's slot owner; PUBLISH may go to any node.
+        let key = message.sharded ? Array(message.channel.utf8) : nil
+        let sent = worker.redis.send(key: key, [Array(command.utf8), Array(message.channel.utf8), message.payload]) { reply in
             switch reply {
             case .integer(let receivers):
                 worker.stats.published.bump()
@@ -27,7 +29,7 @@ enum PublishAPI {
         }
         if !sent {
             worker.stats.publishErrors.bump()
-            done(.failure(.redisUnavailable("Redis is unreachable (\(worker.commands.lastError)); nothing was published")))
+            done(.failure(.redisUnavailable("Redis is unreachable (\(worker.redis.lastError)); nothing was published")))
         }
     }
 

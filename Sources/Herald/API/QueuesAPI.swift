@@ -79,7 +79,7 @@ enum QueuesAPI {
             responder.fail(RedisErrors.unreachable(worker.redis))
             return
         }
-        let started = worker.blocking.run([Array("BRPOP".utf8), key, Array(String(wait).utf8)]) { answer($0, "BRPOP") }
+        let started = worker.blocking.run(key: key, [Array("BRPOP".utf8), key, Array(String(wait).utf8)]) { answer($0, "BRPOP") }
         if !started {
             responder.fail(HTTPError(status: 503, code: "too_many_waiters",
                 message: "all \(worker.blocking.capacity) blocking Redis connections of this loop are waiting; retry later or use wait=0"))

@@ -1,9 +1,11 @@
 // Who listens to what on one event loop. Every channel, pattern and shard is subscribed at most
 // once in Redis per loop, however many local clients want it: the first local subscriber sends
 // SUBSCRIBE, the last one leaving sends UNSUBSCRIBE, and a reconnect re-sends everything.
+// Channels and patterns use one subscriber link; in a cluster, sharded channels use one link
+// per master, follow their slot when it migrates, and are re-homed when Redis drops them.
 import Logging
 
-/// A loop's subscription table and its subscriber connection to Redis. Confined to its loop.
+/// A loop's subscription table and its subscriber links to Redis. Confined to its loop.
 public final class Hub {
     private struct Topic {
         var members: [ObjectIdentifier: Subscriber] = [:]
@@ -13,6 +15,8 @@ public final class Hub {
         var waiters: [() -> Void] = []
         /// The link dropped while this topic was live; members hear of the gap on re-confirm.
         var lostMessages = false
+        /// Which link holds the subscription: `main`, or a master's `host:port`.
+        var home: String
     }
 
     private struct Key: Hashable {
@@ -20,51 +24,90 @@ public final class Hub {
         let name: String
     }
 
-    private let link: RedisConnection
+    static let mainHome = "main"
+
+    private let loop: EventLoop
+    private let main: RedisConnection
+    private let cluster: ClusterCommands?
     private let logger: Logger
+    /// Cluster mode: one subscriber link per master holding sharded channels.
+    private var shardLinks: [String: RedisConnection] = [:]
     private var topics: [Key: Topic] = [:]
     /// SUBSCRIBE-family commands sent and not yet confirmed, per topic.
     private var unconfirmed: [Key: Int] = [:]
-    /// Messages delivered to local subscribers (one per subscriber).
-    public private(set) var deliveries = 0
     /// Messages received from Redis.
     public private(set) var received = 0
     private var pingSentAt: Int64?
-
-    /// Told whenever the subscriber link goes up (true) or down (false).
+    /// Told whenever the main subscriber link goes up (true) or down (false).
     public var onLinkChange: ((Bool) -> Void)?
 
-    public init(link: RedisConnection, logger: Logger) {
-        self.link = link
+    public init(link: RedisConnection, cluster: ClusterCommands?, loop: EventLoop, logger: Logger) {
+        self.main = link
+        self.cluster = cluster
+        self.loop = loop
         self.logger = logger
-        link.onPush = { [unowned self] reply in self.handle(reply) }
+        wire(link, home: Self.mainHome)
+        cluster?.onTopologyChange = { [weak self] in self?.rehome() }
+    }
+
+    private func wire(_ link: RedisConnection, home: String) {
+        link.onPush = { [unowned self] reply in self.handle(reply, from: home) }
         link.onReady = { [unowned self] in
-            self.resubscribeAll()
-            self.onLinkChange?(true)
+            self.resubscribe(home)
+            if home == Self.mainHome { self.onLinkChange?(true) }
         }
         link.onDown = { [unowned self] _ in
-            self.linkLost()
-            self.onLinkChange?(false)
+            self.linkLost(home)
+            if home == Self.mainHome { self.onLinkChange?(false) }
         }
     }
 
-    public var isLinkHealthy: Bool { link.isReady }
-    public var redisLink: RedisConnection { link }
+    public func connect() { main.connect() }
+
+    public func stop() {
+        main.stop()
+        for link in shardLinks.values { link.stop() }
+    }
+
+    /// Every subscriber link that holds subscriptions is up.
+    public var isLinkHealthy: Bool {
+        main.isReady && shardLinks.values.allSatisfy(\.isReady)
+    }
+
+    public var reconnects: Int { shardLinks.values.reduce(main.reconnects) { $0 + $1.reconnects } }
 
     /// Number of distinct topics of each kind held by this loop.
     public func topicCount(_ kind: SubscriptionKind) -> Int { topics.keys.filter { $0.kind == kind }.count }
 
+    /// Where a topic's subscription belongs now.
+    private func home(of key: Key) -> String {
+        guard key.kind == .shard, let cluster, let owner = cluster.owner(of: Array(key.name.utf8)) else { return Self.mainHome }
+        return owner
+    }
+
+    private func link(_ home: String) -> RedisConnection? {
+        if home == Self.mainHome { return main }
+        if let link = shardLinks[home] { return link }
+        guard let cluster else { return nil }
+        let link = RedisConnection(loop: loop, endpoint: cluster.endpoint(for: home), mode: .pushes, logger: logger)
+        wire(link, home: home)
+        shardLinks[home] = link
+        link.connect()
+        return link
+    }
+
     /// Adds `subscriber` to each name; `confirmed` runs once Redis has confirmed all of them.
     public func subscribe(_ subscriber: Subscriber, kind: SubscriptionKind, names: [String], confirmed: @escaping () -> Void) {
-        var fresh: [String] = []
+        var fresh: [Key] = []
         var left = names.count
         let countDown = { left -= 1; if left == 0 { confirmed() } }
         for name in names {
             let key = Key(kind: kind, name: name)
-            var topic = topics[key] ?? Topic()
-            if topic.members.isEmpty { fresh.append(name) }
+            var topic = topics[key] ?? Topic(home: home(of: key))
+            let isNew = topic.members.isEmpty
+            if isNew { fresh.append(key) }
             topic.members[ObjectIdentifier(subscriber)] = subscriber
-            if topic.confirmed && !fresh.contains(name) {
+            if topic.confirmed && !isNew {
                 topics[key] = topic
                 countDown()
             } else {
@@ -73,103 +116,160 @@ public final class Hub {
             }
         }
         if names.isEmpty { confirmed() }
-        send(kind.subscribeCommand, kind: kind, names: fresh)
+        send(subscribe: true, fresh)
     }
 
     /// Removes `subscriber` from each name; the last one leaving unsubscribes in Redis.
     public func unsubscribe(_ subscriber: Subscriber, kind: SubscriptionKind, names: [String]) {
-        var emptied: [String] = []
+        var emptied: [(Key, String)] = []
         for name in names {
             let key = Key(kind: kind, name: name)
             guard var topic = topics[key] else { continue }
             topic.members[ObjectIdentifier(subscriber)] = nil
             if topic.members.isEmpty {
                 topics[key] = nil
-                emptied.append(name)
+                emptied.append((key, topic.home))
             } else {
                 topics[key] = topic
             }
         }
-        guard !emptied.isEmpty, link.isReady else { return }
-        var arguments = [Array(kind.unsubscribeCommand.utf8)]
-        arguments.append(contentsOf: emptied.map { Array($0.utf8) })
-        link.send(arguments)
-    }
-
-    private func send(_ command: String, kind: SubscriptionKind, names: [String]) {
-        guard !names.isEmpty, link.isReady else { return }
-        // SSUBSCRIBE with several names must stay within one hash slot (else CROSSSLOT), so
-        // shards go one per command; channels and patterns go together.
-        let batches = kind == .shard ? names.map { [$0] } : [names]
-        for batch in batches {
-            var arguments = [Array(command.utf8)]
-            for name in batch {
-                arguments.append(Array(name.utf8))
-                unconfirmed[Key(kind: kind, name: name), default: 0] += 1
+        for (home, group) in Dictionary(grouping: emptied, by: { $0.1 }) {
+            guard let link = link(home), link.isReady else { continue }
+            for batch in batches(group.map(\.0)) {
+                link.send([Array(batch[0].kind.unsubscribeCommand.utf8)] + batch.map { Array($0.name.utf8) })
             }
-            link.send(arguments)
         }
     }
 
-    private func resubscribeAll() {
-        unconfirmed = [:]
-        pingSentAt = nil
+    /// SSUBSCRIBE with several names must stay within one hash slot (else CROSSSLOT), so shards
+    /// go one per command; channels and patterns go together, per kind.
+    private func batches(_ keys: [Key]) -> [[Key]] {
+        var result: [[Key]] = []
         for kind in SubscriptionKind.allCases {
-            let names = topics.keys.filter { $0.kind == kind }.map(\.name)
-            send(kind.subscribeCommand, kind: kind, names: names)
+            let ofKind = keys.filter { $0.kind == kind }
+            if ofKind.isEmpty { continue }
+            if kind == .shard { result += ofKind.map { [$0] } } else { result.append(ofKind) }
+        }
+        return result
+    }
+
+    private func send(subscribe: Bool, _ keys: [Key]) {
+        for (home, group) in Dictionary(grouping: keys, by: { topics[$0]?.home ?? Self.mainHome }) {
+            guard let link = link(home), link.isReady else { continue }
+            for batch in batches(group) {
+                let command = subscribe ? batch[0].kind.subscribeCommand : batch[0].kind.unsubscribeCommand
+                for key in batch { unconfirmed[key, default: 0] += 1 }
+                link.send([Array(command.utf8)] + batch.map { Array($0.name.utf8) })
+            }
         }
     }
 
-    private func linkLost() {
-        unconfirmed = [:]
-        pingSentAt = nil
-        for (key, var topic) in topics {
+    private func resubscribe(_ home: String) {
+        if home == Self.mainHome { pingSentAt = nil }
+        let keys = topics.filter { $0.value.home == home }.map(\.key)
+        for key in keys { unconfirmed[key] = nil }
+        send(subscribe: true, keys)
+    }
+
+    private func linkLost(_ home: String) {
+        if home == Self.mainHome { pingSentAt = nil }
+        for (key, var topic) in topics where topic.home == home {
+            unconfirmed[key] = nil
             topic.lostMessages = topic.lostMessages || topic.confirmed
             topic.confirmed = false
             topics[key] = topic
         }
+        if home != Self.mainHome { cluster?.refreshSoon() }
     }
 
-    /// Sends a PING on the subscriber link and declares it wedged when the previous one got no
-    /// answer within `timeoutMs`: a silent link must not keep /readyz green.
+    /// The slot table changed: sharded channels whose slot moved are subscribed at the new
+    /// owner (and dropped at the old one); ones Redis dropped are subscribed again.
+    private func rehome() {
+        var moved: [Key] = []
+        for (key, var topic) in topics where key.kind == .shard {
+            let now = home(of: key)
+            if now != topic.home {
+                if let old = shardLinks[topic.home], old.isReady { old.send(.command("SUNSUBSCRIBE", key.name)) }
+                topic.home = now
+                topic.confirmed = false
+                topics[key] = topic
+                unconfirmed[key] = nil
+                moved.append(key)
+            } else if !topic.confirmed && (unconfirmed[key] ?? 0) == 0 {
+                moved.append(key)
+            }
+        }
+        send(subscribe: true, moved)
+        // Links to masters that hold nothing any more are closed.
+        let homes = Set(topics.values.map(\.home))
+        for (home, link) in shardLinks where !homes.contains(home) {
+            link.stop()
+            shardLinks[home] = nil
+        }
+    }
+
+    /// Sends a PING on the main subscriber link and declares it wedged when the previous one got
+    /// no answer within `timeoutMs`: a silent link must not keep /readyz green.
     public func checkLink(now: Int64, timeoutMs: Int64) {
-        guard link.isReady else { return }
+        guard main.isReady else { return }
         if let sent = pingSentAt {
             if now - sent > timeoutMs {
                 logger.warning("subscriber link wedged", metadata: ["timeoutMs": "\(timeoutMs)"])
-                link.restart("no PONG within \(timeoutMs) ms")
+                main.restart("no PONG within \(timeoutMs) ms")
             }
             return
         }
         pingSentAt = now
-        link.send([Array("PING".utf8)])
+        main.send([Array("PING".utf8)])
     }
 
-    private func handle(_ reply: RedisReply) {
+    private func handle(_ reply: RedisReply, from home: String) {
         if case .status(let s) = reply, s == "PONG" {
             pingSentAt = nil
             return
         }
         if let error = reply.errorMessage {
-            logger.error("redis refused a subscription command", metadata: ["error": "\(error)"])
+            if Redirect(error) != nil {
+                // A sharded subscription reached a node that no longer owns the slot.
+                cluster?.refreshSoon()
+            } else {
+                logger.error("redis refused a subscription command", metadata: ["error": "\(error)"])
+            }
             return
         }
-        guard case .array(let items) = reply, let head = items.first?.text else { return }
+        guard case .array(let items) = reply, let head = items.first?.text, items.count >= 2 else { return }
+        let name = items[1].text ?? ""
         switch head {
         case "message" where items.count == 3:
-            fanOut(Key(kind: .channel, name: items[1].text ?? ""),
+            fanOut(Key(kind: .channel, name: name),
                    Delivery(kind: .channel, channel: items[1].bytes ?? [], payload: items[2].bytes ?? []))
         case "pmessage" where items.count == 4:
-            fanOut(Key(kind: .pattern, name: items[1].text ?? ""),
+            fanOut(Key(kind: .pattern, name: name),
                    Delivery(kind: .pattern, channel: items[2].bytes ?? [], pattern: items[1].bytes, payload: items[3].bytes ?? []))
         case "smessage" where items.count == 3:
-            fanOut(Key(kind: .shard, name: items[1].text ?? ""),
+            fanOut(Key(kind: .shard, name: name),
                    Delivery(kind: .shard, channel: items[1].bytes ?? [], payload: items[2].bytes ?? []))
-        case "subscribe": confirm(Key(kind: .channel, name: items[1].text ?? ""))
-        case "psubscribe": confirm(Key(kind: .pattern, name: items[1].text ?? ""))
-        case "ssubscribe": confirm(Key(kind: .shard, name: items[1].text ?? ""))
+        case "subscribe": confirm(Key(kind: .channel, name: name))
+        case "psubscribe": confirm(Key(kind: .pattern, name: name))
+        case "ssubscribe": confirm(Key(kind: .shard, name: name))
+        case "sunsubscribe": shardDropped(Key(kind: .shard, name: name), by: home)
         case "pong": pingSentAt = nil
         default: break
+        }
+    }
+
+    /// Redis sends SUNSUBSCRIBE on its own when a sharded channel's slot leaves the node: if
+    /// local clients still want the channel, it is subscribed again wherever the slot went.
+    /// What was published to the new owner before that is gone, so members get a `gap`.
+    private func shardDropped(_ key: Key, by home: String) {
+        guard var topic = topics[key], topic.home == home, (unconfirmed[key] ?? 0) == 0 else { return }
+        topic.lostMessages = topic.lostMessages || topic.confirmed
+        topic.confirmed = false
+        topics[key] = topic
+        if let cluster {
+            cluster.refreshSoon(delayMs: 0)
+        } else {
+            send(subscribe: true, [key])
         }
     }
 
@@ -191,6 +291,5 @@ public final class Hub {
         received += 1
         guard let topic = topics[key] else { return }
         for member in topic.members.values { member.deliver(delivery) }
-        deliveries += topic.members.count
     }
 }

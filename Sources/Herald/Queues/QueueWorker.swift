@@ -70,7 +70,7 @@ final class QueueWorker {
         if wait == 0 {
             started = worker.redis.send(key: key, .command("LMOVE", queue, processing, "RIGHT", "LEFT"), handle)
         } else {
-            started = worker.blocking.run(.command("BLMOVE", queue, processing, "RIGHT", "LEFT", String(wait)), handle)
+            started = worker.blocking.run(key: key, .command("BLMOVE", queue, processing, "RIGHT", "LEFT", String(wait)), handle)
         }
         if !started {
             popping = false

@@ -15,14 +15,17 @@ public final class BlockingPool {
 
     private let loop: EventLoop
     private let endpoint: RedisEndpoint
+    /// In a cluster, each command goes to its key's master.
+    private let cluster: ClusterCommands?
     private let logger: Logger
     /// Most connections this pool opens.
     public let capacity: Int
     private var members: [Member] = []
 
-    public init(loop: EventLoop, endpoint: RedisEndpoint, capacity: Int, logger: Logger) {
+    public init(loop: EventLoop, endpoint: RedisEndpoint, capacity: Int, cluster: ClusterCommands?, logger: Logger) {
         self.loop = loop
         self.endpoint = endpoint
+        self.cluster = cluster
         self.capacity = capacity
         self.logger = logger
     }
@@ -31,13 +34,21 @@ public final class BlockingPool {
     public var busyCount: Int { members.filter(\.busy).count }
     public var openCount: Int { members.count }
 
-    /// Runs one blocking command; false when every connection is busy and the cap is reached.
-    public func run(_ arguments: [[UInt8]], _ callback: @escaping (RedisReply) -> Void) -> Bool {
+    /// Runs one blocking command on `key`; false when every connection is busy and the cap is
+    /// reached (an idle connection to another node is closed to make room).
+    public func run(key: [UInt8], _ arguments: [[UInt8]], _ callback: @escaping (RedisReply) -> Void) -> Bool {
+        let target = cluster.flatMap { cluster in cluster.owner(of: key).map(cluster.endpoint(for:)) } ?? endpoint
         let member: Member
-        if let free = members.first(where: { !$0.busy && $0.link.isReady }) ?? members.first(where: { !$0.busy }) {
+        let candidates = members.filter { !$0.busy && $0.link.endpoint == target }
+        if let free = candidates.first(where: { $0.link.isReady }) ?? candidates.first {
             member = free
-        } else if members.count < capacity {
-            member = Member(link: RedisConnection(loop: loop, endpoint: endpoint, mode: .commands, logger: logger,
+        } else {
+            if members.count >= capacity, let idle = members.firstIndex(where: { !$0.busy }) {
+                members[idle].link.stop()
+                members.remove(at: idle)
+            }
+            guard members.count < capacity else { return false }
+            member = Member(link: RedisConnection(loop: loop, endpoint: target, mode: .commands, logger: logger,
                                                   replyTimeoutMs: 320_000))
             member.link.onReady = { [unowned self, unowned member] in self.flushQueued(member) }
             member.link.onDown = { [unowned member] _ in
@@ -49,8 +60,6 @@ public final class BlockingPool {
             }
             members.append(member)
             member.link.connect()
-        } else {
-            return false
         }
         member.busy = true
         let finish: (RedisReply) -> Void = { [unowned member] reply in

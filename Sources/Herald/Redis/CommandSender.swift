@@ -10,6 +10,14 @@ public protocol CommandSender: AnyObject {
     /// the command may run on any node.
     @discardableResult
     func send(key: [UInt8]?, _ arguments: [[UInt8]], _ callback: @escaping (RedisReply) -> Void) -> Bool
+    /// Commands sent and not yet answered.
+    var pendingCount: Int { get }
+    /// Reconnections after failures, for metrics.
+    var reconnects: Int { get }
+    func connect()
+    func stop()
+    /// Declares links wedged whose oldest command waited too long.
+    func checkTimeouts(now: Int64)
 }
 
 extension RedisConnection: CommandSender {

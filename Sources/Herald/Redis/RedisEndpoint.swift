@@ -31,8 +31,9 @@ public struct RedisEndpoint: Equatable, Sendable, CustomStringConvertible {
     /// Parses one `redis://` URL.
     public static func parse(_ url: String) throws(ConfigError) -> RedisEndpoint {
         func bad(_ why: String) -> ConfigError { ConfigError("--redis", url, why) }
-        guard url.hasPrefix("redis://") else { throw bad("the URL must start with redis://") }
-        var rest = Substring(url.dropFirst("redis://".count))
+        let scheme = ["redis://", "redis+cluster://"].first { url.hasPrefix($0) }
+        guard let scheme else { throw bad("the URL must start with redis:// (or redis+cluster:// for a cluster seed)") }
+        var rest = Substring(url.dropFirst(scheme.count))
         var endpoint = RedisEndpoint(host: "")
         if let at = rest.lastIndex(of: "@") {
             let userInfo = rest[..<at]

@@ -11,10 +11,10 @@ public final class Worker: IOHandler {
     public let logger: Logger
     public let stats: LoopStats
     public let process: ProcessStats
-    /// Pipelined commands (PUBLISH, SPUBLISH, ...).
-    public let commands: RedisConnection
-    /// Where keyed commands go (the command link, or the slot owner in a cluster).
-    public var redis: CommandSender { commands }
+    /// Where commands go, pipelined: the command link, or in a cluster the slot owner's link.
+    public let redis: CommandSender
+    /// The cluster's slot table and links, in cluster mode.
+    public let cluster: ClusterCommands?
     /// Capped connections for blocking pops.
     public let blocking: BlockingPool
     /// The loop's one blocking XREAD over every tailed stream.
@@ -41,16 +41,32 @@ public final class Worker: IOHandler {
         self.logger = logger
         loop = try EventLoop(handle: handle)
         let endpoint = config.redis[0]
-        commands = RedisConnection(loop: loop, endpoint: endpoint, mode: .commands, logger: logger)
-        hub = Hub(link: RedisConnection(loop: loop, endpoint: endpoint, mode: .pushes, logger: logger), logger: logger)
+        let commandLink: RedisConnection?
+        if config.redisCluster {
+            let cluster = ClusterCommands(loop: loop, seeds: config.redis, logger: logger)
+            self.cluster = cluster
+            redis = cluster
+            commandLink = nil
+        } else {
+            cluster = nil
+            commandLink = RedisConnection(loop: loop, endpoint: endpoint, mode: .commands, logger: logger)
+            redis = commandLink!
+        }
+        hub = Hub(link: RedisConnection(loop: loop, endpoint: endpoint, mode: .pushes, logger: logger), cluster: cluster, loop: loop, logger: logger)
         router = Router(config: config)
-        blocking = BlockingPool(loop: loop, endpoint: endpoint, capacity: config.maxBlocking, logger: logger)
-        tailer = StreamTailer(loop: loop, link: RedisConnection(loop: loop, endpoint: endpoint, mode: .commands, logger: logger,
-                                                                replyTimeoutMs: Int64(StreamTailer.blockMs) + 10_000),
-                              control: commands, logger: logger)
+        blocking = BlockingPool(loop: loop, endpoint: endpoint, capacity: config.maxBlocking, cluster: cluster, logger: logger)
+        // One blocking XREAD per loop on a standalone Redis; a cluster refuses XREAD across
+        // slots, so there the tail polls each slot's streams instead.
+        let tailLink = cluster == nil ? RedisConnection(loop: loop, endpoint: endpoint, mode: .commands, logger: logger,
+                                                        replyTimeoutMs: Int64(StreamTailer.blockMs) + 10_000) : nil
+        tailer = StreamTailer(loop: loop, link: tailLink, sender: redis, logger: logger)
         let stats = self.stats
-        commands.onReady = { stats.commandLinkUp.set(1) }
-        commands.onDown = { _ in stats.commandLinkUp.set(0) }
+        let redis = self.redis
+        if let commandLink {
+            commandLink.onReady = { stats.commandLinkUp.set(1) }
+            commandLink.onDown = { _ in stats.commandLinkUp.set(0) }
+        }
+        cluster?.onStateChange = { stats.commandLinkUp.set(redis.isReady ? 1 : 0) }
         hub.onLinkChange = { up in stats.subscriberLinkUp.set(up ? 1 : 0) }
         try loop.register(fd: listener, handler: self, events: IOEvents.readable)
         loop.onStopRequested = { [unowned self] in self.beginDrain() }
@@ -60,15 +76,15 @@ public final class Worker: IOHandler {
 
     /// Runs the loop until drained.
     public func run() {
-        commands.connect()
-        hub.redisLink.connect()
-        tailer.redisLink.connect()
+        redis.connect()
+        hub.connect()
+        tailer.connect()
         scheduleHousekeeping()
         loop.run()
-        commands.stop()
-        hub.redisLink.stop()
+        redis.stop()
+        hub.stop()
         blocking.stop()
-        tailer.redisLink.stop()
+        tailer.stop()
     }
 
     /// The listener is readable: accept everything pending.
@@ -126,19 +142,19 @@ public final class Worker: IOHandler {
     private func housekeeping() {
         let now = Clock.nowMs()
         for connection in Array(connections.values) { connection.checkTimers(now: now) }
-        commands.checkTimeouts(now: now)
+        redis.checkTimeouts(now: now)
         blocking.checkTimeouts(now: now)
-        tailer.redisLink.checkTimeouts(now: now)
+        tailer.checkTimeouts(now: now)
         hub.checkLink(now: now, timeoutMs: 5000)
-        stats.commandLinkUp.set(commands.isReady ? 1 : 0)
+        stats.commandLinkUp.set(redis.isReady ? 1 : 0)
         stats.subscriberLinkUp.set(hub.isLinkHealthy ? 1 : 0)
         stats.channels.set(hub.topicCount(.channel))
         stats.patterns.set(hub.topicCount(.pattern))
         stats.shards.set(hub.topicCount(.shard))
-        stats.redisReconnects.set(commands.reconnects + hub.redisLink.reconnects)
+        stats.redisReconnects.set(redis.reconnects + hub.reconnects)
         stats.received.set(hub.received)
         if isDraining {
-            if (connections.isEmpty && commands.pendingCount == 0) || now > drainDeadline {
+            if (connections.isEmpty && redis.pendingCount == 0) || now > drainDeadline {
                 for connection in Array(connections.values) { connection.close() }
                 loop.stop()
             }

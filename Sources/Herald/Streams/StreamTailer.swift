@@ -1,6 +1,7 @@
 // One blocking `XREAD` per loop over every stream that loop's clients tail: re-issued after
 // each answer, and woken with `CLIENT UNBLOCK` when a stream joins the set, so a thousand
-// tailing clients cost one Redis connection. Entries are encoded once per loop.
+// tailing clients cost one Redis connection. Entries are encoded once per loop. In a cluster,
+// where XREAD may not span slots, it polls each slot's streams every `pollMs` instead.
 import Logging
 
 /// Something that wants the new entries of a stream (a live reader, or a consumer-group
@@ -20,8 +21,10 @@ public final class StreamTailer {
     }
 
     private let loop: EventLoop
-    private let link: RedisConnection
-    private let control: CommandSender
+    /// The blocking link; nil in a cluster (poll mode).
+    private let link: RedisConnection?
+    /// Where control commands (and, in a cluster, the polls) go.
+    private let sender: CommandSender
     private let logger: Logger
     private var tails: [String: Tail] = [:]
     /// The tailer link's Redis client id, for CLIENT UNBLOCK.
@@ -29,26 +32,76 @@ public final class StreamTailer {
     private var reading = false
     /// Milliseconds one XREAD blocks; the reply timeout of the link is well above it.
     static let blockMs = 5000
+    /// Poll period in a cluster, ms.
+    static let pollMs: Int64 = 50
 
-    public init(loop: EventLoop, link: RedisConnection, control: CommandSender, logger: Logger) {
+    public init(loop: EventLoop, link: RedisConnection?, sender: CommandSender, logger: Logger) {
         self.loop = loop
         self.link = link
-        self.control = control
+        self.sender = sender
         self.logger = logger
-        link.onReady = { [unowned self] in
+        link?.onReady = { [unowned self] in
             self.reading = false
-            self.link.send(.command("CLIENT", "ID")) { reply in
+            self.link?.send(.command("CLIENT", "ID")) { reply in
                 self.clientID = reply.integer
                 self.read()
             }
         }
-        link.onDown = { [unowned self] _ in
+        link?.onDown = { [unowned self] _ in
             self.reading = false
             self.clientID = nil
         }
     }
 
-    public var redisLink: RedisConnection { link }
+    public func connect() {
+        if let link {
+            link.connect()
+        } else {
+            poll()
+        }
+    }
+
+    public func stop() {
+        link?.stop()
+        stopped = true
+    }
+
+    private var stopped = false
+
+    public func checkTimeouts(now: Int64) { link?.checkTimeouts(now: now) }
+
+    /// Cluster mode: one non-blocking XREAD per slot with tailed streams, every `pollMs`.
+    private func poll() {
+        guard !stopped else { return }
+        var bySlot: [Int: [String]] = [:]
+        for name in tails.keys { bySlot[SlotHash.slot(Array(name.utf8)), default: []].append(name) }
+        var left = bySlot.count
+        var progressed = false
+        let next = { [weak self] in
+            guard let self else { return }
+            self.loop.schedule(afterMs: progressed ? 0 : Self.pollMs) { [weak self] in self?.poll() }
+        }
+        if left == 0 {
+            next()
+            return
+        }
+        for streams in bySlot.values {
+            var arguments: [[UInt8]] = .command("XREAD", "COUNT", "1000", "STREAMS")
+            arguments += streams.map { Array($0.utf8) }
+            arguments += streams.map { Array((tails[$0]?.cursor ?? .zero).description.utf8) }
+            let sent = sender.send(key: Array(streams[0].utf8), arguments) { [weak self] reply in
+                guard let self else { return }
+                if case .array = reply { progressed = true }
+                _ = self.handle(reply)
+                left -= 1
+                if left == 0 { next() }
+            }
+            if !sent {
+                left -= 1
+                if left == 0 { next() }
+            }
+        }
+    }
     public var streamCount: Int { tails.count }
 
     /// The tailer's position on `stream`, if it tails it.
@@ -74,12 +127,13 @@ public final class StreamTailer {
 
     /// The set of streams changed: interrupt the blocked XREAD so the next one includes it.
     private func wake() {
+        guard link != nil else { return }
         if !reading {
             read()
         } else if let id = clientID {
             // The UNBLOCK may overtake the XREAD it targets (they travel on two connections):
             // when it finds nothing blocked, try again shortly.
-            control.send(key: nil, .command("CLIENT", "UNBLOCK", String(id))) { [weak self] reply in
+            sender.send(key: nil, .command("CLIENT", "UNBLOCK", String(id))) { [weak self] reply in
                 guard let self, reply.integer == 0, self.reading else { return }
                 self.loop.schedule(afterMs: 20) { [weak self] in self?.wake() }
             }
@@ -87,7 +141,7 @@ public final class StreamTailer {
     }
 
     private func read() {
-        guard !reading, link.isReady, clientID != nil, !tails.isEmpty else { return }
+        guard let link, !reading, link.isReady, clientID != nil, !tails.isEmpty else { return }
         let streams = tails.keys.sorted()
         var arguments: [[UInt8]] = .command("XREAD", "COUNT", "1000", "BLOCK", String(Self.blockMs), "STREAMS")
         arguments += streams.map { Array($0.utf8) }
