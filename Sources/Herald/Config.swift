@@ -31,11 +31,33 @@ public struct Config: Sendable {
     public var maxBlocking = 64
     /// A consumer-group entry pending this long on a vanished consumer is claimed, ms.
     public var claimIdleMs: Int64 = 30_000
+    /// API keys that may do anything (`Authorization: Bearer <key>`).
+    public var apiKeys: [String] = []
+    /// Secret for HS256 tokens whose `publish`/`subscribe` claims list channel globs.
+    public var jwtSecret: String?
+    /// Origins allowed for WebSockets and browser calls (CORS); empty = any.
+    public var allowedOrigins: [String] = []
+    /// Most client connections at once (process-wide); beyond, 503 or WebSocket close 1013.
+    public var maxConnections = 10_000
+    /// Most pub/sub subscriptions one WebSocket may hold.
+    public var maxSubscriptions = 1000
+    /// Most commands one loop may have waiting on Redis; beyond, publishes answer 503.
+    public var maxPending = 10_000
+    /// What happens to a subscriber whose queue is full: drop deliveries (and say how many) or
+    /// close it with 1008.
+    public var slowConsumerPolicy = SlowConsumerPolicy.drop
     public var logLevel = Logger.Level.info
     /// Test only: serve a WebSocket echo endpoint at /echo.
     public var echo = false
 
     public init() {}
+
+    public enum SlowConsumerPolicy: String, Sendable { case drop, close }
+
+    /// The credentials and origins, as the request path checks them.
+    public var access: AccessPolicy {
+        AccessPolicy(apiKeys: Set(apiKeys), jwtSecret: jwtSecret.map { Array($0.utf8) }, allowedOrigins: allowedOrigins)
+    }
 
     public static var coreCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
@@ -94,6 +116,35 @@ public struct Config: Sendable {
         },
         Option(flag: "claim-idle", environment: "HERALD_CLAIM_IDLE") { c, v throws(ConfigError) in
             c.claimIdleMs = try seconds("--claim-idle", v)
+        },
+        Option(flag: "api-keys", environment: "HERALD_API_KEYS") { c, v throws(ConfigError) in
+            c.apiKeys = v.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
+            guard c.apiKeys.allSatisfy({ $0.count >= 16 }) else { throw ConfigError("--api-keys", "(hidden)", "each key must be at least 16 characters") }
+        },
+        Option(flag: "jwt-secret", environment: "HERALD_JWT_SECRET") { c, v throws(ConfigError) in
+            guard v.utf8.count >= 32 else { throw ConfigError("--jwt-secret", "(hidden)", "must be at least 32 bytes") }
+            c.jwtSecret = v
+        },
+        Option(flag: "allowed-origins", environment: "HERALD_ALLOWED_ORIGINS") { c, v throws(ConfigError) in
+            c.allowedOrigins = v.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
+            for origin in c.allowedOrigins where origin != "*" && !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) {
+                throw ConfigError("--allowed-origins", origin, "an origin looks like https://example.com (or * for any)")
+            }
+        },
+        Option(flag: "max-connections", environment: "HERALD_MAX_CONNECTIONS") { c, v throws(ConfigError) in
+            c.maxConnections = try integer("--max-connections", v, in: 1...1_000_000)
+        },
+        Option(flag: "max-subscriptions", environment: "HERALD_MAX_SUBSCRIPTIONS") { c, v throws(ConfigError) in
+            c.maxSubscriptions = try integer("--max-subscriptions", v, in: 1...1_000_000)
+        },
+        Option(flag: "max-pending", environment: "HERALD_MAX_PENDING") { c, v throws(ConfigError) in
+            c.maxPending = try integer("--max-pending", v, in: 1...10_000_000)
+        },
+        Option(flag: "slow-consumer", environment: "HERALD_SLOW_CONSUMER") { c, v throws(ConfigError) in
+            guard let policy = SlowConsumerPolicy(rawValue: v.lowercased()) else {
+                throw ConfigError("--slow-consumer", v, "must be drop or close")
+            }
+            c.slowConsumerPolicy = policy
         },
         Option(flag: "log-level", environment: "HERALD_LOG_LEVEL") { c, v throws(ConfigError) in
             guard let level = Logger.Level(rawValue: v.lowercased()) else {

@@ -45,6 +45,20 @@ struct HeraldCommand: ParsableCommand {
     var maxBlocking: String?
     @Option(parsing: .unconditional, help: "Seconds a consumer-group entry may stay pending on a vanished consumer before another claims it. [HERALD_CLAIM_IDLE, default 30]")
     var claimIdle: String?
+    @Option(parsing: .unconditional, help: "Comma-separated API keys (16+ chars) allowed to do anything; turns auth on. [HERALD_API_KEYS]")
+    var apiKeys: String?
+    @Option(parsing: .unconditional, help: "Secret (32+ bytes) for HS256 tokens with publish/subscribe channel globs; turns auth on. [HERALD_JWT_SECRET]")
+    var jwtSecret: String?
+    @Option(parsing: .unconditional, help: "Comma-separated origins allowed for WebSockets and CORS, or *. [HERALD_ALLOWED_ORIGINS, default any]")
+    var allowedOrigins: String?
+    @Option(parsing: .unconditional, help: "Most client connections at once; beyond, 503 or close 1013. [HERALD_MAX_CONNECTIONS, default 10000]")
+    var maxConnections: String?
+    @Option(parsing: .unconditional, help: "Most subscriptions per WebSocket. [HERALD_MAX_SUBSCRIPTIONS, default 1000]")
+    var maxSubscriptions: String?
+    @Option(parsing: .unconditional, help: "Most commands per loop waiting on Redis; beyond, publishes answer 503. [HERALD_MAX_PENDING, default 10000]")
+    var maxPending: String?
+    @Option(parsing: .unconditional, help: "drop (deliveries, with a notice) or close (1008) for a subscriber whose queue is full. [HERALD_SLOW_CONSUMER, default drop]")
+    var slowConsumer: String?
     @Option(parsing: .unconditional, help: "trace, debug, info, notice, warning, error or critical. [HERALD_LOG_LEVEL, default info]")
     var logLevel: String?
     @Flag(help: "Test only: serve a WebSocket echo endpoint at /echo. [HERALD_ECHO=1]")
@@ -69,6 +83,13 @@ struct HeraldCommand: ParsableCommand {
         flags["keepalive-timeout"] = keepaliveTimeout
         flags["max-blocking"] = maxBlocking
         flags["claim-idle"] = claimIdle
+        flags["api-keys"] = apiKeys
+        flags["jwt-secret"] = jwtSecret
+        flags["allowed-origins"] = allowedOrigins
+        flags["max-connections"] = maxConnections
+        flags["max-subscriptions"] = maxSubscriptions
+        flags["max-pending"] = maxPending
+        flags["slow-consumer"] = slowConsumer
         flags["log-level"] = logLevel
         if echo { flags["echo"] = "true" }
         let config: Config

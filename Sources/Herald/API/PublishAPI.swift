@@ -10,7 +10,17 @@ enum PublishAPI {
     }
 
     /// Sends PUBLISH (or SPUBLISH) and reports the receiver count.
-    static func publish(_ message: Message, on worker: Worker, _ done: @escaping (Result<Int, HTTPError>) -> Void) {
+    static func publish(_ message: Message, grant: Grant, on worker: Worker, _ done: @escaping (Result<Int, HTTPError>) -> Void) {
+        guard grant.mayPublish(message.channel) else {
+            done(.failure(AccessPolicy.forbidden("publishing to \(message.channel)")))
+            return
+        }
+        guard worker.redis.pendingCount < worker.config.maxPending else {
+            worker.stats.publishErrors.bump()
+            done(.failure(HTTPError(status: 503, code: "overloaded",
+                message: "\(worker.config.maxPending) commands are already waiting on Redis; retry shortly", headers: ["Retry-After": "1"])))
+            return
+        }
         let command = message.sharded ? "SPUBLISH" : "PUBLISH"
         // SPUBLISH goes to the channel's slot owner; PUBLISH may go to any node.
         let key = message.sharded ? Array(message.channel.utf8) : nil
@@ -33,7 +43,7 @@ enum PublishAPI {
         }
     }
 
-    static func publishPath(_ request: HTTPRequest, _ responder: Responder) {
+    static func publishPath(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
         let encoded = request.path.dropFirst("/publish/".count)
         guard let name = PercentDecoding.decode(encoded), !name.isEmpty, UTF8Validation.isValid(name) else {
             responder.fail(.badRequest("the channel in the path is empty or badly encoded"))
@@ -52,7 +62,7 @@ enum PublishAPI {
             return
         }
         let message = Message(channel: String(decoding: name, as: UTF8.self), payload: request.body, sharded: sharded)
-        publish(message, on: responder.worker) { result in
+        publish(message, grant: grant, on: responder.worker) { result in
             switch result {
             case .success(let receivers): responder.respond(.json(200, answer(message.channel, receivers)))
             case .failure(let error): responder.fail(error)
@@ -60,7 +70,7 @@ enum PublishAPI {
         }
     }
 
-    static func publishJSON(_ request: HTTPRequest, _ responder: Responder) {
+    static func publishJSON(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
         let json: JSONValue
         do {
             json = try JSONValue.parse(request.body)
@@ -86,7 +96,7 @@ enum PublishAPI {
         var results = [Result<Int, HTTPError>?](repeating: nil, count: messages.count)
         var left = messages.count
         for (index, message) in messages.enumerated() {
-            publish(message, on: responder.worker) { result in
+            publish(message, grant: grant, on: responder.worker) { result in
                 results[index] = result
                 left -= 1
                 guard left == 0 else { return }

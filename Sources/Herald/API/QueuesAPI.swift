@@ -14,8 +14,12 @@ enum QueuesAPI {
         return String(decoding: name, as: UTF8.self)
     }
 
-    static func push(_ request: HTTPRequest, _ responder: Responder) {
+    static func push(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
         guard let name = name(request, responder) else { return }
+        guard grant.mayPublish(name) else {
+            responder.fail(AccessPolicy.forbidden("pushing to \(name)"))
+            return
+        }
         let redis = responder.worker.redis
         let sent = redis.send(key: Array(name.utf8), [Array("LPUSH".utf8), Array(name.utf8), request.body]) { reply in
             guard let length = reply.integer else {
@@ -32,8 +36,12 @@ enum QueuesAPI {
         if !sent { responder.fail(RedisErrors.unreachable(redis)) }
     }
 
-    static func pop(_ request: HTTPRequest, _ responder: Responder) {
+    static func pop(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
         guard let name = name(request, responder) else { return }
+        guard grant.maySubscribe(name) else {
+            responder.fail(AccessPolicy.forbidden("popping from \(name)"))
+            return
+        }
         guard let query = PercentDecoding.query(request.query) else {
             responder.fail(.badRequest("the query string is badly encoded"))
             return

@@ -1,14 +1,17 @@
-// Maps a request to its endpoint family. Paths are matched on their percent-encoded form, so
-// an encoded slash can never split or join path segments.
+// Maps a request to its endpoint family, after the checks every request gets: the connection
+// limit, CORS, and (for the broker endpoints) the credential. Paths are matched on their
+// percent-encoded form, so an encoded slash can never split or join path segments.
 
 /// Routes requests for one worker.
 public struct Router {
     let statics: StaticFiles
     let echo: Bool
+    let access: AccessPolicy
 
     init(config: Config) {
         statics = StaticFiles(root: config.publicDir)
         echo = config.echo
+        access = config.access
     }
 
     func route(_ request: HTTPRequest, _ responder: Responder) {
@@ -16,27 +19,53 @@ public struct Router {
         let method = request.method
         let readMethods = ["GET", "HEAD"]
 
+        if responder.connection.overLimit {
+            rejectOverLimit(request, responder)
+            return
+        }
+        if method == "OPTIONS" {
+            preflight(request, responder)
+            return
+        }
+
         func allow(_ methods: [String], _ handler: () -> Void) {
             if methods.contains(method) { handler() } else {
                 responder.fail(.methodNotAllowed(method, allowed: methods))
             }
         }
 
+        /// Runs `handler` with the request's grant, or answers 400/401.
+        func authorized(_ handler: (Grant) -> Void) {
+            guard let query = PercentDecoding.query(request.query) else {
+                responder.fail(.badRequest("the query string is badly encoded"))
+                return
+            }
+            do {
+                handler(try access.grant(for: request, query: query))
+            } catch {
+                responder.fail(error)
+            }
+        }
+
         switch path {
         case "/publish":
-            allow(["POST"]) { PublishAPI.publishJSON(request, responder) }
+            allow(["POST"]) { authorized { PublishAPI.publishJSON(request, responder, $0) } }
         case _ where path.hasPrefix("/publish/"):
-            allow(["POST"]) { PublishAPI.publishPath(request, responder) }
+            allow(["POST"]) { authorized { PublishAPI.publishPath(request, responder, $0) } }
         case _ where path.hasPrefix("/streams/"):
-            if method == "POST" { StreamsAPI.append(request, responder) } else {
-                allow(["GET", "HEAD", "POST"]) { StreamsAPI.range(request, responder) }
+            allow(["GET", "HEAD", "POST"]) {
+                authorized { grant in
+                    if method == "POST" { StreamsAPI.append(request, responder, grant) } else { StreamsAPI.range(request, responder, grant) }
+                }
             }
         case _ where path.hasPrefix("/queues/"):
-            if method == "POST" { QueuesAPI.push(request, responder) } else {
-                allow(["GET", "POST"]) { QueuesAPI.pop(request, responder) }
+            allow(["GET", "POST"]) {
+                authorized { grant in
+                    if method == "POST" { QueuesAPI.push(request, responder, grant) } else { QueuesAPI.pop(request, responder, grant) }
+                }
             }
         case "/subscribe":
-            allow(["GET"]) { SubscribeAPI.open(request, responder) }
+            allow(["GET"]) { SubscribeAPI.open(request, responder, access: access) }
         case "/echo" where echo:
             allow(["GET"]) { EchoAPI.open(request, responder) }
         case "/healthz":
@@ -48,5 +77,34 @@ public struct Router {
         default:
             allow(readMethods) { statics.serve(request, responder) }
         }
+    }
+
+    /// Beyond `--max-connections`: WebSockets are accepted and closed with 1013 (try again
+    /// later), so browsers see why; everything else gets 503.
+    private func rejectOverLimit(_ request: HTTPRequest, _ responder: Responder) {
+        let limit = responder.worker.config.maxConnections
+        if request.path == "/subscribe", let accepted = try? WebSocketHandshake.accept(request) {
+            let refusal = RefusedSession(connection: responder.connection, code: CloseCode.tryAgainLater,
+                                         error: Envelope.error(code: "too_many_connections", message: "Herald holds its limit of \(limit) connections"))
+            if responder.upgrade(accepted, to: refusal) {
+                refusal.start()
+                return
+            }
+        }
+        responder.fail(HTTPError(status: 503, code: "too_many_connections", message: "Herald holds its limit of \(limit) connections",
+                                 closesConnection: true, headers: ["Retry-After": "1"]))
+    }
+
+    /// CORS preflight (Fetch standard): which origins, methods and headers may call Herald.
+    private func preflight(_ request: HTTPRequest, _ responder: Responder) {
+        guard let origin = request.header("origin"), access.allows(origin: origin) else {
+            responder.fail(HTTPError(status: 403, code: "forbidden", message: "this origin may not call Herald"))
+            return
+        }
+        responder.respond(HTTPResponse(status: 204, headers: [
+            ("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS"),
+            ("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID"),
+            ("Access-Control-Max-Age", "600"),
+        ]))
     }
 }

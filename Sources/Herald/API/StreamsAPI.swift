@@ -14,8 +14,12 @@ enum StreamsAPI {
         return String(decoding: name, as: UTF8.self)
     }
 
-    static func append(_ request: HTTPRequest, _ responder: Responder) {
+    static func append(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
         guard let key = key(request, responder) else { return }
+        guard grant.mayPublish(key) else {
+            responder.fail(AccessPolicy.forbidden("appending to \(key)"))
+            return
+        }
         guard let query = PercentDecoding.query(request.query) else {
             responder.fail(.badRequest("the query string is badly encoded"))
             return
@@ -58,8 +62,12 @@ enum StreamsAPI {
         if !sent { responder.fail(RedisErrors.unreachable(redis)) }
     }
 
-    static func range(_ request: HTTPRequest, _ responder: Responder) {
+    static func range(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
         guard let key = key(request, responder) else { return }
+        guard grant.maySubscribe(key) else {
+            responder.fail(AccessPolicy.forbidden("reading \(key)"))
+            return
+        }
         guard let query = PercentDecoding.query(request.query) else {
             responder.fail(.badRequest("the query string is badly encoded"))
             return

@@ -10,9 +10,15 @@ enum SubscribeAPI {
         case raw
     }
 
-    static func open(_ request: HTTPRequest, _ responder: Responder) {
+    static func open(_ request: HTTPRequest, _ responder: Responder, access: AccessPolicy) {
         guard WebSocketHandshake.isUpgrade(request) else {
             responder.fail(.upgradeRequired("GET /subscribe needs a WebSocket upgrade (Upgrade: websocket)"))
+            return
+        }
+        // Cross-site WebSocket hijacking: a page from another origin must not ride the
+        // browser's ambient access to Herald.
+        guard access.allows(origin: request.header("origin")) else {
+            responder.fail(HTTPError(status: 403, code: "forbidden", message: "WebSockets from this origin are not allowed"))
             return
         }
         guard let query = PercentDecoding.query(request.query) else {
@@ -24,7 +30,9 @@ enum SubscribeAPI {
         var streams: [String] = []
         var single: [String: String] = [:]
         for (name, value) in query {
-            if ["from", "group", "consumer", "prefetch", "queue"].contains(name) {
+            if name == "token" {
+                continue
+            } else if ["from", "group", "consumer", "prefetch", "queue"].contains(name) {
                 single[name] = value
             } else if name == "stream" {
                 guard !value.isEmpty else {
@@ -60,7 +68,27 @@ enum SubscribeAPI {
             responder.fail(error)
             return
         }
-        let session = SubscriberSession(connection: responder.connection, format: format)
+        // Browsers cannot read a refused handshake, so credential problems are told over the
+        // socket: an error message, then close 1008.
+        let grant: Grant
+        do throws(HTTPError) {
+            grant = try access.grant(for: request, query: query)
+            let names = initial.values.flatMap { $0 }
+            let keys = plan.streams + (plan.queue.map { [$0] } ?? [])
+            if let denied = names.first(where: { !grant.maySubscribe($0) }) ?? keys.first(where: { !grant.maySubscribe($0) }) {
+                throw AccessPolicy.forbidden("subscribing to \(denied)")
+            }
+            let limit = responder.worker.config.maxSubscriptions
+            if names.count > limit {
+                throw HTTPError(status: 400, code: "too_many_subscriptions", message: "at most \(limit) subscriptions per connection")
+            }
+        } catch {
+            let refusal = RefusedSession(connection: responder.connection, code: CloseCode.policyViolation,
+                                         error: Envelope.error(code: error.code, message: error.message))
+            if responder.upgrade(accepted, to: refusal) { refusal.start() } else { responder.fail(error) }
+            return
+        }
+        let session = SubscriberSession(connection: responder.connection, format: format, grant: grant)
         guard responder.upgrade(accepted, to: session) else {
             responder.fail(.badRequest("a WebSocket upgrade cannot follow pipelined requests still waiting for answers"))
             return

@@ -5,15 +5,18 @@
 final class SubscriberSession: WebSocketApp, Subscriber {
     private let connection: ClientConnection
     private let format: SubscribeAPI.Format
+    /// What this client's credential allows.
+    private let grant: Grant
     private var subscriptions: [SubscriptionKind: Set<String>] = [:]
     private var readers: [StreamReader] = []
     private var groups: [GroupReader] = []
     private var queueWorker: QueueWorker?
     private var isClosed = false
 
-    init(connection: ClientConnection, format: SubscribeAPI.Format) {
+    init(connection: ClientConnection, format: SubscribeAPI.Format, grant: Grant) {
         self.connection = connection
         self.format = format
+        self.grant = grant
     }
 
     private var worker: Worker { connection.worker }
@@ -86,9 +89,9 @@ final class SubscriberSession: WebSocketApp, Subscriber {
         }
         do {
             switch op {
-            case "subscribe": subscribe(.channel, try names(json, plural: "channels", singular: "channel", required: true), id: id)
-            case "psubscribe": subscribe(.pattern, try names(json, plural: "patterns", singular: "pattern", required: true), id: id)
-            case "ssubscribe": subscribe(.shard, try names(json, plural: "channels", singular: "channel", required: true), id: id)
+            case "subscribe": try checkedSubscribe(.channel, try names(json, plural: "channels", singular: "channel", required: true), id: id)
+            case "psubscribe": try checkedSubscribe(.pattern, try names(json, plural: "patterns", singular: "pattern", required: true), id: id)
+            case "ssubscribe": try checkedSubscribe(.shard, try names(json, plural: "channels", singular: "channel", required: true), id: id)
             case "unsubscribe": try unsubscribe(json, id: id)
             case "publish": try publish(json, id: id)
             case "ack": try ack(json, id: id)
@@ -98,8 +101,22 @@ final class SubscriberSession: WebSocketApp, Subscriber {
                 sendJSON(Envelope.error(code: "unknown_op", message: "unknown op '\(op)'", id: id))
             }
         } catch {
-            sendJSON(Envelope.error(code: "bad_request", message: error.message, id: id))
+            sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
         }
+    }
+
+    /// A subscribe op, within the credential's globs and the per-connection limit.
+    private func checkedSubscribe(_ kind: SubscriptionKind, _ names: [String], id: JSONValue?) throws(HTTPError) {
+        if let denied = names.first(where: { !grant.maySubscribe($0) }) {
+            throw AccessPolicy.forbidden("subscribing to \(denied)")
+        }
+        let held = subscriptions.values.reduce(0) { $0 + $1.count }
+        let added = names.filter { !(subscriptions[kind]?.contains($0) ?? false) }.count
+        let limit = worker.config.maxSubscriptions
+        guard held + added <= limit else {
+            throw HTTPError(status: 400, code: "too_many_subscriptions", message: "at most \(limit) subscriptions per connection")
+        }
+        subscribe(kind, names, id: id)
     }
 
     // MARK: Operations
@@ -180,7 +197,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
 
     private func publish(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
         let message = try PublishAPI.message(from: json)
-        PublishAPI.publish(message, on: worker) { [weak self] result in
+        PublishAPI.publish(message, grant: grant, on: worker) { [weak self] result in
             guard let self, !self.isClosed else { return }
             switch result {
             case .success(let receivers):

@@ -46,6 +46,8 @@ public final class ClientConnection: IOHandler {
     private var pingSentMs: Int64?
     /// Deliveries dropped because this client's queue was full, not yet reported to it.
     private var droppedUnreported = 0
+    /// Accepted beyond `--max-connections`: its first request is refused.
+    var overLimit = false
 
     init(fd: Int32, worker: Worker) {
         self.fd = fd
@@ -122,7 +124,8 @@ public final class ClientConnection: IOHandler {
             }
             headStartedMs = nil
             worker.stats.requests.bump()
-            let slot = ResponseSlot(keepAlive: request.keepAlive && !worker.isDraining, head: request.method == "HEAD")
+            let slot = ResponseSlot(keepAlive: request.keepAlive && !worker.isDraining && !overLimit, head: request.method == "HEAD")
+            if let origin = request.header("origin"), worker.router.access.allows(origin: origin) { slot.corsOrigin = origin }
             slots.append(slot)
             worker.router.route(request, Responder(connection: self, slot: slot))
         }
@@ -144,6 +147,9 @@ public final class ClientConnection: IOHandler {
         guard !isClosed, slot.bytes == nil else { return }
         var response = response
         response.omitBody = slot.head
+        if let origin = slot.corsOrigin {
+            response.headers += [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+        }
         slot.bytes = response.serialize(keepAlive: slot.keepAlive)
         while let first = slots.first, let bytes = first.bytes {
             slots.removeFirst()
@@ -249,8 +255,12 @@ public final class ClientConnection: IOHandler {
     public func deliver(_ frame: Chunk) {
         guard !isClosed, closeSentMs == nil else { return }
         if outbound.byteCount + frame.count > worker.config.maxOutbound {
-            droppedUnreported += 1
             worker.stats.dropped.bump()
+            if worker.config.slowConsumerPolicy == .close {
+                closeWebSocket(code: CloseCode.policyViolation, reason: "too slow: the outbound queue is full")
+            } else {
+                droppedUnreported += 1
+            }
             return
         }
         outbound.append(frame)
@@ -375,6 +385,8 @@ final class ResponseSlot {
     var keepAlive: Bool
     /// HEAD: the answer's body is not sent.
     let head: Bool
+    /// The browser origin allowed to read this answer (CORS), if any.
+    var corsOrigin: String?
     var bytes: [UInt8]?
 
     init(keepAlive: Bool, head: Bool) {

@@ -100,6 +100,7 @@ public final class Worker: IOHandler {
                     Socket.close(fd)
                     continue
                 }
+                connection.overLimit = process.total({ $0.httpConnections.value + $0.webSocketConnections.value }) >= config.maxConnections
                 connections[ObjectIdentifier(connection)] = connection
                 stats.httpConnections.bump()
             } catch {

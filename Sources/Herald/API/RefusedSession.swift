@@ -1,0 +1,23 @@
+// A WebSocket that is accepted only to be told why it cannot stay: an error message, then a
+// close frame with a code (1008 for auth, 1013 over the connection limit).
+
+final class RefusedSession: WebSocketApp {
+    private var connection: ClientConnection?
+    private let code: UInt16
+    private let error: [UInt8]
+
+    init(connection: ClientConnection, code: UInt16, error: [UInt8]) {
+        self.connection = connection
+        self.code = code
+        self.error = error
+    }
+
+    func start() {
+        connection?.send(FrameEncoder.encode(.text, error))
+        connection?.closeWebSocket(code: code, reason: code == CloseCode.tryAgainLater ? "too many connections" : "policy violation")
+    }
+
+    func received(_ message: WebSocketEvent) {}
+    func drained() {}
+    func closed() { connection = nil }
+}

@@ -1,0 +1,79 @@
+// Who may publish and subscribe to what. Off by default (local use); with API keys or a JWT
+// secret configured, every broker endpoint needs a credential: an API key grants everything,
+// a JWT grants the channel globs its `publish` and `subscribe` claims list.
+import Foundation
+
+/// What one request's credential allows.
+public struct Grant: Sendable {
+    /// Globs of channels, streams and queues the holder may write to; nil = anything.
+    public let publish: [String]?
+    /// Globs of channels, patterns, streams and queues the holder may read; nil = anything.
+    public let subscribe: [String]?
+
+    public static let everything = Grant(publish: nil, subscribe: nil)
+
+    public func mayPublish(_ name: String) -> Bool { publish?.contains { Glob.matches($0, name) } ?? true }
+    public func maySubscribe(_ name: String) -> Bool { subscribe?.contains { Glob.matches($0, name) } ?? true }
+}
+
+/// The configured credentials; immutable, shared by every loop.
+public struct AccessPolicy: Sendable {
+    public let apiKeys: Set<String>
+    public let jwtSecret: [UInt8]?
+    /// Origins allowed to open WebSockets and call from browsers; empty = any.
+    public let allowedOrigins: [String]
+
+    public init(apiKeys: Set<String> = [], jwtSecret: [UInt8]? = nil, allowedOrigins: [String] = []) {
+        self.apiKeys = apiKeys
+        self.jwtSecret = jwtSecret
+        self.allowedOrigins = allowedOrigins
+    }
+
+    public var isEnabled: Bool { !apiKeys.isEmpty || jwtSecret != nil }
+
+    /// The grant of a request: its `Authorization: Bearer` header, else its `token=` query.
+    /// Throws 401 when auth is on and the credential is missing, unknown, forged or expired.
+    public func grant(for request: HTTPRequest, query: [(name: String, value: String)]) throws(HTTPError) -> Grant {
+        guard isEnabled else { return .everything }
+        var credential: String?
+        if let header = request.header("authorization") {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+                throw Self.unauthorized("use Authorization: Bearer <api key or token>")
+            }
+            credential = String(parts[1]).trimmingWhitespace()
+        } else {
+            credential = query.last { $0.name == "token" }?.value
+        }
+        guard let credential, !credential.isEmpty else { throw Self.unauthorized("a credential is required (Authorization: Bearer, or token=)") }
+        if apiKeys.contains(credential) { return .everything }
+        guard let secret = jwtSecret else { throw Self.unauthorized("unknown API key") }
+        let claims: JSONValue
+        do {
+            claims = try JWT.verify(credential, secret: secret, now: Date().timeIntervalSince1970)
+        } catch {
+            switch error {
+            case .expired: throw Self.unauthorized("the token has expired")
+            case .notYetValid: throw Self.unauthorized("the token is not valid yet")
+            case .badSignature: throw Self.unauthorized("the token's signature does not match")
+            case .malformed(let why): throw Self.unauthorized(apiKeys.isEmpty ? why : "unknown API key or malformed token")
+            }
+        }
+        func globs(_ name: String) -> [String] { claims[name]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+        return Grant(publish: globs("publish"), subscribe: globs("subscribe"))
+    }
+
+    /// Whether a browser page from `origin` may connect (no Origin header: not a browser).
+    public func allows(origin: String?) -> Bool {
+        guard let origin, !allowedOrigins.isEmpty else { return true }
+        return allowedOrigins.contains("*") || allowedOrigins.contains(origin)
+    }
+
+    static func unauthorized(_ message: String) -> HTTPError {
+        HTTPError(status: 401, code: "unauthorized", message: message, headers: ["WWW-Authenticate": "Bearer"])
+    }
+
+    public static func forbidden(_ what: String) -> HTTPError {
+        HTTPError(status: 403, code: "forbidden", message: "this credential does not allow \(what)")
+    }
+}
