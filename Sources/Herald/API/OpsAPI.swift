@@ -33,6 +33,7 @@ enum OpsAPI {
         metric("herald_connections", "gauge", "Open client connections by kind.", [
             ("{kind=\"http\"}", p.total { $0.httpConnections.value }),
             ("{kind=\"websocket\"}", p.total { $0.webSocketConnections.value }),
+            ("{kind=\"sse\"}", p.total { $0.eventStreams.value }),
         ])
         metric("herald_subscriptions", "gauge", "Distinct Redis subscriptions held, summed over loops.", [
             ("{kind=\"channel\"}", p.total { $0.channels.value }),

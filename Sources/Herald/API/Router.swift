@@ -66,6 +66,8 @@ public struct Router {
             }
         case "/subscribe":
             allow(["GET"]) { SubscribeAPI.open(request, responder, access: access) }
+        case "/events":
+            allow(["GET"]) { SubscribeAPI.open(request, responder, access: access, eventStream: true) }
         case "/echo" where echo:
             allow(["GET"]) { EchoAPI.open(request, responder) }
         case "/healthz":

@@ -1,5 +1,5 @@
-// `GET /subscribe`: validates the query and the upgrade, then hands the socket to a
-// `SubscriberSession` with the subscriptions the query asked for.
+// `GET /subscribe` (and `GET /events`): validates the query, the origin and the credential,
+// then hands the socket to a `SubscriberSession`, over a WebSocket or as Server-Sent Events.
 
 enum SubscribeAPI {
     /// How deliveries are written to the client.
@@ -10,15 +10,19 @@ enum SubscribeAPI {
         case raw
     }
 
-    static func open(_ request: HTTPRequest, _ responder: Responder, access: AccessPolicy) {
-        guard WebSocketHandshake.isUpgrade(request) else {
-            responder.fail(.upgradeRequired("GET /subscribe needs a WebSocket upgrade (Upgrade: websocket)"))
+    /// Opens a subscription: a WebSocket when the request upgrades, else Server-Sent Events
+    /// when it accepts `text/event-stream` (or `eventStream` is set: the `/events` route).
+    static func open(_ request: HTTPRequest, _ responder: Responder, access: AccessPolicy, eventStream: Bool = false) {
+        let upgrade = WebSocketHandshake.isUpgrade(request)
+        let sse = !upgrade && (eventStream || (request.header("accept")?.contains("text/event-stream") ?? false))
+        guard upgrade || sse else {
+            responder.fail(.upgradeRequired("GET /subscribe needs a WebSocket upgrade (Upgrade: websocket) or Accept: text/event-stream"))
             return
         }
         // Cross-site WebSocket hijacking: a page from another origin must not ride the
         // browser's ambient access to Herald.
         guard access.allows(origin: request.header("origin")) else {
-            responder.fail(HTTPError(status: 403, code: "forbidden", message: "WebSockets from this origin are not allowed"))
+            responder.fail(HTTPError(status: 403, code: "forbidden", message: "subscriptions from this origin are not allowed"))
             return
         }
         guard let query = PercentDecoding.query(request.query) else {
@@ -32,7 +36,7 @@ enum SubscribeAPI {
         for (name, value) in query {
             if name == "token" {
                 continue
-            } else if ["from", "group", "consumer", "prefetch", "queue"].contains(name) {
+            } else if ["from", "group", "consumer", "prefetch", "queue", "lastEventId"].contains(name) {
                 single[name] = value
             } else if name == "stream" {
                 guard !value.isEmpty else {
@@ -55,10 +59,17 @@ enum SubscribeAPI {
             }
         }
         let plan: StreamPlan
-        do {
-            plan = try StreamPlan(streams: streams, options: single, lastEventID: request.header("last-event-id"))
+        do throws(HTTPError) {
+            plan = try StreamPlan(streams: streams, options: single, lastEventID: request.header("last-event-id") ?? single["lastEventId"])
+            if sse && (plan.group != nil || plan.queue != nil) {
+                throw HTTPError.badRequest("consumer groups and queues take acks: use a WebSocket")
+            }
         } catch {
             responder.fail(error)
+            return
+        }
+        if sse {
+            openEventStream(request, responder, access: access, query: query, format: format, initial: initial, plan: plan)
             return
         }
         let accepted: HTTPResponse
@@ -91,6 +102,35 @@ enum SubscribeAPI {
         let session = SubscriberSession(connection: responder.connection, format: format, grant: grant)
         guard responder.upgrade(accepted, to: session) else {
             responder.fail(.badRequest("a WebSocket upgrade cannot follow pipelined requests still waiting for answers"))
+            return
+        }
+        for kind in SubscriptionKind.allCases {
+            if let names = initial[kind] { session.subscribe(kind, names, id: nil) }
+        }
+        session.start(plan)
+    }
+
+    private static func openEventStream(_ request: HTTPRequest, _ responder: Responder, access: AccessPolicy,
+                                        query: [(name: String, value: String)], format: Format,
+                                        initial: [SubscriptionKind: [String]], plan: StreamPlan) {
+        let grant: Grant
+        do throws(HTTPError) {
+            grant = try access.grant(for: request, query: query)
+            let keys = initial.values.flatMap { $0 } + plan.streams
+            if let denied = keys.first(where: { !grant.maySubscribe($0) }) {
+                throw AccessPolicy.forbidden("subscribing to \(denied)")
+            }
+            if initial.values.reduce(0, { $0 + $1.count }) > responder.worker.config.maxSubscriptions {
+                throw HTTPError(status: 400, code: "too_many_subscriptions",
+                                message: "at most \(responder.worker.config.maxSubscriptions) subscriptions per connection")
+            }
+        } catch {
+            responder.fail(error)
+            return
+        }
+        let session = SubscriberSession(connection: responder.connection, format: format, grant: grant)
+        guard responder.startEventStream(session) else {
+            responder.fail(.badRequest("an event stream cannot follow pipelined requests still waiting for answers"))
             return
         }
         for kind in SubscriptionKind.allCases {

@@ -24,7 +24,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
     // MARK: Subscriber
 
     func deliver(_ delivery: Delivery) {
-        connection.deliver(format == .raw ? delivery.rawFrame : delivery.jsonFrame)
+        connection.deliver(delivery, raw: format == .raw)
     }
 
     func gap(kind: SubscriptionKind, name: String) {
@@ -231,6 +231,6 @@ final class SubscriberSession: WebSocketApp, Subscriber {
 
     private func sendJSON(_ bytes: [UInt8]) {
         guard !isClosed else { return }
-        connection.send(FrameEncoder.encode(.text, bytes))
+        connection.sendMessage(bytes)
     }
 }

@@ -7,6 +7,8 @@ public struct HTTPResponse {
     public var body: [UInt8]
     /// For HEAD: send the headers (with the body's Content-Length) but not the body.
     public var omitBody = false
+    /// An open-ended body (an event stream): no Content-Length, the connection carries it.
+    public var streaming = false
 
     public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.status = status
@@ -40,7 +42,7 @@ public struct HTTPResponse {
             out.append(contentsOf: value.utf8)
             out.append(contentsOf: "\r\n".utf8)
         }
-        if status != 304 && status != 204 && status != 101 {
+        if status != 304 && status != 204 && status != 101 && !streaming {
             out.append(contentsOf: "Content-Length: \(body.count)\r\n".utf8)
         }
         if !keepAlive { out.append(contentsOf: "Connection: close\r\n".utf8) }

@@ -1,5 +1,7 @@
-// One message from Redis on its way to local subscribers. Each wire form (JSON envelope frame,
-// raw frame) is encoded at most once, on first use, and the same chunk is queued to everyone.
+// One message from Redis on its way to local subscribers. Each wire form (JSON or raw, as a
+// WebSocket frame or a Server-Sent Event) is encoded at most once, on first use, and the same
+// chunk is queued to everyone who wants that form.
+import Foundation
 
 /// The three kinds of pub/sub subscription, named as in the query string.
 public enum SubscriptionKind: String, CaseIterable, Sendable {
@@ -32,4 +34,13 @@ public final class Delivery {
 
     /// The bare payload as a WebSocket frame: text when valid UTF-8, else binary.
     public private(set) lazy var rawFrame = Chunk(FrameEncoder.encode(UTF8Validation.isValid(payload) ? .text : .binary, payload))
+
+    /// The JSON envelope as a Server-Sent Event.
+    public private(set) lazy var jsonEvent = Chunk(EventStream.event(data: Envelope.delivery(self)))
+
+    /// The bare payload as a Server-Sent Event (base64 in a `binary` event when not UTF-8,
+    /// which the format cannot carry).
+    public private(set) lazy var rawEvent = UTF8Validation.isValid(payload)
+        ? Chunk(EventStream.event(data: payload))
+        : Chunk(EventStream.event(data: Array(Data(payload).base64EncodedString().utf8), event: "binary"))
 }

@@ -120,6 +120,6 @@ final class QueueWorker {
 
     private func sendJSON(_ bytes: [UInt8]) {
         guard !stopped else { return }
-        connection.send(FrameEncoder.encode(.text, bytes))
+        connection.sendMessage(bytes)
     }
 }

@@ -36,7 +36,13 @@ public final class ClientConnection: IOHandler {
     /// Whether any request was answered; a fresh connection gets only the header deadline.
     private var servedAny = false
 
-    // WebSocket state, set by `upgrade`.
+    /// What the connection speaks now.
+    public enum Wire { case http, webSocket, eventStream }
+    public private(set) var wire = Wire.http
+    /// Monotonic ms of the last Server-Sent Events heartbeat.
+    private var heartbeatMs: Int64 = 0
+
+    // Upgraded state, set by `upgrade` or `startEventStream`.
     private var app: WebSocketApp?
     private var decoder: FrameDecoder?
     private var assembler: MessageAssembler?
@@ -57,7 +63,7 @@ public final class ClientConnection: IOHandler {
         idleSinceMs = lastHeardMs
     }
 
-    public var isWebSocket: Bool { app != nil }
+    public var isWebSocket: Bool { wire == .webSocket }
 
     // MARK: Events
 
@@ -101,14 +107,18 @@ public final class ClientConnection: IOHandler {
 
     /// Parses whatever is buffered, as HTTP or as WebSocket frames.
     func process() {
-        if isWebSocket { processFrames() } else { processRequests() }
+        switch wire {
+        case .http: processRequests()
+        case .webSocket: processFrames()
+        case .eventStream: inbound = ByteBuffer()  // an event stream is one-way; input is ignored
+        }
         inbound.reclaim()
     }
 
     // MARK: HTTP
 
     private func processRequests() {
-        while !isClosed && !closeAfterFlush && !isWebSocket {
+        while !isClosed && !closeAfterFlush && wire == .http {
             // Backpressure: a client that pipelines without reading its answers stops being read.
             if slots.count >= 64 || outbound.byteCount > worker.config.maxOutbound {
                 setReading(false)
@@ -129,8 +139,8 @@ public final class ClientConnection: IOHandler {
             slots.append(slot)
             worker.router.route(request, Responder(connection: self, slot: slot))
         }
-        if isWebSocket {
-            processFrames()
+        if wire != .http {
+            process()
         } else if parser.isReadingHead && !inbound.isEmpty && headStartedMs == nil {
             headStartedMs = Clock.nowMs()
         }
@@ -174,12 +184,58 @@ public final class ClientConnection: IOHandler {
         slots.removeAll()
         outbound.append(Chunk(response.serialize(keepAlive: true)))
         self.app = app
+        wire = .webSocket
         decoder = FrameDecoder(maxPayload: worker.config.maxMessage)
         assembler = MessageAssembler(maxMessage: worker.config.maxMessage)
         headStartedMs = nil
         worker.stats.httpConnections.bump(-1)
         worker.stats.webSocketConnections.bump()
         scheduleFlush()
+        return true
+    }
+
+    /// Turns the answer to `slot` into a Server-Sent Events stream driven by `app`.
+    func startEventStream(_ slot: ResponseSlot, app: WebSocketApp) -> Bool {
+        guard slots.count == 1, slots.first === slot else { return false }
+        slots.removeAll()
+        var response = HTTPResponse(status: 200, headers: [
+            ("Content-Type", "text/event-stream; charset=utf-8"),
+            ("Cache-Control", "no-cache"),
+            ("X-Accel-Buffering", "no"),
+        ])
+        if let origin = slot.corsOrigin { response.headers += [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")] }
+        response.streaming = true
+        outbound.append(Chunk(response.serialize(keepAlive: true) + EventStream.retry(3000)))
+        self.app = app
+        wire = .eventStream
+        heartbeatMs = Clock.nowMs()
+        headStartedMs = nil
+        worker.stats.httpConnections.bump(-1)
+        worker.stats.eventStreams.bump()
+        scheduleFlush()
+        return true
+    }
+
+    /// Sends a JSON message (an answer, a notice) in this connection's wire form.
+    public func sendMessage(_ json: [UInt8]) {
+        send(wire == .eventStream ? EventStream.event(data: json) : FrameEncoder.encode(.text, json))
+    }
+
+    /// Queues a pub/sub delivery in this connection's wire form (JSON envelope or raw).
+    public func deliver(_ delivery: Delivery, raw: Bool) {
+        if wire == .eventStream {
+            deliver(raw ? delivery.rawEvent : delivery.jsonEvent)
+        } else {
+            deliver(raw ? delivery.rawFrame : delivery.jsonFrame)
+        }
+    }
+
+    /// Sends a stream entry if it fits in the outbound queue; false (nothing sent) when it does
+    /// not, so lossless readers can fall back and catch up later.
+    public func sendEntry(_ entry: StreamEntry) -> Bool {
+        let chunk = wire == .eventStream ? entry.event : entry.frame
+        guard hasRoom(for: chunk.count) else { return false }
+        send(chunk)
         return true
     }
 
@@ -257,6 +313,7 @@ public final class ClientConnection: IOHandler {
         if outbound.byteCount + frame.count > worker.config.maxOutbound {
             worker.stats.dropped.bump()
             if worker.config.slowConsumerPolicy == .close {
+                if wire == .eventStream { close() }
                 closeWebSocket(code: CloseCode.policyViolation, reason: "too slow: the outbound queue is full")
             } else {
                 droppedUnreported += 1
@@ -290,7 +347,7 @@ public final class ClientConnection: IOHandler {
             if droppedUnreported > 0 && closeSentMs == nil {
                 let count = droppedUnreported
                 droppedUnreported = 0
-                send(FrameEncoder.encode(.text, Envelope.dropped(count)))
+                sendMessage(Envelope.dropped(count))
                 return
             }
             if closeAfterFlush {
@@ -327,6 +384,13 @@ public final class ClientConnection: IOHandler {
     func checkTimers(now: Int64) {
         guard !isClosed else { return }
         let config = worker.config
+        if wire == .eventStream {
+            if now - heartbeatMs >= min(15_000, config.pingIntervalMs) {
+                heartbeatMs = now
+                send(EventStream.heartbeat)
+            }
+            return
+        }
         if isWebSocket {
             if let sent = closeSentMs {
                 if now - sent > 2000 { close() }
@@ -350,7 +414,10 @@ public final class ClientConnection: IOHandler {
 
     /// Drain: WebSockets get 1001; idle HTTP connections close; busy ones close after answering.
     func beginDrain() {
-        if isWebSocket {
+        if wire == .eventStream {
+            closeAfterFlush = true
+            scheduleFlush()
+        } else if isWebSocket {
             closeWebSocket(code: CloseCode.goingAway, reason: "Herald is shutting down")
         } else if slots.isEmpty && !parser.isMidRequest(inbound) {
             close()
@@ -365,10 +432,10 @@ public final class ClientConnection: IOHandler {
         isClosed = true
         worker.loop.unregister(fd: fd)
         Socket.close(fd)
-        if isWebSocket {
-            worker.stats.webSocketConnections.bump(-1)
-        } else {
-            worker.stats.httpConnections.bump(-1)
+        switch wire {
+        case .http: worker.stats.httpConnections.bump(-1)
+        case .webSocket: worker.stats.webSocketConnections.bump(-1)
+        case .eventStream: worker.stats.eventStreams.bump(-1)
         }
         slots.removeAll()
         outbound = OutboundQueue()
@@ -412,6 +479,11 @@ public struct Responder {
     /// Completes a WebSocket upgrade; false when earlier pipelined answers are still pending.
     public func upgrade(_ response: HTTPResponse, to app: WebSocketApp) -> Bool {
         connection.upgrade(slot, response: response, app: app)
+    }
+
+    /// Answers with a Server-Sent Events stream driven by `app`.
+    public func startEventStream(_ app: WebSocketApp) -> Bool {
+        connection.startEventStream(slot, app: app)
     }
 
     public var worker: Worker { connection.worker }

@@ -10,6 +10,7 @@ public final class LoopStats: Sendable {
     public let subscriberLinkUp = Atomic<Int>(0)
     public let httpConnections = Atomic<Int>(0)
     public let webSocketConnections = Atomic<Int>(0)
+    public let eventStreams = Atomic<Int>(0)
     public let requests = Atomic<Int>(0)
     public let published = Atomic<Int>(0)
     public let publishErrors = Atomic<Int>(0)

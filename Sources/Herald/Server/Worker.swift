@@ -100,7 +100,7 @@ public final class Worker: IOHandler {
                     Socket.close(fd)
                     continue
                 }
-                connection.overLimit = process.total({ $0.httpConnections.value + $0.webSocketConnections.value }) >= config.maxConnections
+                connection.overLimit = process.total({ $0.httpConnections.value + $0.webSocketConnections.value + $0.eventStreams.value }) >= config.maxConnections
                 connections[ObjectIdentifier(connection)] = connection
                 stats.httpConnections.bump()
             } catch {

@@ -116,7 +116,7 @@ final class GroupReader: StreamListener {
             }
             guard !unacked.contains(entry.id) else { continue }
             unacked.insert(entry.id)
-            connection.send(Chunk(FrameEncoder.encode(.text, entry.envelope(group: group))))
+            connection.sendMessage(entry.envelope(group: group))
         }
         if !deleted.isEmpty {
             command([Array("XACK".utf8), Array(stream.utf8), Array(group.utf8)] + deleted.map { Array($0.description.utf8) }) { _ in }
@@ -154,11 +154,11 @@ final class GroupReader: StreamListener {
 
     private func report(_ error: String) {
         let mapped = RedisErrors.httpError(.error(error), command: "the consumer group")
-        connection.send(FrameEncoder.encode(.text, Envelope.answer("error", id: nil) { o in
+        connection.sendMessage(Envelope.answer("error", id: nil) { o in
             o.field("code", mapped.code)
             o.field("stream", self.stream)
             o.field("group", self.group)
             o.field("message", mapped.message)
-        }))
+        })
     }
 }

@@ -60,4 +60,8 @@ public final class StreamEntry {
 
     /// The envelope as a WebSocket text frame, shared by every live reader of the stream.
     public private(set) lazy var frame = Chunk(FrameEncoder.encode(.text, envelope()))
+
+    /// The envelope as a Server-Sent Event whose `id:` is the entry id, so a browser's
+    /// automatic reconnect resumes right after it (Last-Event-ID).
+    public private(set) lazy var event = Chunk(EventStream.event(data: envelope(), id: id.description))
 }

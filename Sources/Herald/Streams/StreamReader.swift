@@ -94,7 +94,8 @@ final class StreamReader: StreamListener {
             guard self.state == .replaying else { return }
             let entries = StreamEntry.list(reply, stream: self.stream)
             for entry in entries where self.lastID.map({ entry.id > $0 }) ?? true {
-                self.connection.send(Chunk(FrameEncoder.encode(.text, entry.envelope())))
+                // Replay pages are sized to fit; a page never waits for room mid-way.
+                self.connection.send(self.connection.wire == .eventStream ? entry.event : entry.frame)
                 self.lastID = entry.id
             }
             if self.lastID == nil, let ms = self.startMs {
@@ -131,13 +132,12 @@ final class StreamReader: StreamListener {
 
     func entryArrived(_ entry: StreamEntry) {
         guard state == .live, let lastID, entry.id > lastID else { return }
-        guard connection.hasRoom(for: entry.frame.count) else {
+        guard connection.sendEntry(entry) else {
             // Too slow for the live tail: catch up with pages once the queue drains.
             worker.tailer.stopListening(self, stream: stream)
             state = .waitingForRoom
             return
         }
-        connection.send(entry.frame)
         self.lastID = entry.id
     }
 
@@ -185,6 +185,6 @@ final class StreamReader: StreamListener {
     }
 
     private func sendJSON(_ bytes: [UInt8]) {
-        connection.send(FrameEncoder.encode(.text, bytes))
+        connection.sendMessage(bytes)
     }
 }
