@@ -1,5 +1,8 @@
 // Operations endpoints: liveness, readiness (every Redis link up), Prometheus metrics.
 
+/// Herald's version, reported by `/metrics` (`herald_build_info`).
+public let heraldVersion = "0.4.0"
+
 enum OpsAPI {
     static func health(_ responder: Responder) {
         responder.respond(.json(200, #"{"status":"ok"}"#))
@@ -23,6 +26,7 @@ enum OpsAPI {
         responder.respond(.json(503, json.string))
     }
 
+    /// Prometheus text exposition format 0.0.4.
     static func metrics(_ responder: Responder) {
         let p = responder.worker.process
         var text = ""
@@ -30,6 +34,7 @@ enum OpsAPI {
             text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
             for (labels, value) in samples { text += "\(name)\(labels) \(value)\n" }
         }
+        metric("herald_build_info", "gauge", "Herald's version.", [("{version=\"\(heraldVersion)\"}", 1)])
         metric("herald_connections", "gauge", "Open client connections by kind.", [
             ("{kind=\"http\"}", p.total { $0.httpConnections.value }),
             ("{kind=\"websocket\"}", p.total { $0.webSocketConnections.value }),
@@ -43,11 +48,29 @@ enum OpsAPI {
         metric("herald_http_requests_total", "counter", "HTTP requests parsed.", [("", p.total { $0.requests.value })])
         metric("herald_published_total", "counter", "Messages published to Redis.", [("", p.total { $0.published.value })])
         metric("herald_publish_errors_total", "counter", "Publishes that failed.", [("", p.total { $0.publishErrors.value })])
-        metric("herald_messages_received_total", "counter", "Pub/sub messages received from Redis.", [("", p.total { $0.received.value })])
-        metric("herald_messages_delivered_total", "counter", "Messages queued to subscribers.", [("", p.total { $0.delivered.value })])
+        metric("herald_messages_received_total", "counter", "Pub/sub messages received from Redis, by kind.", [
+            ("{kind=\"message\"}", p.total { $0.receivedChannel.value }),
+            ("{kind=\"pmessage\"}", p.total { $0.receivedPattern.value }),
+            ("{kind=\"smessage\"}", p.total { $0.receivedShard.value }),
+        ])
+        metric("herald_messages_delivered_total", "counter", "Messages and stream entries queued to clients.", [("", p.total { $0.delivered.value })])
         metric("herald_messages_dropped_total", "counter", "Deliveries dropped for slow subscribers.", [("", p.total { $0.dropped.value })])
         metric("herald_redis_reconnects_total", "counter", "Reconnections to Redis after a failure.", [("", p.total { $0.redisReconnects.value })])
+        metric("herald_redis_errors_total", "counter", "Error replies from Redis.", [("", p.total { $0.redisErrors.value })])
         metric("herald_ready", "gauge", "1 when every Redis link is up.", [("", p.isReady ? 1 : 0)])
-        responder.respond(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: Array(text.utf8)))
+
+        let name = "herald_publish_duration_seconds"
+        text += "# HELP \(name) Time from a publish request to Redis's reply.\n# TYPE \(name) histogram\n"
+        let snapshots = p.loops.map(\.publishLatency.snapshot)
+        var cumulative = 0
+        for (i, bound) in LatencyHistogram.bounds.enumerated() {
+            cumulative += snapshots.reduce(0) { $0 + $1.buckets[i] }
+            text += "\(name)_bucket{le=\"\(bound)\"} \(cumulative)\n"
+        }
+        let count = snapshots.reduce(0) { $0 + $1.buckets.reduce(0, +) }
+        text += "\(name)_bucket{le=\"+Inf\"} \(count)\n"
+        text += "\(name)_sum \(Double(snapshots.reduce(0) { $0 + $1.sumMicros }) / 1_000_000)\n"
+        text += "\(name)_count \(count)\n"
+        responder.respond(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: Array(text.utf8)))
     }
 }

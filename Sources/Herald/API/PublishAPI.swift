@@ -21,6 +21,7 @@ enum PublishAPI {
                 message: "\(worker.config.maxPending) commands are already waiting on Redis; retry shortly", headers: ["Retry-After": "1"])))
             return
         }
+        let started = Clock.nowMicros()
         let command = message.sharded ? "SPUBLISH" : "PUBLISH"
         // SPUBLISH goes to the channel's slot owner; PUBLISH may go to any node.
         let key = message.sharded ? Array(message.channel.utf8) : nil
@@ -28,6 +29,7 @@ enum PublishAPI {
             switch reply {
             case .integer(let receivers):
                 worker.stats.published.bump()
+                worker.stats.publishLatency.observe(micros: Int(Clock.nowMicros() - started))
                 done(.success(receivers))
             case .error(let error) where error.hasPrefix("HERALD_LINK_DOWN"):
                 worker.stats.publishErrors.bump()

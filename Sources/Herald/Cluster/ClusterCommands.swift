@@ -34,6 +34,7 @@ public final class ClusterCommands: CommandSender {
 
     public var pendingCount: Int { links.values.reduce(0) { $0 + $1.pendingCount } }
     public var reconnects: Int { links.values.reduce(0) { $0 + $1.reconnects } }
+    public var errorReplies: Int { links.values.reduce(0) { $0 + $1.errorReplies } }
 
     /// The master serving `key`'s slot, as `host:port`.
     public func owner(of key: [UInt8]) -> String? { map?.owner(of: SlotHash.slot(key)) }

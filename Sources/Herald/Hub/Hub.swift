@@ -35,8 +35,8 @@ public final class Hub {
     private var topics: [Key: Topic] = [:]
     /// SUBSCRIBE-family commands sent and not yet confirmed, per topic.
     private var unconfirmed: [Key: Int] = [:]
-    /// Messages received from Redis.
-    public private(set) var received = 0
+    /// Messages received from Redis, by kind.
+    public private(set) var received: [SubscriptionKind: Int] = [:]
     private var pingSentAt: Int64?
     /// Told whenever the main subscriber link goes up (true) or down (false).
     public var onLinkChange: ((Bool) -> Void)?
@@ -75,6 +75,7 @@ public final class Hub {
     }
 
     public var reconnects: Int { shardLinks.values.reduce(main.reconnects) { $0 + $1.reconnects } }
+    public var errorReplies: Int { shardLinks.values.reduce(main.errorReplies) { $0 + $1.errorReplies } }
 
     /// Number of distinct topics of each kind held by this loop.
     public func topicCount(_ kind: SubscriptionKind) -> Int { topics.keys.filter { $0.kind == kind }.count }
@@ -288,7 +289,7 @@ public final class Hub {
     }
 
     private func fanOut(_ key: Key, _ delivery: Delivery) {
-        received += 1
+        received[key.kind, default: 0] += 1
         guard let topic = topics[key] else { return }
         for member in topic.members.values { member.deliver(delivery) }
     }

@@ -14,6 +14,8 @@ public protocol CommandSender: AnyObject {
     var pendingCount: Int { get }
     /// Reconnections after failures, for metrics.
     var reconnects: Int { get }
+    /// Error replies received, for metrics.
+    var errorReplies: Int { get }
     func connect()
     func stop()
     /// Declares links wedged whose oldest command waited too long.

@@ -46,6 +46,8 @@ public final class RedisConnection: IOHandler {
     public var onPush: ((RedisReply) -> Void)?
     /// Total reconnects after a failure, for metrics.
     public private(set) var reconnects = 0
+    /// Error replies received, for metrics.
+    public private(set) var errorReplies = 0
     /// Why the link is down, while it is.
     public private(set) var lastError = "not connected yet"
 
@@ -258,6 +260,7 @@ public final class RedisConnection: IOHandler {
             guard let replyPointer = raw else { return true }
             let reply = RedisReply(replyPointer.assumingMemoryBound(to: redisReply.self))
             freeReplyObject(replyPointer)
+            if case .error = reply { errorReplies += 1 }
             if pendingHead < pending.count && (mode == .commands || state == .handshaking) {
                 let callback = pending[pendingHead].callback
                 pendingHead += 1

@@ -14,9 +14,16 @@ public final class LoopStats: Sendable {
     public let requests = Atomic<Int>(0)
     public let published = Atomic<Int>(0)
     public let publishErrors = Atomic<Int>(0)
-    public let received = Atomic<Int>(0)
     public let delivered = Atomic<Int>(0)
     public let dropped = Atomic<Int>(0)
+    /// Pub/sub messages from Redis by kind (copied from the Hub by housekeeping).
+    public let receivedChannel = Atomic<Int>(0)
+    public let receivedPattern = Atomic<Int>(0)
+    public let receivedShard = Atomic<Int>(0)
+    /// Error replies from Redis on any link.
+    public let redisErrors = Atomic<Int>(0)
+    /// Publish latency (request in to Redis reply), a Prometheus histogram.
+    public let publishLatency = LatencyHistogram()
     public let channels = Atomic<Int>(0)
     public let patterns = Atomic<Int>(0)
     public let shards = Atomic<Int>(0)
@@ -50,5 +57,37 @@ public final class ProcessStats: Sendable {
     /// Ready when every loop's command and subscriber links to Redis are up.
     public var isReady: Bool {
         loops.allSatisfy { $0.commandLinkUp.value == 1 && $0.subscriberLinkUp.value == 1 }
+    }
+}
+
+/// A Prometheus histogram of durations with fixed buckets; written by its loop, read by any.
+/// A mutex (uncontended on the hot path: only /metrics reads it) since atomics cannot be stored
+/// in an array.
+public final class LatencyHistogram: Sendable {
+    /// Upper bounds of the buckets, seconds.
+    public static let bounds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+
+    private struct Counts {
+        /// Observations per bucket (not cumulative); the last slot is above every bound.
+        var buckets = [Int](repeating: 0, count: LatencyHistogram.bounds.count + 1)
+        var sumMicros = 0
+    }
+
+    private let counts = Mutex(Counts())
+
+    public init() {}
+
+    public func observe(micros: Int) {
+        let seconds = Double(micros) / 1_000_000
+        let i = Self.bounds.firstIndex { seconds <= $0 } ?? Self.bounds.count
+        counts.withLock {
+            $0.buckets[i] += 1
+            $0.sumMicros += micros
+        }
+    }
+
+    /// Per-bucket counts (the last one is +Inf only) and the sum in microseconds.
+    public var snapshot: (buckets: [Int], sumMicros: Int) {
+        counts.withLock { ($0.buckets, $0.sumMicros) }
     }
 }

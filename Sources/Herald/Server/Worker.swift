@@ -153,7 +153,10 @@ public final class Worker: IOHandler {
         stats.patterns.set(hub.topicCount(.pattern))
         stats.shards.set(hub.topicCount(.shard))
         stats.redisReconnects.set(redis.reconnects + hub.reconnects)
-        stats.received.set(hub.received)
+        stats.receivedChannel.set(hub.received[.channel] ?? 0)
+        stats.receivedPattern.set(hub.received[.pattern] ?? 0)
+        stats.receivedShard.set(hub.received[.shard] ?? 0)
+        stats.redisErrors.set(redis.errorReplies + hub.errorReplies)
         if isDraining {
             if (connections.isEmpty && redis.pendingCount == 0) || now > drainDeadline {
                 for connection in Array(connections.values) { connection.close() }
