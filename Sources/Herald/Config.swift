@@ -47,6 +47,10 @@ public struct Config: Sendable {
     /// close it with 1008.
     public var slowConsumerPolicy = SlowConsumerPolicy.drop
     public var logLevel = Logger.Level.info
+    /// `text` (human) or `json` (one object per line).
+    public var logFormat = "text"
+    /// Log one line per HTTP request (method, path, status, bytes, duration).
+    public var accessLog = false
     /// Test only: serve a WebSocket echo endpoint at /echo.
     public var echo = false
 
@@ -151,6 +155,13 @@ public struct Config: Sendable {
                 throw ConfigError("--log-level", v, "must be one of trace, debug, info, notice, warning, error, critical")
             }
             c.logLevel = level
+        },
+        Option(flag: "log-format", environment: "HERALD_LOG_FORMAT") { c, v throws(ConfigError) in
+            guard ["text", "json"].contains(v.lowercased()) else { throw ConfigError("--log-format", v, "must be text or json") }
+            c.logFormat = v.lowercased()
+        },
+        Option(flag: "access-log", environment: "HERALD_ACCESS_LOG") { c, v throws(ConfigError) in
+            c.accessLog = try boolean("--access-log", v)
         },
         Option(flag: "echo", environment: "HERALD_ECHO") { c, v throws(ConfigError) in
             c.echo = try boolean("--echo", v)

@@ -61,6 +61,10 @@ struct HeraldCommand: ParsableCommand {
     var slowConsumer: String?
     @Option(parsing: .unconditional, help: "trace, debug, info, notice, warning, error or critical. [HERALD_LOG_LEVEL, default info]")
     var logLevel: String?
+    @Option(parsing: .unconditional, help: "text or json. [HERALD_LOG_FORMAT, default text]")
+    var logFormat: String?
+    @Flag(help: "Log one line per HTTP request. [HERALD_ACCESS_LOG=1]")
+    var accessLog = false
     @Flag(help: "Test only: serve a WebSocket echo endpoint at /echo. [HERALD_ECHO=1]")
     var echo = false
 
@@ -91,6 +95,8 @@ struct HeraldCommand: ParsableCommand {
         flags["max-pending"] = maxPending
         flags["slow-consumer"] = slowConsumer
         flags["log-level"] = logLevel
+        flags["log-format"] = logFormat
+        if accessLog { flags["access-log"] = "true" }
         if echo { flags["echo"] = "true" }
         let config: Config
         do {
@@ -107,7 +113,9 @@ struct HeraldCommand: ParsableCommand {
             throw ExitCode(2)
         }
         let level = config.logLevel
+        let json = config.logFormat == "json"
         LoggingSystem.bootstrap { label in
+            if json { return JSONLogHandler(label: label, level: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler

@@ -135,6 +135,7 @@ public final class ClientConnection: IOHandler {
             headStartedMs = nil
             worker.stats.requests.bump()
             let slot = ResponseSlot(keepAlive: request.keepAlive && !worker.isDraining && !overLimit, head: request.method == "HEAD")
+            if worker.config.accessLog { slot.access = (request.method, request.target, Clock.nowMicros()) }
             if let origin = request.header("origin"), worker.router.access.allows(origin: origin) { slot.corsOrigin = origin }
             slots.append(slot)
             worker.router.route(request, Responder(connection: self, slot: slot))
@@ -161,6 +162,12 @@ public final class ClientConnection: IOHandler {
             response.headers += [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
         }
         slot.bytes = response.serialize(keepAlive: slot.keepAlive)
+        if let access = slot.access {
+            worker.logger.info("access", metadata: [
+                "method": "\(access.method)", "target": "\(access.target)", "status": "\(response.status)",
+                "bytes": "\(response.body.count)", "micros": "\(Clock.nowMicros() - access.started)",
+            ])
+        }
         while let first = slots.first, let bytes = first.bytes {
             slots.removeFirst()
             outbound.append(Chunk(bytes))
@@ -454,6 +461,8 @@ final class ResponseSlot {
     let head: Bool
     /// The browser origin allowed to read this answer (CORS), if any.
     var corsOrigin: String?
+    /// For the access log: the request and when it was parsed (monotonic µs).
+    var access: (method: String, target: String, started: Int64)?
     var bytes: [UInt8]?
 
     init(keepAlive: Bool, head: Bool) {
