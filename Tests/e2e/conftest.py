@@ -733,3 +733,201 @@ def publish(herald, channel, message, sharded=False, expect_status=200):
     status, _, answer = http_json("POST", herald.base_url + path, body)
     assert status == expect_status, f"POST {path} answered {status} {answer}"
     return answer
+
+
+# --------------------------------------------------------------------------- redis cluster
+
+CLUSTER_SLOTS = 16384
+
+
+class RedisCluster:
+    """A Redis Cluster of masters on loopback ports (no replicas), one redis-server per temp dir.
+
+    `.ports` (masters, in creation order), `.url` (comma-separated redis:// seeds of all of them),
+    `.cli(port, *args)` (redis-cli on one node, no redirection following), `.owner(key)` (the port
+    whose node owns the key's or sharded channel's slot), `.node_id(port)`, and slot-migration
+    helpers (`migrate_slot`, or `begin_migration` / `move_keys` / `finish_migration` to stop
+    half-way, as `redis-cli --cluster reshard` does)."""
+
+    def __init__(self, ports, procs, dirs, logs):
+        self.ports = list(ports)
+        self.procs = procs
+        self.dirs = dirs
+        self.logs = logs
+        self.url = ",".join(f"redis://127.0.0.1:{p}" for p in self.ports)
+        self._ids = {}
+
+    def cli(self, port, *args, timeout=10.0, check=True) -> str:
+        cmd = [REDIS_CLI, "-h", "127.0.0.1", "-p", str(port), *[str(a) for a in args]]
+        done = subprocess.run(cmd, capture_output=True, timeout=timeout)
+        out = done.stdout.decode("utf-8", "replace")
+        if check and (done.returncode != 0 or out.startswith(("ERR", "MOVED", "ASK", "CROSSSLOT",
+                                                              "CLUSTERDOWN", "TRYAGAIN"))):
+            raise AssertionError(f"{cmd} failed ({done.returncode}): {out!r} {done.stderr!r}")
+        return out
+
+    def cli_json(self, port, *args, timeout=10.0):
+        """A command's reply decoded from `redis-cli --json` (RESP2 shapes)."""
+        cmd = [REDIS_CLI, "-2", "--json", "-h", "127.0.0.1", "-p", str(port), *[str(a) for a in args]]
+        done = subprocess.run(cmd, capture_output=True, timeout=timeout)
+        if done.returncode != 0:
+            raise AssertionError(f"{cmd} failed ({done.returncode}): {done.stderr!r}")
+        return json.loads(done.stdout.decode("utf-8"))
+
+    def info(self, port, section="cluster") -> dict:
+        lines = self.cli(port, "CLUSTER", "INFO") if section == "cluster" else self.cli(port, "INFO", section)
+        return dict(line.strip().split(":", 1) for line in lines.splitlines() if ":" in line)
+
+    def node_id(self, port) -> str:
+        if port not in self._ids:
+            self._ids[port] = self.cli(port, "CLUSTER", "MYID").strip()
+        return self._ids[port]
+
+    def keyslot(self, key) -> int:
+        return int(self.cli(self.ports[0], "CLUSTER", "KEYSLOT", key).strip())
+
+    def slot_table(self, via=None) -> list:
+        """[(first slot, last slot, master port)] from CLUSTER SLOTS asked of `via` (a port)."""
+        reply = self.cli_json(via or self.ports[0], "CLUSTER", "SLOTS")
+        return sorted((int(r[0]), int(r[1]), int(r[2][1])) for r in reply)
+
+    def slot_owner(self, slot, via=None) -> int:
+        for first, last, port in self.slot_table(via):
+            if first <= slot <= last:
+                return port
+        raise AssertionError(f"slot {slot} has no owner in {self.slot_table(via)}")
+
+    def owner(self, key_or_channel, via=None) -> int:
+        """The port of the master that owns the slot of a key or sharded channel."""
+        return self.slot_owner(self.keyslot(key_or_channel), via)
+
+    def names_on_every_master(self, prefix):
+        """{port: name} with one fresh unique name `prefix-...` per master."""
+        table = self.slot_table()
+        found = {}
+        for _ in range(500):
+            name = unique(prefix)
+            slot = self.keyslot(name)
+            port = next(p for first, last, p in table if first <= slot <= last)
+            found.setdefault(port, name)
+            if len(found) == len(self.ports):
+                return found
+        raise AssertionError(f"no name for every master: {found}")
+
+    # -- slot migration (the steps `redis-cli --cluster reshard` takes)
+
+    def begin_migration(self, slot, dst):
+        """IMPORTING on `dst`, MIGRATING on the current owner; returns the source port."""
+        src = self.slot_owner(slot)
+        assert src != dst, f"slot {slot} is already on {dst}"
+        self.cli(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", self.node_id(src))
+        self.cli(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", self.node_id(dst))
+        return src
+
+    def move_keys(self, slot, src, dst):
+        """MIGRATE every key of `slot` from `src` to `dst`; returns the keys moved."""
+        moved = []
+        while True:
+            keys = [k for k in self.cli(src, "CLUSTER", "GETKEYSINSLOT", slot, 100).splitlines() if k]
+            if not keys:
+                return moved
+            out = self.cli(src, "MIGRATE", "127.0.0.1", dst, "", 0, 5000, "KEYS", *keys)
+            assert out.strip() in ("OK", "NOKEY"), f"MIGRATE answered {out!r}"
+            moved += keys
+
+    def finish_migration(self, slot, dst, src):
+        """SETSLOT NODE on the destination, then the source, then every other master."""
+        dst_id = self.node_id(dst)
+        for port in [dst, src] + [p for p in self.ports if p not in (dst, src)]:
+            self.cli(port, "CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        for port in self.ports:
+            wait_until(lambda p=port: self.slot_owner(slot, via=p) == dst, timeout=10,
+                       what=f"node :{port} to see slot {slot} on :{dst}")
+
+    def migrate_slot(self, slot, dst):
+        """Move `slot` (and its keys) to the master on `dst`; returns the source port."""
+        src = self.begin_migration(slot, dst)
+        self.move_keys(slot, src, dst)
+        self.finish_migration(slot, dst, src)
+        return src
+
+    def wait_ok(self, timeout=30.0):
+        def all_ok():
+            for port in self.ports:
+                info = self.info(port)
+                if (info.get("cluster_state") != "ok"
+                        or info.get("cluster_slots_ok") != str(CLUSTER_SLOTS)
+                        or info.get("cluster_known_nodes") != str(len(self.ports))):
+                    return False
+            # Every node agrees on the slot table.
+            tables = [self.slot_table(via=p) for p in self.ports]
+            return all(t == tables[0] for t in tables)
+        wait_until(all_ok, timeout=timeout, interval=0.1, what="cluster_state:ok on every node")
+
+    def stop(self):
+        for proc in self.procs:
+            stop_process(proc)
+        for path in self.logs:
+            _remove(path)
+        for d in self.dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _launch_cluster_node():
+    """One cluster-enabled redis-server in its own temp dir; returns (port, proc, dir, log)."""
+    last_error = None
+    for _ in range(5):
+        port, bus = free_port(), free_port()
+        if bus == port:
+            continue
+        workdir = tempfile.mkdtemp(prefix=f"redis-cluster-{port}-")
+        log = os.path.join(workdir, "redis.log")
+        args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1",
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "5000", "--cluster-port", str(bus),
+                "--save", "", "--appendonly", "no"]
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, cwd=workdir)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline and proc.poll() is None:
+            done = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(port), "PING"],
+                                  capture_output=True, timeout=5)
+            if done.stdout.strip() == b"PONG":
+                return port, proc, workdir, log
+            time.sleep(0.05)
+        stop_process(proc)
+        last_error = Path(log).read_text(errors="replace")[-2000:]
+        shutil.rmtree(workdir, ignore_errors=True)
+    raise RuntimeError(f"cluster redis-server did not start: {last_error}")
+
+
+def launch_redis_cluster(masters=3) -> RedisCluster:
+    nodes = []
+    try:
+        for _ in range(masters):
+            nodes.append(_launch_cluster_node())
+        cluster = RedisCluster([n[0] for n in nodes], [n[1] for n in nodes],
+                               [n[2] for n in nodes], [])
+        create = subprocess.run(
+            [REDIS_CLI, "--cluster", "create", *[f"127.0.0.1:{p}" for p in cluster.ports],
+             "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        if create.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {create.stdout[-2000:]!r} "
+                               f"{create.stderr[-2000:]!r}")
+        cluster.wait_ok()
+        return cluster
+    except BaseException:
+        for _, proc, workdir, _ in nodes:
+            stop_process(proc)
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """A 3-master Redis Cluster for the session (see RedisCluster); stopped at the end."""
+    cluster = launch_redis_cluster(3)
+    yield cluster
+    cluster.stop()
