@@ -210,8 +210,8 @@ public struct Config: Sendable {
 
     /// Seconds (fractions allowed), returned in milliseconds.
     static func seconds(_ name: String, _ value: String) throws(ConfigError) -> Int64 {
-        guard let s = Double(value.trimmingWhitespace()), s.isFinite, s > 0, s <= 86_400 else {
-            throw ConfigError(name, value, "must be a number of seconds between 0 and 86400")
+        guard let s = Double(value.trimmingWhitespace()), s.isFinite, s >= 0.01, s <= 86_400 else {
+            throw ConfigError(name, value, "must be a number of seconds between 0.01 and 86400")
         }
         return Int64((s * 1000).rounded())
     }

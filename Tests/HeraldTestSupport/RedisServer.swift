@@ -12,7 +12,12 @@ public final class RedisServer {
     public let port: Int
     /// `--requirepass` value, or nil for an open server.
     public let password: String?
+    /// Whether this is a one-node Redis Cluster that owns all 16384 slots.
+    public let isClusterNode: Bool
     private var process: Process?
+
+    /// Where a cluster node keeps its `nodes.conf`; removed on `stop()`.
+    private var clusterConfigPath: String { NSTemporaryDirectory() + "herald-test-nodes-\(port).conf" }
 
     public enum Failure: Error, CustomStringConvertible {
         case didNotStart(port: Int, reason: String)
@@ -27,11 +32,12 @@ public final class RedisServer {
     }
 
     /// Starts a server on a free port (or on `port`, e.g. to restart one) and waits until it
-    /// answers PING.
-    public init(port: Int? = nil, password: String? = nil) throws {
+    /// answers PING (and, for a cluster node, until the cluster state is ok).
+    public init(port: Int? = nil, password: String? = nil, clusterNode: Bool = false) throws {
         Self.ignoreSIGPIPE()
         self.port = port ?? FreePort.find()
         self.password = password
+        self.isClusterNode = clusterNode
         try start()
     }
 
@@ -51,6 +57,7 @@ public final class RedisServer {
         process.executableURL = URL(fileURLWithPath: Self.serverPath)
         var arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         if let password { arguments += ["--requirepass", password] }
+        if isClusterNode { arguments += ["--cluster-enabled", "yes", "--cluster-config-file", clusterConfigPath] }
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -62,7 +69,10 @@ public final class RedisServer {
                 self.process = nil
                 throw Failure.didNotStart(port: port, reason: "exited with status \(process.terminationStatus)")
             }
-            if (try? cli("PING")) == "PONG" { return }
+            if (try? cli("PING")) == "PONG" {
+                if isClusterNode { try claimAllSlots(until: deadline) }
+                return
+            }
             usleep(20_000)
         }
         stop()
@@ -77,6 +87,20 @@ public final class RedisServer {
             process.terminate()
             process.waitUntilExit()
         }
+        if isClusterNode { try? FileManager.default.removeItem(atPath: clusterConfigPath) }
+    }
+
+    /// A fresh cluster node owns no slots; give it all of them and wait for `cluster_state:ok`.
+    private func claimAllSlots(until deadline: Int64) throws {
+        if (try? cli("CLUSTER", "INFO"))?.contains("cluster_slots_assigned:16384") != true {
+            try cli("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+        }
+        while Clock.nowMs() < deadline {
+            if (try? cli("CLUSTER", "INFO"))?.contains("cluster_state:ok") == true { return }
+            usleep(20_000)
+        }
+        stop()
+        throw Failure.didNotStart(port: port, reason: "cluster state never became ok")
     }
 
     /// Runs `redis-cli -p PORT [-a PASSWORD] arguments...` and returns its stdout, trimmed of

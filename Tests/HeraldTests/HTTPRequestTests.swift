@@ -35,7 +35,7 @@ final class HTTPRequestTests: XCTestCase {
 
     /// RFC 9110 §5.3 and §7.6.1: Connection is a list; two field lines mean the same as one
     /// line joining them, so `close` in the second one must end the connection.
-    func testKeepAliveHonoursCloseInASecondConnectionHeader_SourceBug() {
+    func testKeepAliveHonoursCloseInASecondConnectionHeader() {
         XCTAssertFalse(request(1, [("Connection", "keep-alive"), ("Connection", "close")]).keepAlive)
     }
 

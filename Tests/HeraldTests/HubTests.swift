@@ -16,12 +16,12 @@ final class HubTests: XCTestCase {
         loop = try EventLoop()
         server = try RedisServer()
         link = RedisConnection(loop: loop, endpoint: server.endpoint(), mode: .pushes, logger: .test())
-        hub = Hub(link: link, logger: .test())
+        hub = Hub(link: link, cluster: nil, loop: loop, logger: .test())
     }
 
     override func tearDown() {
         publisher?.stop()
-        link?.stop()
+        hub?.stop()
         server?.stop()
         publisher = nil
         hub = nil
@@ -31,7 +31,7 @@ final class HubTests: XCTestCase {
     }
 
     private func connectLink(file: StaticString = #filePath, line: UInt = #line) {
-        link.connect()
+        hub.connect()
         XCTAssertTrue(loop.run(until: { self.hub.isLinkHealthy }), "subscriber link not ready: \(link.lastError)", file: file, line: line)
     }
 
@@ -87,8 +87,7 @@ final class HubTests: XCTestCase {
         XCTAssertEqual(text(d.channel), "news")
         XCTAssertNil(d.pattern)
         XCTAssertEqual(text(d.payload), "hello world")
-        XCTAssertEqual(hub.received, 1)
-        XCTAssertEqual(hub.deliveries, 1)
+        XCTAssertEqual(hub.received[.channel], 1)
     }
 
     func testDeliveriesKeepPublishOrderAndBinaryPayloads() throws {
@@ -129,8 +128,7 @@ final class HubTests: XCTestCase {
         XCTAssertEqual(a.payloads, ["both"])
         XCTAssertEqual(b.payloads, ["both"])
         XCTAssertTrue(a.deliveries[0] === b.deliveries[0], "one Delivery object is shared, so it is encoded once")
-        XCTAssertEqual(hub.received, 1)
-        XCTAssertEqual(hub.deliveries, 2)
+        XCTAssertEqual(hub.received[.channel], 1, "Redis sent the message once")
     }
 
     func testSecondSubscriberBeforeConfirmationWaitsForIt() throws {
@@ -201,6 +199,8 @@ final class HubTests: XCTestCase {
         XCTAssertEqual(text(d.pattern), "mail-*")
         XCTAssertEqual(text(d.channel), "mail-1")
         XCTAssertEqual(text(d.payload), "you have mail")
+        XCTAssertEqual(hub.received[.pattern], 1)
+        XCTAssertNil(hub.received[.channel])
 
         hub.unsubscribe(s, kind: .pattern, names: ["mail-*"])
         XCTAssertTrue(loop.run(until: { (try? self.server.patternCount()) == 0 }, pollMs: 50))
@@ -326,7 +326,7 @@ final class HubTests: XCTestCase {
         loop.run(forMs: 100)
         hub.checkLink(now: now + 10_000, timeoutMs: 5000)
         XCTAssertTrue(hub.isLinkHealthy, "the PONG arrived, so the link is not wedged")
-        XCTAssertEqual(link.reconnects, 0)
+        XCTAssertEqual(hub.reconnects, 0)
     }
 
     func testUnansweredPingRestartsTheLinkAndReportsAGap() throws {
@@ -340,8 +340,34 @@ final class HubTests: XCTestCase {
         hub.checkLink(now: now + 6000, timeoutMs: 5000)
         XCTAssertFalse(hub.isLinkHealthy, "no PONG within the timeout: the link is restarted")
         XCTAssertTrue(loop.run(until: { s.gaps.count == 1 }, timeoutMs: 10_000))
-        XCTAssertEqual(link.reconnects, 1)
+        XCTAssertEqual(hub.reconnects, 1)
         XCTAssertEqual(try publish("ch", "still here"), 1)
         XCTAssertTrue(loop.run(until: { s.deliveries.count == 1 }))
+    }
+
+    // MARK: cluster node
+
+    /// On a cluster node SSUBSCRIBE/SUNSUBSCRIBE of names in different slots is CROSSSLOT, so
+    /// the Hub must send shards one per command, both ways.
+    func testShardsInDifferentSlotsOnAClusterNode() throws {
+        hub.stop()
+        server.stop()
+        server = try RedisServer(clusterNode: true)
+        link = RedisConnection(loop: loop, endpoint: server.endpoint(), mode: .pushes, logger: .test())
+        hub = Hub(link: link, cluster: nil, loop: loop, logger: .test())
+        connectLink()
+        XCTAssertNotEqual(try server.cli("CLUSTER", "KEYSLOT", "a"), try server.cli("CLUSTER", "KEYSLOT", "b"))
+
+        let s = RecordingSubscriber()
+        subscribe(s, .shard, ["a", "b"])
+        XCTAssertEqual(try server.shardSubscriberCount(channel: "a"), 1)
+        XCTAssertEqual(try server.shardSubscriberCount(channel: "b"), 1)
+        XCTAssertEqual(try publish("b", "in slot 3300", command: "SPUBLISH"), 1)
+        XCTAssertTrue(loop.run(until: { s.payloads == ["in slot 3300"] }))
+
+        hub.unsubscribe(s, kind: .shard, names: ["a", "b"])
+        XCTAssertTrue(loop.run(until: {
+            (try? self.server.shardSubscriberCount(channel: "a")) == 0 && (try? self.server.shardSubscriberCount(channel: "b")) == 0
+        }, pollMs: 50), "both shard subscriptions must be gone from Redis")
     }
 }

@@ -192,7 +192,7 @@ final class RedisConnectionTests: XCTestCase {
 
     /// With a password and a database, a refused AUTH also fails the queued SELECT; that second
     /// failure must not replace the real reason, nor count as a second failure.
-    func testRefusedLoginReportsRedisReasonOnce_SourceBug() throws {
+    func testRefusedLoginReportsRedisReasonOnce() throws {
         let server = try startRedis(password: "right")
         var endpoint = server.endpoint(database: 1)
         endpoint.password = "wrong"
@@ -317,7 +317,7 @@ final class RedisConnectionTests: XCTestCase {
 
     /// In pushes mode no reply is ever matched to a command, so nothing should stay pending:
     /// otherwise every SUBSCRIBE and every health PING adds an entry that is never removed.
-    func testPushesModeKeepsNoPendingCommands_SourceBug() throws {
+    func testPushesModeKeepsNoPendingCommands() throws {
         let server = try startRedis()
         let c = try ready(server.endpoint(), mode: .pushes)
         var pushes = 0

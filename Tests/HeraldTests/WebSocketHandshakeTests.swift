@@ -69,6 +69,7 @@ final class WebSocketHandshakeTests: XCTestCase {
             XCTFail("version 8 accepted")
         } catch {
             XCTAssertEqual(error.code, "upgrade_required")
+            XCTAssertEqual(error.headers["Sec-WebSocket-Version"], "13", "RFC 6455 §4.4: say which version is spoken")
         }
     }
 

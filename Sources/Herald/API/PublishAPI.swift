@@ -46,24 +46,17 @@ enum PublishAPI {
     }
 
     static func publishPath(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
-        let encoded = request.path.dropFirst("/publish/".count)
-        guard let name = PercentDecoding.decode(encoded), !name.isEmpty, UTF8Validation.isValid(name) else {
-            responder.fail(.badRequest("the channel in the path is empty or badly encoded"))
-            return
-        }
-        guard let query = PercentDecoding.query(request.query) else {
-            responder.fail(.badRequest("the query string is badly encoded"))
-            return
-        }
+        guard let target = KeyedRequest(request, responder, prefix: "/publish/", noun: "channel", access: .write,
+                                        verb: "publishing to", grant: grant) else { return }
         let sharded: Bool
-        switch query.last(where: { $0.name == "sharded" })?.value {
+        switch target.value("sharded") {
         case nil, "false", "0": sharded = false
         case "true", "1", "": sharded = true
         case let other?:
             responder.fail(.badRequest("sharded must be true or false, not '\(other)'"))
             return
         }
-        let message = Message(channel: String(decoding: name, as: UTF8.self), payload: request.body, sharded: sharded)
+        let message = Message(channel: target.name, payload: request.body, sharded: sharded)
         publish(message, grant: grant, on: responder.worker) { result in
             switch result {
             case .success(let receivers): responder.respond(.json(200, answer(message.channel, receivers)))

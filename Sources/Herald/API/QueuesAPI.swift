@@ -5,49 +5,23 @@ enum QueuesAPI {
     /// Longest `wait` one pop may ask for, seconds.
     static let maxWaitSeconds = 300
 
-    static func name(_ request: HTTPRequest, _ responder: Responder) -> String? {
-        let encoded = request.path.dropFirst("/queues/".count)
-        guard let name = PercentDecoding.decode(encoded), !name.isEmpty, UTF8Validation.isValid(name) else {
-            responder.fail(.badRequest("the queue name in the path is empty or badly encoded"))
-            return nil
-        }
-        return String(decoding: name, as: UTF8.self)
-    }
-
     static func push(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
-        guard let name = name(request, responder) else { return }
-        guard grant.mayPublish(name) else {
-            responder.fail(AccessPolicy.forbidden("pushing to \(name)"))
-            return
-        }
-        let redis = responder.worker.redis
-        let sent = redis.send(key: Array(name.utf8), [Array("LPUSH".utf8), Array(name.utf8), request.body]) { reply in
-            guard let length = reply.integer else {
-                responder.fail(RedisErrors.httpError(reply, command: "LPUSH"))
-                return
-            }
-            var json = JSONWriter()
-            json.object {
-                $0.field("queue", name)
+        guard let target = KeyedRequest(request, responder, prefix: "/queues/", noun: "queue name", access: .write,
+                                        verb: "pushing to", grant: grant) else { return }
+        responder.run([Array("LPUSH".utf8), target.key, request.body], key: target.key) { reply in
+            guard let length = reply.integer else { return nil }
+            return .jsonObject {
+                $0.field("queue", target.name)
                 $0.field("length", length)
             }
-            responder.respond(.json(200, json.string))
         }
-        if !sent { responder.fail(RedisErrors.unreachable(redis)) }
     }
 
     static func pop(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
-        guard let name = name(request, responder) else { return }
-        guard grant.maySubscribe(name) else {
-            responder.fail(AccessPolicy.forbidden("popping from \(name)"))
-            return
-        }
-        guard let query = PercentDecoding.query(request.query) else {
-            responder.fail(.badRequest("the query string is badly encoded"))
-            return
-        }
+        guard let target = KeyedRequest(request, responder, prefix: "/queues/", noun: "queue name", access: .read,
+                                        verb: "popping from", grant: grant) else { return }
         var wait = 0
-        if let text = query.last(where: { $0.name == "wait" })?.value {
+        if let text = target.value("wait") {
             guard let n = Int(text), (0...maxWaitSeconds).contains(n) else {
                 responder.fail(.badRequest("wait must be 0 to \(maxWaitSeconds) seconds, not '\(text)'"))
                 return
@@ -55,7 +29,7 @@ enum QueuesAPI {
             wait = n
         }
         let worker = responder.worker
-        let key = Array(name.utf8)
+        let key = target.key
         let answer: (RedisReply, String) -> Void = { reply, command in
             let item: [UInt8]?
             switch reply {

@@ -5,27 +5,12 @@ enum StreamsAPI {
     /// Largest `count` one GET may ask for.
     static let maxCount = 10_000
 
-    static func key(_ request: HTTPRequest, _ responder: Responder) -> String? {
-        let encoded = request.path.dropFirst("/streams/".count)
-        guard let name = PercentDecoding.decode(encoded), !name.isEmpty, UTF8Validation.isValid(name) else {
-            responder.fail(.badRequest("the stream key in the path is empty or badly encoded"))
-            return nil
-        }
-        return String(decoding: name, as: UTF8.self)
-    }
-
     static func append(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
-        guard let key = key(request, responder) else { return }
-        guard grant.mayPublish(key) else {
-            responder.fail(AccessPolicy.forbidden("appending to \(key)"))
-            return
-        }
-        guard let query = PercentDecoding.query(request.query) else {
-            responder.fail(.badRequest("the query string is badly encoded"))
-            return
-        }
+        guard let target = KeyedRequest(request, responder, prefix: "/streams/", noun: "stream key", access: .write,
+                                        verb: "appending to", grant: grant) else { return }
+        let key = target.name
         var arguments: [[UInt8]] = .command("XADD", key)
-        if let maxlen = query.last(where: { $0.name == "maxlen" })?.value {
+        if let maxlen = target.value("maxlen") {
             guard let n = Int(maxlen), n >= 0 else {
                 responder.fail(.badRequest("maxlen must be a whole number, not '\(maxlen)'"))
                 return
@@ -46,33 +31,20 @@ enum StreamsAPI {
         } else {
             arguments += [Array("data".utf8), request.body]
         }
-        let redis = responder.worker.redis
-        let sent = redis.send(key: Array(key.utf8), arguments) { reply in
-            guard let id = reply.text, case .string = reply else {
-                responder.fail(RedisErrors.httpError(reply, command: "XADD"))
-                return
-            }
-            var json = JSONWriter()
-            json.object {
+        responder.run(arguments, key: target.key) { reply in
+            guard case .string = reply, let id = reply.text else { return nil }
+            return .jsonObject {
                 $0.field("stream", key)
                 $0.field("id", id)
             }
-            responder.respond(.json(200, json.string))
         }
-        if !sent { responder.fail(RedisErrors.unreachable(redis)) }
     }
 
     static func range(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
-        guard let key = key(request, responder) else { return }
-        guard grant.maySubscribe(key) else {
-            responder.fail(AccessPolicy.forbidden("reading \(key)"))
-            return
-        }
-        guard let query = PercentDecoding.query(request.query) else {
-            responder.fail(.badRequest("the query string is badly encoded"))
-            return
-        }
-        func value(_ name: String) -> String? { query.last { $0.name == name }?.value }
+        guard let target = KeyedRequest(request, responder, prefix: "/streams/", noun: "stream key", access: .read,
+                                        verb: "reading", grant: grant) else { return }
+        let key = target.name
+        let value = target.value
         var start = "-"
         var end = "+"
         if let from = value("from"), !from.isEmpty {
@@ -102,26 +74,19 @@ enum StreamsAPI {
             }
             count = n
         }
-        let redis = responder.worker.redis
-        let sent = redis.send(key: Array(key.utf8), .command("XRANGE", key, start, end, "COUNT", String(count))) { reply in
-            guard case .array = reply else {
-                responder.fail(RedisErrors.httpError(reply, command: "XRANGE"))
-                return
-            }
+        responder.run(.command("XRANGE", key, start, end, "COUNT", String(count)), key: target.key) { reply in
+            guard case .array = reply else { return nil }
             let entries = StreamEntry.list(reply, stream: key)
-            var json = JSONWriter(capacity: 64 + entries.count * 64)
-            json.object { o in
-                o.field("stream", key)
-                var list: [UInt8] = [UInt8(ascii: "[")]
-                for (i, entry) in entries.enumerated() {
-                    if i > 0 { list.append(UInt8(ascii: ",")) }
-                    list += entry.envelope()
-                }
-                list.append(UInt8(ascii: "]"))
-                o.field("entries", json: list)
+            var list: [UInt8] = [UInt8(ascii: "[")]
+            for (i, entry) in entries.enumerated() {
+                if i > 0 { list.append(UInt8(ascii: ",")) }
+                list += entry.envelope()
             }
-            responder.respond(.json(200, json.string))
+            list.append(UInt8(ascii: "]"))
+            return .jsonObject {
+                $0.field("stream", key)
+                $0.field("entries", json: list)
+            }
         }
-        if !sent { responder.fail(RedisErrors.unreachable(redis)) }
     }
 }

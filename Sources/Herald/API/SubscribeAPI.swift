@@ -86,7 +86,7 @@ enum SubscribeAPI {
             grant = try access.grant(for: request, query: query)
             let names = initial.values.flatMap { $0 }
             let keys = plan.streams + (plan.queue.map { [$0] } ?? [])
-            if let denied = names.first(where: { !grant.maySubscribe($0) }) ?? keys.first(where: { !grant.maySubscribe($0) }) {
+            if let denied = grant.firstDenied(initial) ?? keys.first(where: { !grant.maySubscribe($0) }) {
                 throw AccessPolicy.forbidden("subscribing to \(denied)")
             }
             let limit = responder.worker.config.maxSubscriptions
@@ -116,8 +116,7 @@ enum SubscribeAPI {
         let grant: Grant
         do throws(HTTPError) {
             grant = try access.grant(for: request, query: query)
-            let keys = initial.values.flatMap { $0 } + plan.streams
-            if let denied = keys.first(where: { !grant.maySubscribe($0) }) {
+            if let denied = grant.firstDenied(initial) ?? plan.streams.first(where: { !grant.maySubscribe($0) }) {
                 throw AccessPolicy.forbidden("subscribing to \(denied)")
             }
             if initial.values.reduce(0, { $0 + $1.count }) > responder.worker.config.maxSubscriptions {

@@ -107,7 +107,8 @@ final class SubscriberSession: WebSocketApp, Subscriber {
 
     /// A subscribe op, within the credential's globs and the per-connection limit.
     private func checkedSubscribe(_ kind: SubscriptionKind, _ names: [String], id: JSONValue?) throws(HTTPError) {
-        if let denied = names.first(where: { !grant.maySubscribe($0) }) {
+        let allowed = { (name: String) in kind == .pattern ? self.grant.maySubscribe(pattern: name) : self.grant.maySubscribe(name) }
+        if let denied = names.first(where: { !allowed($0) }) {
             throw AccessPolicy.forbidden("subscribing to \(denied)")
         }
         let held = subscriptions.values.reduce(0) { $0 + $1.count }

@@ -14,6 +14,31 @@ public struct Grant: Sendable {
 
     public func mayPublish(_ name: String) -> Bool { publish?.contains { Glob.matches($0, name) } ?? true }
     public func maySubscribe(_ name: String) -> Bool { subscribe?.contains { Glob.matches($0, name) } ?? true }
+
+    /// The first subscription in `initial` that is not readable (patterns by containment).
+    public func firstDenied(_ initial: [SubscriptionKind: [String]]) -> String? {
+        for (kind, names) in initial {
+            if let denied = names.first(where: { kind == .pattern ? !maySubscribe(pattern: $0) : !maySubscribe($0) }) { return denied }
+        }
+        return nil
+    }
+
+    /// Whether every channel `pattern` can match is readable. Glob containment is undecidable
+    /// cheaply in general, so this accepts only what is surely contained: a glob identical to
+    /// the pattern, or a glob `prefix*` (no other wildcard) whose prefix the pattern's literal
+    /// head starts with. Matching the pattern's text against the globs would be unsound:
+    /// `room-?` matches the text `room-*`, which reaches `room-secret`.
+    public func maySubscribe(pattern: String) -> Bool {
+        guard let globs = subscribe else { return true }
+        let special: Set<Character> = ["*", "?", "[", "\\"]
+        let head = pattern.prefix { !special.contains($0) }
+        return globs.contains { glob in
+            if glob == pattern { return true }
+            guard glob.hasSuffix("*") else { return false }
+            let prefix = glob.dropLast()
+            return !prefix.contains(where: special.contains) && head.hasPrefix(prefix)
+        }
+    }
 }
 
 /// The configured credentials; immutable, shared by every loop.

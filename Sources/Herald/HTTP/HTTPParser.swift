@@ -95,7 +95,9 @@ public struct HTTPParser {
                         return nil
                     }
                     let line = buffer.read(lineEnd + 2).dropLast(2)
-                    let sizeField = line.prefix { $0 != UInt8(ascii: ";") }
+                    // chunk-size [BWS ";" chunk-ext] (RFC 9112 §7.1.1): spaces may precede ";".
+                    var sizeField = line.prefix { $0 != UInt8(ascii: ";") }
+                    while let last = sizeField.last, last == 32 || last == 9 { sizeField = sizeField.dropLast() }
                     guard let size = Self.parseHex(sizeField) else { throw .malformed("bad chunk size") }
                     if request.body.count + size > maxBodyBytes { throw .payloadTooLarge(limit: maxBodyBytes) }
                     state = .chunked(request, size == 0 ? .trailers : .data(remaining: size))

@@ -40,7 +40,8 @@ public struct HTTPRequest: Sendable {
 
     /// HTTP/1.1 keeps the connection open unless told otherwise; HTTP/1.0 only when asked.
     public var keepAlive: Bool {
-        let connection = header("connection")?.lowercased() ?? ""
+        // Every Connection field counts (RFC 9110 §7.6.1): the options are their union.
+        let connection = headers.filter { $0.name == "connection" }.map(\.value).joined(separator: ",").lowercased()
         if minorVersion == 0 { return connection.contains("keep-alive") }
         return !connection.split(separator: ",").contains { $0.trimmingCharacters(in: " ") == "close" }
     }

@@ -146,12 +146,14 @@ public final class EventLoop {
 
     public func stop() { running = false }
 
+    /// Runs due timers one at a time, so a timer cancelled by an earlier one of the same pass
+    /// (it has left `timers`) does not run.
     private func runDueTimers() {
-        guard let first = timers.first, first.deadline <= Clock.nowMs() else { return }
         let now = Clock.nowMs()
-        let due = timers.prefix { $0.deadline <= now }
-        timers.removeFirst(due.count)
-        for timer in due { timer.action() }
+        while let first = timers.first, first.deadline <= now {
+            timers.removeFirst()
+            first.action()
+        }
     }
 
     fileprivate func wakeRequested() {

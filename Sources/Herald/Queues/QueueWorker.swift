@@ -37,8 +37,9 @@ final class QueueWorker {
             return
         }
         popping = true
-        let handle: (RedisReply) -> Void = { [weak self] reply in
-            guard let self else { return }
+        // Held strongly until Redis answers: an item that arrives after the client left must
+        // still be put back.
+        let handle: (RedisReply) -> Void = { reply in
             self.popping = false
             switch reply {
             case .string(let item):

@@ -134,7 +134,8 @@ public final class RedisConnection: IOHandler {
             callback(.error("ERR Herald could not queue the command"))
             return
         }
-        pending.append((Clock.nowMs(), callback))
+        // A pushes link matches no reply to a command once logged in (they all go to onPush).
+        if mode == .commands || state == .handshaking { pending.append((Clock.nowMs(), callback)) }
         scheduleFlush()
     }
 
@@ -206,7 +207,8 @@ public final class RedisConnection: IOHandler {
             append(step) { [weak self] reply in
                 guard let self else { return }
                 if let message = reply.errorMessage {
-                    self.fail("login refused: \(message)")
+                    // A step failed because an earlier one already dropped the link: said once.
+                    if !message.hasPrefix("HERALD_LINK_DOWN") { self.fail("login refused: \(message)") }
                     return
                 }
                 left -= 1

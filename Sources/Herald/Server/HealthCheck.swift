@@ -1,5 +1,6 @@
 // `herald healthcheck`: asks a running Herald for /healthz over loopback, for container
 // HEALTHCHECKs on images that carry no curl.
+import CHiredis
 import Glibc
 
 public enum HealthCheck {

@@ -70,10 +70,14 @@ final class GroupReader: StreamListener {
         worker.loop.schedule(afterMs: 1000) { [weak self] in self?.tick() }
     }
 
+    /// Entries one XREADGROUP asks for: small batches, so the consumers a loop wakes together
+    /// take turns instead of the first one taking everything.
+    static let batch = 10
+
     private func fetch() {
         guard started, !stopped, !fetching, credit > 0 else { return }
         fetching = true
-        let asked = credit
+        let asked = min(credit, Self.batch)
         command(.command("XREADGROUP", "GROUP", group, consumer, "COUNT", String(asked), "STREAMS", stream, ">")) { [unowned self] reply in
             self.fetching = false
             let got = self.deliver(reply)

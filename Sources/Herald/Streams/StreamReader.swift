@@ -64,16 +64,21 @@ final class StreamReader: StreamListener {
                     i += 2
                 }
                 let maxDeleted = fields["max-deleted-entry-id"]?.text.flatMap(StreamID.init) ?? .zero
-                if maxDeleted > id {
-                    let earliest = fields["first-entry"].flatMap { first -> String? in
-                        if case .array(let pair) = first, let text = pair.first?.text { return text }
-                        return nil
-                    }
+                let earliest = fields["first-entry"].flatMap { first -> String? in
+                    if case .array(let pair) = first, let text = pair.first?.text { return text }
+                    return nil
+                }
+                // XDEL records the largest id it removed; XTRIM does not, but a first entry
+                // newer than the resume point, in a stream that lost entries, means entries
+                // after it may be gone.
+                let trimmed = (fields["entries-added"]?.integer ?? 0) > (fields["length"]?.integer ?? 0)
+                    && (earliest.flatMap(StreamID.init).map { $0 > id } ?? false)
+                if maxDeleted > id || trimmed {
                     self.sendJSON(Envelope.answer("gap", id: nil) { o in
                         o.field("stream", self.stream)
                         o.field("after", id.description)
                         if let earliest { o.field("earliest", earliest) }
-                        o.field("message", "entries after \(id) were trimmed or deleted; resuming from the earliest kept")
+                        o.field("message", "entries after \(id) may have been trimmed or deleted; resuming from the earliest kept")
                     })
                 }
             }

@@ -15,7 +15,7 @@ public enum WebSocketHandshake {
     public static func accept(_ request: HTTPRequest) throws(HTTPError) -> HTTPResponse {
         guard request.method == "GET" else { throw .badRequest("a WebSocket upgrade must use GET") }
         guard request.minorVersion == 1 else { throw .badRequest("a WebSocket upgrade needs HTTP/1.1") }
-        let connection = request.header("connection")?.lowercased() ?? ""
+        let connection = request.headers.filter { $0.name == "connection" }.map(\.value).joined(separator: ",").lowercased()
         guard connection.split(separator: ",").contains(where: { $0.trimmingCharacters(in: " ") == "upgrade" }) else {
             throw .badRequest("a WebSocket upgrade needs `Connection: Upgrade`")
         }

@@ -1,0 +1,62 @@
+// What every keyed endpoint (`/publish/{channel}`, `/streams/{key}`, `/queues/{name}`) checks
+// before it talks to Redis: the name in the path, the credential's reach, the query string.
+
+/// A request on one named channel, stream or queue, validated.
+struct KeyedRequest {
+    enum Access { case write, read }
+
+    /// The decoded name after the route prefix.
+    let name: String
+    let query: [(name: String, value: String)]
+
+    /// Validates `request`; answers the error and returns nil when something is wrong.
+    init?(_ request: HTTPRequest, _ responder: Responder, prefix: String, noun: String, access: Access, verb: String, grant: Grant) {
+        let encoded = request.path.dropFirst(prefix.count)
+        guard let decoded = PercentDecoding.decode(encoded), !decoded.isEmpty, UTF8Validation.isValid(decoded) else {
+            responder.fail(.badRequest("the \(noun) in the path is empty or badly encoded"))
+            return nil
+        }
+        let name = String(decoding: decoded, as: UTF8.self)
+        guard access == .write ? grant.mayPublish(name) : grant.maySubscribe(name) else {
+            responder.fail(AccessPolicy.forbidden("\(verb) \(name)"))
+            return nil
+        }
+        guard let query = PercentDecoding.query(request.query) else {
+            responder.fail(.badRequest("the query string is badly encoded"))
+            return nil
+        }
+        self.name = name
+        self.query = query
+    }
+
+    var key: [UInt8] { Array(name.utf8) }
+
+    /// The last value of a query parameter.
+    func value(_ parameter: String) -> String? { query.last { $0.name == parameter }?.value }
+}
+
+extension Responder {
+    /// Sends one command for `key` and answers with what `answer` makes of the reply; a reply
+    /// `answer` rejects (nil) becomes the mapped Redis error, an unreachable Redis a 503.
+    func run(_ arguments: [[UInt8]], key: [UInt8], _ answer: @escaping (RedisReply) -> HTTPResponse?) {
+        let redis = worker.redis
+        let command = String(decoding: arguments[0], as: UTF8.self)
+        let sent = redis.send(key: key, arguments) { reply in
+            if let response = answer(reply) {
+                self.respond(response)
+            } else {
+                self.fail(RedisErrors.httpError(reply, command: command))
+            }
+        }
+        if !sent { fail(RedisErrors.unreachable(redis)) }
+    }
+}
+
+extension HTTPResponse {
+    /// `200` with a JSON object built by `fields`.
+    static func jsonObject(_ fields: (inout JSONWriter.ObjectWriter) -> Void) -> HTTPResponse {
+        var json = JSONWriter()
+        json.object(fields)
+        return .json(200, json.string)
+    }
+}

@@ -1,0 +1,132 @@
+// EventLoop: timers in deadline order and cancellable, end-of-tick tasks, file events, and a
+// stop requested from another thread.
+import Dispatch
+import Glibc
+import Herald
+import HeraldTestSupport
+import XCTest
+
+/// Records the epoll events its descriptor reports.
+private final class RecordingHandler: IOHandler {
+    var events: [UInt32] = []
+    var onEvents: ((UInt32) -> Void)?
+    func handleEvents(_ events: UInt32) {
+        self.events.append(events)
+        onEvents?(events)
+    }
+}
+
+final class EventLoopTests: XCTestCase {
+    private var loop: EventLoop!
+    private var descriptors: [Int32] = []
+
+    override func setUpWithError() throws {
+        loop = try EventLoop()
+    }
+
+    override func tearDown() {
+        for fd in descriptors { close(fd) }
+        descriptors = []
+        loop = nil
+    }
+
+    func testTimersFireInDeadlineOrder() {
+        var fired: [String] = []
+        loop.schedule(afterMs: 30) { fired.append("30") }
+        loop.schedule(afterMs: 10) { fired.append("10") }
+        loop.schedule(afterMs: 20) { fired.append("20a") }
+        loop.schedule(afterMs: 20) { fired.append("20b") }
+        XCTAssertTrue(loop.run(until: { fired.count == 4 }, timeoutMs: 1000))
+        XCTAssertEqual(fired, ["10", "20a", "20b", "30"])
+    }
+
+    func testTimerDoesNotFireEarly() {
+        let start = Clock.nowMs()
+        var firedAt: Int64?
+        loop.schedule(afterMs: 50) { firedAt = Clock.nowMs() }
+        XCTAssertTrue(loop.run(until: { firedAt != nil }, timeoutMs: 1000))
+        XCTAssertGreaterThanOrEqual(firedAt! - start, 50)
+    }
+
+    func testCancelledTimerDoesNotFire() {
+        var fired = false
+        let id = loop.schedule(afterMs: 20) { fired = true }
+        loop.cancelTimer(id)
+        loop.run(forMs: 60)
+        XCTAssertFalse(fired)
+    }
+
+    /// Two timers due in the same tick: the first cancels the second, which must then not run
+    /// (e.g. a connect-timeout cancelled by a handler that ran just before it).
+    func testTimerCancelledByAnEarlierTimerOfTheSameTickDoesNotFire() {
+        var secondFired = false
+        var second = 0
+        loop.schedule(afterMs: 10) { [unowned loop = self.loop!] in loop.cancelTimer(second) }
+        second = loop.schedule(afterMs: 10) { secondFired = true }
+        usleep(20_000)
+        loop.run(forMs: 30)
+        XCTAssertFalse(secondFired)
+    }
+
+    func testEndOfTickTasksRunInOrderIncludingOnesTheyDefer() {
+        var order: [String] = []
+        loop.schedule(afterMs: 0) { [unowned loop = self.loop!] in
+            loop.deferToEndOfTick {
+                order.append("first")
+                loop.deferToEndOfTick { order.append("nested") }
+            }
+            loop.deferToEndOfTick { order.append("second") }
+            order.append("timer")
+        }
+        XCTAssertTrue(loop.run(until: { order.count == 4 }, timeoutMs: 1000))
+        XCTAssertEqual(order, ["timer", "first", "second", "nested"])
+    }
+
+    func testFileEventsReachTheirHandlerUntilUnregistered() throws {
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        descriptors += fds
+        let handler = RecordingHandler()
+        var read: [UInt8] = []
+        handler.onEvents = { _ in
+            var byte: UInt8 = 0
+            if Glibc.read(fds[0], &byte, 1) == 1 { read.append(byte) }
+        }
+        try loop.register(fd: fds[0], handler: handler, events: IOEvents.readable)
+        var one: UInt8 = 42
+        XCTAssertEqual(write(fds[1], &one, 1), 1)
+        XCTAssertTrue(loop.run(until: { read == [42] }, timeoutMs: 1000))
+        XCTAssertNotEqual(handler.events.first.map { $0 & IOEvents.readable }, 0)
+
+        loop.unregister(fd: fds[0])
+        one = 43
+        XCTAssertEqual(write(fds[1], &one, 1), 1)
+        loop.run(forMs: 50)
+        XCTAssertEqual(read, [42], "no events after unregister")
+    }
+
+    func testModifyChangesTheEventsWatched() throws {
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        descriptors += fds
+        let handler = RecordingHandler()
+        try loop.register(fd: fds[1], handler: handler, events: 0)
+        loop.run(forMs: 30)
+        XCTAssertTrue(handler.events.isEmpty, "nothing watched, nothing reported")
+        loop.modify(fd: fds[1], events: IOEvents.writable)
+        handler.onEvents = { [unowned loop = self.loop!] _ in loop.modify(fd: fds[1], events: 0) }
+        XCTAssertTrue(loop.run(until: { !handler.events.isEmpty }, timeoutMs: 1000))
+        XCTAssertNotEqual(handler.events[0] & IOEvents.writable, 0)
+        loop.unregister(fd: fds[1])
+    }
+
+    func testStopRequestedFromAnotherThreadRunsOnTheLoop() {
+        let loopThread = pthread_self()
+        var ranOnLoopThread: Bool?
+        loop.onStopRequested = { ranOnLoopThread = pthread_equal(pthread_self(), loopThread) != 0 }
+        let handle = loop.handle
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(30)) { handle.requestStop() }
+        XCTAssertTrue(loop.run(until: { ranOnLoopThread != nil }, timeoutMs: 2000))
+        XCTAssertEqual(ranOnLoopThread, true)
+    }
+}

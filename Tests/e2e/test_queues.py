@@ -1,0 +1,419 @@
+"""Work queues on Redis lists: LPUSH/RPOP over HTTP with blocking waits on a capped pool, and
+the WebSocket worker mode whose taken items survive the worker vanishing."""
+
+import json
+import socket
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+from conftest import (
+    RawWebSocket,
+    assert_json_error,
+    assert_silent,
+    http,
+    http_json,
+    parse_responses,
+    read_available,
+    recv_json,
+    unique,
+    wait_until,
+    ws_connect,
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def qpath(name):
+    return f"/queues/{urllib.parse.quote(name, safe='')}"
+
+
+def push(herald, name, item):
+    status, _, answer = http_json("POST", herald.base_url + qpath(name), item)
+    assert status == 200, f"POST {qpath(name)} answered {status} {answer}"
+    assert set(answer) == {"queue", "length"} and answer["queue"] == name, answer
+    return answer["length"]
+
+
+def pop(herald, name, wait=None, timeout=15.0):
+    """GET /queues/{name}[?wait=S] -> (status, headers, body)."""
+    url = herald.base_url + qpath(name) + (f"?wait={wait}" if wait is not None else "")
+    return http("GET", url, timeout=timeout)
+
+
+def pop_item(herald, name):
+    status, headers, body = pop(herald, name)
+    assert status == 200, f"GET {qpath(name)} answered {status} {body[:200]!r}"
+    assert headers.get("Content-Type") == "application/octet-stream", dict(headers)
+    return body
+
+
+def blocked(redis, command):
+    """Redis connections blocked right now in `command` (flags=b, cmd=<command>)."""
+    lines = redis.cli("CLIENT", "LIST").splitlines()
+    return sum(1 for line in lines if " flags=b " in f" {line} " and f" cmd={command} " in f" {line} ")
+
+
+def connected_clients(redis):
+    for line in redis.cli("INFO", "clients").splitlines():
+        if line.startswith("connected_clients:"):
+            return int(line.split(":", 1)[1])
+    raise AssertionError("INFO clients has no connected_clients")
+
+
+def open_connections(herald, kind="http"):
+    """herald_connections{kind=...} from /metrics (the /metrics request itself is one http)."""
+    status, _, body = http("GET", herald.base_url + "/metrics")
+    assert status == 200
+    prefix = f'herald_connections{{kind="{kind}"}}'
+    for line in body.decode().splitlines():
+        if line.startswith(prefix):
+            return int(line.split()[-1])
+    raise AssertionError(f"no {prefix} in /metrics")
+
+
+class BackgroundPop(threading.Thread):
+    """A GET /queues/{name}?wait=S in a thread; `.result` = (status, body, seconds taken)."""
+
+    def __init__(self, herald, name, wait):
+        super().__init__(daemon=True)
+        self.herald, self.name, self.wait = herald, name, wait
+        self.result = None
+        self.error = None
+
+    def run(self):
+        start = time.monotonic()
+        try:
+            status, _, body = pop(self.herald, self.name, self.wait, timeout=self.wait + 15)
+            self.result = (status, body, time.monotonic() - start)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
+
+    def outcome(self, timeout):
+        self.join(timeout)
+        assert not self.is_alive(), f"the waiting GET ?wait={self.wait} did not finish"
+        assert self.error is None, f"the waiting GET failed: {self.error!r}"
+        return self.result
+
+
+def worker_url(herald, name):
+    return f"{herald.ws_url}/subscribe?{urllib.parse.urlencode({'queue': name})}"
+
+
+def processing_lists(redis, name):
+    return [k for k in redis.cli("KEYS", f"herald:processing:{{{name}}}:*").splitlines() if k]
+
+
+def lrange(redis, key):
+    out = redis.cli("LRANGE", key, 0, -1)
+    return [] if not out.strip() else out.splitlines()
+
+
+# --------------------------------------------------------------------------- HTTP
+
+def test_fifo_over_http(herald, redis_server):
+    name = unique("jobs")
+    assert [push(herald, name, item) for item in ("first", "second", "third")] == [1, 2, 3]
+    # LPUSH: the newest is at the head, the oldest is popped first.
+    assert lrange(redis_server, name) == ["third", "second", "first"]
+    binary = bytes(range(256))
+    assert push(herald, name, binary) == 4
+    assert [pop_item(herald, name) for _ in range(4)] == [b"first", b"second", b"third", binary]
+    status, _, body = pop(herald, name)
+    assert status == 204 and body == b""
+    status, _, body = pop(herald, name, wait=0)
+    assert status == 204 and body == b""
+
+
+def test_wait_ends_empty_with_204(herald):
+    name = unique("idle")
+    start = time.monotonic()
+    status, _, body = pop(herald, name, wait=1)
+    took = time.monotonic() - start
+    assert status == 204 and body == b"", (status, body)
+    assert 0.8 <= took < 3.0, f"wait=1 answered after {took:.2f}s"
+
+
+def test_wait_returns_early_when_an_item_arrives(herald, redis_server):
+    name = unique("early")
+    waiter = BackgroundPop(herald, name, 20)
+    waiter.start()
+    # Blocked in Redis (BRPOP on one of the loop's blocking links).
+    wait_until(lambda: blocked(redis_server, "brpop") >= 1, timeout=5, what="a BRPOP to block")
+    time.sleep(0.2)  # a moment of real waiting
+    pushed_at = time.monotonic()
+    assert push(herald, name, "wake up") == 1
+    status, body, took = waiter.outcome(10)
+    assert (status, body) == (200, b"wake up")
+    assert took < 10, f"the wait did not end early ({took:.2f}s)"
+    assert time.monotonic() - pushed_at < 3
+    assert redis_server.cli("LLEN", name).strip() == "0"
+
+
+@pytest.mark.parametrize("query", ["wait=-1", "wait=301", "wait=abc", "wait=1.5", "wait="])
+def test_bad_wait_is_400(herald, query):
+    status, _, body = http("GET", f"{herald.base_url}/queues/{unique('q')}?{query}")
+    assert_json_error(status, body, 400, "bad_request", query)
+
+
+def test_wrong_type_is_409(herald, redis_server):
+    string_key, stream_key = unique("str"), unique("stream")
+    redis_server.cli("SET", string_key, "plain")
+    redis_server.cli("XADD", stream_key, "*", "a", "b")
+    for key in (string_key, stream_key):
+        status, _, body = http("POST", herald.base_url + qpath(key), b"item")
+        assert_json_error(status, body, 409, "wrong_type", f"LPUSH onto {key}")
+        status, _, body = pop(herald, key)
+        assert_json_error(status, body, 409, "wrong_type", f"RPOP on {key}")
+        status, _, body = pop(herald, key, wait=1)
+        assert_json_error(status, body, 409, "wrong_type", f"BRPOP on {key}")
+    assert redis_server.cli("GET", string_key).strip() == "plain"
+
+
+def test_blocking_pops_are_capped(start_redis, start_herald):
+    redis = start_redis()
+    herald = start_herald("--max-blocking", "2", redis_url=redis.url, loops=1)
+    name = unique("capped")
+    base = connected_clients(redis)
+    waiters = [BackgroundPop(herald, name, 20) for _ in range(2)]
+    for w in waiters:
+        w.start()
+    wait_until(lambda: blocked(redis, "brpop") == 2, timeout=5, what="two BRPOPs to block")
+
+    start = time.monotonic()
+    status, _, body = pop(herald, name, wait=20)
+    assert time.monotonic() - start < 3, "the third waiter was not refused at once"
+    decoded = assert_json_error(status, body, 503, "too_many_waiters", "third waiting GET")
+    assert blocked(redis, "brpop") == 2
+    # The cap bounds Redis connections: exactly two more than before the waits.
+    assert connected_clients(redis) == base + 2, decoded
+    # A pop without waiting does not need a blocking link.
+    status, _, _ = pop(herald, name, wait=0)
+    assert status == 204
+
+    assert push(herald, name, "one") in (0, 1)
+    assert push(herald, name, "two") in (0, 1)
+    results = sorted((w.outcome(10)[0], w.outcome(10)[1]) for w in waiters)
+    assert results == [(200, b"one"), (200, b"two")]
+    # The links are free again: a new wait is accepted (and ends empty).
+    status, _, _ = pop(herald, name, wait=1)
+    assert status == 204
+    assert connected_clients(redis) == base + 2
+
+
+def test_client_vanishing_mid_wait_loses_nothing(start_redis, start_herald):
+    redis = start_redis()
+    herald = start_herald(redis_url=redis.url, loops=1)
+    name = unique("vanish")
+    sock = socket.create_connection(("127.0.0.1", herald.port), timeout=5)
+    sock.sendall(f"GET {qpath(name)}?wait=5 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    wait_until(lambda: blocked(redis, "brpop") == 1, timeout=5, what="the BRPOP to block")
+    sock.close()
+    # Herald noticed the client left (only the /metrics request itself is open).
+    wait_until(lambda: open_connections(herald) == 1, timeout=5,
+               what="Herald to see the waiting client close")
+    assert blocked(redis, "brpop") == 1  # the BRPOP still waits in Redis
+
+    assert push(herald, name, "precious") == 1
+    # The BRPOP takes it for the vanished client; Herald must put it back.
+    wait_until(lambda: blocked(redis, "brpop") == 0, timeout=5, what="the BRPOP to end")
+    wait_until(lambda: lrange(redis, name) == ["precious"], timeout=5,
+               what="the item to be back in the queue")
+    assert push(herald, name, "later") == 2
+    assert pop_item(herald, name) == b"precious"
+    assert pop_item(herald, name) == b"later"
+    assert pop(herald, name)[0] == 204
+
+
+def test_waiting_pop_on_a_keep_alive_connection_then_next_request(herald):
+    """A waiting GET answered normally on a keep-alive connection, then the next request."""
+    name = unique("ka")
+    sock = socket.create_connection(("127.0.0.1", herald.port), timeout=5)
+    try:
+        sock.sendall(f"GET {qpath(name)}?wait=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                     f"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        buf, _ = read_available(sock, read_timeout=4,
+                                until=lambda b: len(parse_responses(b)[0]) >= 2)
+        responses, _ = parse_responses(buf)
+        assert [r.status for r in responses] == [204, 200], buf
+    finally:
+        sock.close()
+
+
+# --------------------------------------------------------------------------- WebSocket worker
+
+def test_worker_pop_and_ack(herald, redis_server):
+    name = unique("work")
+    for item in ("a", "b", "caf\u00e9"):
+        push(herald, name, item)
+    ws = ws_connect(worker_url(herald, name))
+    try:
+        ws.send(json.dumps({"op": "pop", "wait": 0, "id": 1}))
+        first = recv_json(ws)
+        assert first.get("type") == "item", first
+        assert {k: first[k] for k in ("queue", "data", "id")} == {"queue": name, "data": "a", "id": 1}
+        assert isinstance(first["tag"], int)
+        # The item waits in this worker's processing list until acked.
+        lists = processing_lists(redis_server, name)
+        assert len(lists) == 1 and lrange(redis_server, lists[0]) == ["a"], lists
+        assert lrange(redis_server, name) == ["caf\u00e9", "b"]
+
+        ws.send(json.dumps({"op": "pop", "id": "two"}))
+        second = recv_json(ws)
+        assert (second["type"], second["data"], second["id"]) == ("item", "b", "two"), second
+        assert second["tag"] != first["tag"]
+
+        ws.send(json.dumps({"op": "ack", "queue": name, "tag": first["tag"]}))
+        assert recv_json(ws) == {"type": "acked", "queue": name, "tag": first["tag"]}
+        assert lrange(redis_server, lists[0]) == ["b"]
+        # Acking twice, or a tag never handed out: unknown_tag.
+        for tag in (first["tag"], 999):
+            ws.send(json.dumps({"op": "ack", "queue": name, "tag": tag, "id": tag}))
+            err = recv_json(ws)
+            assert (err.get("type"), err.get("code"), err.get("id")) == ("error", "unknown_tag", tag), err
+
+        ws.send(json.dumps({"op": "pop", "wait": 0}))
+        third = recv_json(ws)
+        assert (third["type"], third["data"]) == ("item", "caf\u00e9"), third
+        for item in (second, third):
+            ws.send(json.dumps({"op": "ack", "queue": name, "tag": item["tag"]}))
+            assert recv_json(ws) == {"type": "acked", "queue": name, "tag": item["tag"]}
+        ws.send(json.dumps({"op": "pop", "wait": 0, "id": 3}))
+        assert recv_json(ws) == {"type": "empty", "queue": name, "id": 3}
+        assert lrange(redis_server, lists[0]) == []
+    finally:
+        ws.close()
+    # Nothing was held: closing puts nothing back.
+    time.sleep(0.2)
+    assert redis_server.cli("LLEN", name).strip() == "0"
+
+
+def test_worker_waiting_pop_and_pop_pending(herald, redis_server):
+    name = unique("wait")
+    ws = ws_connect(worker_url(herald, name))
+    try:
+        start = time.monotonic()
+        ws.send(json.dumps({"op": "pop", "wait": 1, "id": "w1"}))
+        assert recv_json(ws, 5) == {"type": "empty", "queue": name, "id": "w1"}
+        assert time.monotonic() - start >= 0.8
+
+        ws.send(json.dumps({"op": "pop", "wait": 10, "id": "long"}))
+        ws.send(json.dumps({"op": "pop", "wait": 0, "id": "again"}))
+        err = recv_json(ws)
+        assert (err.get("type"), err.get("code"), err.get("id")) == ("error", "pop_pending", "again"), err
+        push(herald, name, "late item")
+        item = recv_json(ws, 5)
+        assert (item["type"], item["data"], item["id"]) == ("item", "late item", "long"), item
+        ws.send(json.dumps({"op": "ack", "queue": name, "tag": item["tag"]}))
+        assert recv_json(ws)["type"] == "acked"
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("message,code", [
+    ({"op": "pop", "wait": -1}, "bad_request"),
+    ({"op": "pop", "wait": "soon"}, "bad_request"),
+    ({"op": "ack", "queue": "someone-else", "tag": 1}, "bad_request"),
+    ({"op": "ack", "queue": "QUEUE", "tag": "x"}, "bad_request"),
+])
+def test_worker_bad_messages(herald, message, code):
+    name = unique("bad")
+    message = {k: (name if v == "QUEUE" else v) for k, v in message.items()}
+    message["id"] = 42
+    ws = ws_connect(worker_url(herald, name))
+    try:
+        ws.send(json.dumps(message))
+        err = recv_json(ws)
+        assert (err.get("type"), err.get("code"), err.get("id")) == ("error", code, 42), err
+        ws.send(json.dumps({"op": "ping"}))
+        assert recv_json(ws) == {"type": "pong"}
+    finally:
+        ws.close()
+
+
+def test_worker_on_a_key_of_another_type(herald, redis_server):
+    name = unique("str")
+    redis_server.cli("SET", name, "plain")
+    ws = ws_connect(worker_url(herald, name))
+    try:
+        for wait in (0, 1):
+            ws.send(json.dumps({"op": "pop", "wait": wait, "id": wait}))
+            err = recv_json(ws)
+            assert (err.get("type"), err.get("code"), err.get("id")) == ("error", "wrong_type", wait), err
+    finally:
+        ws.close()
+
+
+def test_killed_worker_items_go_back_in_order(herald, redis_server):
+    name = unique("kill")
+    items = [f"job-{i}" for i in range(1, 6)]
+    for item in items:
+        push(herald, name, item)
+    worker = RawWebSocket(herald.port, "/subscribe?" + urllib.parse.urlencode({"queue": name}))
+    got = []
+    try:
+        for i in range(4):
+            worker.send_text(json.dumps({"op": "pop", "wait": 0, "id": i}))
+            _, _, payload = worker.recv_frame()
+            got.append(json.loads(payload))
+        assert [m["data"] for m in got] == items[:4], got
+        # Ack job-2; job-1, job-3 and job-4 stay unacked.
+        worker.send_text(json.dumps({"op": "ack", "queue": name, "tag": got[1]["tag"]}))
+        _, _, payload = worker.recv_frame()
+        assert json.loads(payload) == {"type": "acked", "queue": name, "tag": got[1]["tag"]}
+        lists = processing_lists(redis_server, name)
+        assert len(lists) == 1 and sorted(lrange(redis_server, lists[0])) == ["job-1", "job-3", "job-4"]
+    finally:
+        worker.close()  # abrupt: no close frame
+    wait_until(lambda: redis_server.cli("LLEN", name).strip() == "4", timeout=5,
+               what="the unacked items to be back in the queue")
+    wait_until(lambda: processing_lists(redis_server, name) == [], timeout=5,
+               what="the processing list to be gone")
+    assert [pop_item(herald, name) for _ in range(4)] == [b"job-1", b"job-3", b"job-4", b"job-5"]
+    assert pop(herald, name)[0] == 204
+
+
+def test_worker_killed_while_waiting_loses_nothing(start_redis, start_herald):
+    redis_server = start_redis()
+    herald = start_herald(redis_url=redis_server.url, loops=1)
+    name = unique("killwait")
+    worker = RawWebSocket(herald.port, "/subscribe?" + urllib.parse.urlencode({"queue": name}))
+    try:
+        worker.send_text(json.dumps({"op": "pop", "wait": 5}))
+        wait_until(lambda: blocked(redis_server, "blmove") >= 1, timeout=5,
+                   what="the BLMOVE to block")
+    finally:
+        worker.close()
+    wait_until(lambda: open_connections(herald, "websocket") == 0, timeout=5,
+               what="Herald to see the worker close")
+    assert blocked(redis_server, "blmove") == 1  # the BLMOVE still waits in Redis
+    push(herald, name, "for nobody")
+    wait_until(lambda: lrange(redis_server, name) == ["for nobody"], timeout=7,
+               what="the item taken for the vanished worker to be back in the queue")
+    assert processing_lists(redis_server, name) == []
+    assert pop_item(herald, name) == b"for nobody"
+
+
+def test_two_workers_share_a_queue_fifo(herald, redis_server):
+    name = unique("shared")
+    items = [f"task-{i}" for i in range(10)]
+    for item in items:
+        push(herald, name, item)
+    a, b = ws_connect(worker_url(herald, name)), ws_connect(worker_url(herald, name))
+    try:
+        taken = []
+        for i in range(10):
+            ws = (a, b)[i % 2]
+            ws.send(json.dumps({"op": "pop", "wait": 0}))
+            msg = recv_json(ws)
+            assert msg["type"] == "item", msg
+            taken.append(msg["data"])
+            ws.send(json.dumps({"op": "ack", "queue": name, "tag": msg["tag"]}))
+            assert recv_json(ws)["type"] == "acked"
+        assert taken == items
+        assert_silent(a, 0.1)
+    finally:
+        a.close()
+        b.close()
