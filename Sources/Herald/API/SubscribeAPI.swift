@@ -150,7 +150,9 @@ struct StreamPlan {
 
     init(streams: [String], options: [String: String], lastEventID: String?) throws(HTTPError) {
         self.streams = streams
-        let from = options["from"].flatMap { $0.isEmpty ? nil : $0 } ?? lastEventID
+        // A browser's automatic reconnect repeats the URL (from=0, say) and adds Last-Event-ID:
+        // the id it last saw wins, or every reconnect would replay the whole history.
+        let from = lastEventID.flatMap { $0.isEmpty ? nil : $0 } ?? options["from"].flatMap { $0.isEmpty ? nil : $0 }
         if let from {
             guard let parsed = StreamPosition.parse(from) else {
                 throw HTTPError(status: 400, code: "bad_id", message: "from must be 0, $, an entry id, a Unix time in ms or an ISO-8601 time, not '\(from)'")

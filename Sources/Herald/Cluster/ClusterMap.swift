@@ -55,7 +55,7 @@ public struct Redirect: Equatable, Sendable {
 
     public init?(_ error: String) {
         let parts = error.split(separator: " ")
-        guard parts.count == 3, let slot = Int(parts[1]) else { return nil }
+        guard parts.count == 3, let slot = Int(parts[1]), (0..<SlotHash.slotCount).contains(slot) else { return nil }
         switch parts[0] {
         case "MOVED": kind = .moved
         case "ASK": kind = .ask

@@ -162,12 +162,7 @@ public final class ClientConnection: IOHandler {
             response.headers += [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
         }
         slot.bytes = response.serialize(keepAlive: slot.keepAlive)
-        if let access = slot.access {
-            worker.logger.info("access", metadata: [
-                "method": "\(access.method)", "target": "\(access.target)", "status": "\(response.status)",
-                "bytes": "\(response.body.count)", "micros": "\(Clock.nowMicros() - access.started)",
-            ])
-        }
+        logAccess(slot, status: response.status, bytes: response.body.count)
         while let first = slots.first, let bytes = first.bytes {
             slots.removeFirst()
             outbound.append(Chunk(bytes))
@@ -185,10 +180,20 @@ public final class ClientConnection: IOHandler {
         if readPaused && !closeAfterFlush && slots.count < 64 { setReading(true) }
     }
 
+    /// One access-log line for the request of `slot`, when `--access-log` is on.
+    private func logAccess(_ slot: ResponseSlot, status: Int, bytes: Int) {
+        guard let access = slot.access else { return }
+        worker.logger.info("access", metadata: [
+            "method": "\(access.method)", "target": "\(access.target)", "status": "\(status)",
+            "bytes": "\(bytes)", "micros": "\(Clock.nowMicros() - access.started)",
+        ])
+    }
+
     /// Switches to WebSocket after the 101 answer. Only allowed when no earlier answer is pending.
     func upgrade(_ slot: ResponseSlot, response: HTTPResponse, app: WebSocketApp) -> Bool {
         guard slots.count == 1, slots.first === slot else { return false }
         slots.removeAll()
+        logAccess(slot, status: 101, bytes: 0)
         outbound.append(Chunk(response.serialize(keepAlive: true)))
         self.app = app
         wire = .webSocket
@@ -205,6 +210,7 @@ public final class ClientConnection: IOHandler {
     func startEventStream(_ slot: ResponseSlot, app: WebSocketApp) -> Bool {
         guard slots.count == 1, slots.first === slot else { return false }
         slots.removeAll()
+        logAccess(slot, status: 200, bytes: 0)
         var response = HTTPResponse(status: 200, headers: [
             ("Content-Type", "text/event-stream; charset=utf-8"),
             ("Cache-Control", "no-cache"),

@@ -1,0 +1,241 @@
+// AccessPolicy and Grant: which credential a request carries (API key, Bearer JWT, `token=`),
+// the 401s for missing or bad ones, what a token's globs allow, and the Origin check.
+import Herald
+import XCTest
+
+final class AccessPolicyTests: XCTestCase {
+    private let secret = Array("0123456789abcdef0123456789abcdef".utf8)
+    private let apiKey = "key-0123456789abcdef"
+    /// 2100-01-01T00:00:00Z: far enough that these tokens stay valid.
+    private let future = "4102444800"
+
+    private func request(authorization: String? = nil) -> HTTPRequest {
+        HTTPRequest(method: "GET", target: "/subscribe", headers: authorization.map { [("authorization", $0)] } ?? [])
+    }
+
+    private func token(_ claims: [String: JSONValue]) -> String {
+        var claims = claims
+        if claims["exp"] == nil { claims["exp"] = .number(future) }
+        return JWT.sign(.object(claims), secret: secret)
+    }
+
+    private func globs(_ names: [String]) -> JSONValue { .array(names.map { .string($0) }) }
+
+    /// The grant a token with these claim lists yields, through the real verification path.
+    private func grant(publish: [String]? = nil, subscribe: [String]? = nil) throws -> Grant {
+        var claims: [String: JSONValue] = [:]
+        if let publish { claims["publish"] = globs(publish) }
+        if let subscribe { claims["subscribe"] = globs(subscribe) }
+        return try AccessPolicy(jwtSecret: secret).grant(for: request(authorization: "Bearer \(token(claims))"), query: [])
+    }
+
+    /// The error `grant` throws, or nil when it grants.
+    private func refusal(_ policy: AccessPolicy, _ request: HTTPRequest, query: [(name: String, value: String)] = []) -> HTTPError? {
+        do throws(HTTPError) {
+            _ = try policy.grant(for: request, query: query)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    private func assertUnauthorized(_ error: HTTPError?, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(error?.status, 401, file: file, line: line)
+        XCTAssertEqual(error?.code, "unauthorized", file: file, line: line)
+        XCTAssertEqual(error?.headers["WWW-Authenticate"], "Bearer", file: file, line: line)
+    }
+
+    private func isEverything(_ grant: Grant) -> Bool { grant.publish == nil && grant.subscribe == nil }
+
+    // MARK: Grant
+
+    func testEverythingAllowsAnyName() {
+        XCTAssertTrue(Grant.everything.mayPublish("anything"))
+        XCTAssertTrue(Grant.everything.maySubscribe(""))
+        XCTAssertTrue(Grant.everything.maySubscribe(pattern: "*"))
+        XCTAssertNil(Grant.everything.firstDenied([.channel: ["a"], .pattern: ["*"], .shard: ["s"]]))
+    }
+
+    func testMayPublishAndMaySubscribeFollowTheirOwnGlobs() throws {
+        let g = try grant(publish: ["chat.room-7"], subscribe: ["chat.room-7", "news.*"])
+        XCTAssertTrue(g.mayPublish("chat.room-7"))
+        XCTAssertFalse(g.mayPublish("chat.room-8"))
+        XCTAssertFalse(g.mayPublish("news.eu"), "subscribe globs do not grant publishing")
+        XCTAssertTrue(g.maySubscribe("chat.room-7"))
+        XCTAssertTrue(g.maySubscribe("news.eu"))
+        XCTAssertFalse(g.maySubscribe("news"))
+        XCTAssertFalse(g.maySubscribe("chat.room-8"))
+    }
+
+    func testMissingClaimsGrantNothing() throws {
+        let g = try grant()
+        XCTAssertEqual(g.publish, [])
+        XCTAssertEqual(g.subscribe, [])
+        XCTAssertFalse(g.mayPublish("a"))
+        XCTAssertFalse(g.maySubscribe("a"))
+        XCTAssertFalse(g.maySubscribe(pattern: "a"))
+    }
+
+    func testNonStringGlobsAreIgnored() throws {
+        let t = token(["publish": .array([.number("1"), .string("a"), .null])])
+        let g = try AccessPolicy(jwtSecret: secret).grant(for: request(authorization: "Bearer \(t)"), query: [])
+        XCTAssertEqual(g.publish, ["a"])
+    }
+
+    func testPatternIdenticalToAGlobIsAllowed() throws {
+        let g = try grant(subscribe: ["news.*", "room-?", "h[ae]llo"])
+        XCTAssertTrue(g.maySubscribe(pattern: "news.*"))
+        XCTAssertTrue(g.maySubscribe(pattern: "room-?"))
+        XCTAssertTrue(g.maySubscribe(pattern: "h[ae]llo"))
+    }
+
+    func testPatternUnderAPrefixGlobIsAllowed() throws {
+        let g = try grant(subscribe: ["news.*"])
+        XCTAssertTrue(g.maySubscribe(pattern: "news.eu.*"))
+        XCTAssertTrue(g.maySubscribe(pattern: "news.eu.?"))
+        XCTAssertTrue(g.maySubscribe(pattern: "news.[ab]"))
+        XCTAssertTrue(g.maySubscribe(pattern: "news.eu"), "a pattern with no wildcard")
+    }
+
+    func testPatternThatReachesBeyondTheGlobIsRefused() throws {
+        let g = try grant(subscribe: ["news.*"])
+        XCTAssertFalse(g.maySubscribe(pattern: "new*"))
+        XCTAssertFalse(g.maySubscribe(pattern: "*"))
+        XCTAssertFalse(g.maySubscribe(pattern: "news?*"), "news?* reaches newsX")
+        XCTAssertFalse(g.maySubscribe(pattern: "news[.]*"))
+        XCTAssertFalse(g.maySubscribe(pattern: #"news\.*"#), "escapes are not unpicked: refusing is the safe side")
+        XCTAssertFalse(g.maySubscribe(pattern: "?ews.*"))
+        XCTAssertFalse(g.maySubscribe(pattern: "sports.*"))
+    }
+
+    func testPatternIsNotMatchedAsTextAgainstTheGlobs() throws {
+        // `room-?` matches the text `room-*`, but the pattern `room-*` reaches `room-secret`.
+        let g = try grant(subscribe: ["room-?"])
+        XCTAssertTrue(g.maySubscribe("room-*"), "as a channel name, room-* is one literal name")
+        XCTAssertFalse(g.maySubscribe(pattern: "room-*"))
+        XCTAssertFalse(g.maySubscribe(pattern: "room-1*"))
+    }
+
+    func testGlobWithAWildcardBeforeTheStarOnlyAllowsItself() throws {
+        let g = try grant(subscribe: ["news.?*", "[ab]*"])
+        XCTAssertTrue(g.maySubscribe(pattern: "news.?*"))
+        XCTAssertFalse(g.maySubscribe(pattern: "news.?x*"))
+        XCTAssertFalse(g.maySubscribe(pattern: "a*"))
+    }
+
+    func testFirstDeniedChecksChannelsLiterallyAndPatternsByContainment() throws {
+        let g = try grant(subscribe: ["news.*", "room-?"])
+        XCTAssertNil(g.firstDenied([.channel: ["news.eu", "room-1"], .pattern: ["news.eu.*"], .shard: ["room-2"]]))
+        XCTAssertEqual(g.firstDenied([.channel: ["news.eu", "sports", "weather"]]), "sports")
+        XCTAssertEqual(g.firstDenied([.pattern: ["news.*", "room-*"]]), "room-*")
+        XCTAssertNil(g.firstDenied([.channel: ["room-*"]]))
+        XCTAssertEqual(g.firstDenied([.shard: ["secret"]]), "secret")
+        XCTAssertNil(g.firstDenied([:]))
+    }
+
+    // MARK: AccessPolicy.grant
+
+    func testAuthOffGrantsEverythingWhateverTheRequestCarries() throws {
+        let policy = AccessPolicy()
+        XCTAssertFalse(policy.isEnabled)
+        XCTAssertTrue(isEverything(try policy.grant(for: request(), query: [])))
+        XCTAssertTrue(isEverything(try policy.grant(for: request(authorization: "Basic Zm9vOmJhcg=="), query: [("token", "junk")])))
+    }
+
+    func testEitherCredentialTurnsAuthOn() {
+        XCTAssertTrue(AccessPolicy(apiKeys: [apiKey]).isEnabled)
+        XCTAssertTrue(AccessPolicy(jwtSecret: secret).isEnabled)
+    }
+
+    func testAPIKeyInTheHeaderGrantsEverything() throws {
+        let policy = AccessPolicy(apiKeys: [apiKey, "other-key-0123456789"], jwtSecret: secret)
+        XCTAssertTrue(isEverything(try policy.grant(for: request(authorization: "Bearer \(apiKey)"), query: [])))
+        XCTAssertTrue(isEverything(try policy.grant(for: request(authorization: "bearer \(apiKey)"), query: [])),
+                      "the auth scheme is case-insensitive (RFC 9110 §11.1)")
+        XCTAssertTrue(isEverything(try policy.grant(for: request(authorization: "Bearer  \(apiKey) "), query: [])))
+    }
+
+    func testBearerJWTGrantsItsGlobs() throws {
+        let t = token(["sub": .string("user-42"), "publish": globs(["chat.room-7"]), "subscribe": globs(["news.*"])])
+        let g = try AccessPolicy(apiKeys: [apiKey], jwtSecret: secret).grant(for: request(authorization: "Bearer \(t)"), query: [])
+        XCTAssertEqual(g.publish, ["chat.room-7"])
+        XCTAssertEqual(g.subscribe, ["news.*"])
+    }
+
+    func testTokenQueryParameterWhenThereIsNoHeader() throws {
+        let t = token(["subscribe": globs(["news.*"])])
+        let policy = AccessPolicy(apiKeys: [apiKey], jwtSecret: secret)
+        XCTAssertEqual(try policy.grant(for: request(), query: [("channel", "news.eu"), ("token", t)]).subscribe, ["news.*"])
+        XCTAssertTrue(isEverything(try policy.grant(for: request(), query: [("token", apiKey)])))
+        XCTAssertTrue(isEverything(try policy.grant(for: request(), query: [("token", "junk"), ("token", apiKey)])),
+                      "the last token= counts")
+    }
+
+    func testHeaderWinsOverTheQuery() throws {
+        let policy = AccessPolicy(apiKeys: [apiKey], jwtSecret: secret)
+        XCTAssertTrue(isEverything(try policy.grant(for: request(authorization: "Bearer \(apiKey)"), query: [("token", "junk")])))
+        assertUnauthorized(refusal(policy, request(authorization: "Bearer junk"), query: [("token", apiKey)]))
+    }
+
+    func testMissingCredentialIs401() {
+        let policy = AccessPolicy(apiKeys: [apiKey], jwtSecret: secret)
+        assertUnauthorized(refusal(policy, request()))
+        assertUnauthorized(refusal(policy, request(), query: [("token", "")]))
+        assertUnauthorized(refusal(policy, request(authorization: "Bearer")))
+        assertUnauthorized(refusal(policy, request(authorization: "Bearer ")))
+        assertUnauthorized(refusal(policy, request(authorization: "")))
+    }
+
+    func testNonBearerSchemeIs401() {
+        let policy = AccessPolicy(apiKeys: [apiKey])
+        assertUnauthorized(refusal(policy, request(authorization: "Basic Zm9vOmJhcg==")))
+        assertUnauthorized(refusal(policy, request(authorization: apiKey)))
+        assertUnauthorized(refusal(policy, request(authorization: "Token \(apiKey)")))
+    }
+
+    func testUnknownKeyForgedExpiredOrEarlyTokenIs401() {
+        let keysOnly = AccessPolicy(apiKeys: [apiKey])
+        assertUnauthorized(refusal(keysOnly, request(authorization: "Bearer not-the-key-0123456")))
+        // A token is refused when no JWT secret is configured.
+        assertUnauthorized(refusal(keysOnly, request(authorization: "Bearer \(token([:]))")))
+        let policy = AccessPolicy(apiKeys: [apiKey], jwtSecret: secret)
+        let forged = JWT.sign(.object(["exp": .number(future)]), secret: Array("another-secret-another-secret-xx".utf8))
+        assertUnauthorized(refusal(policy, request(authorization: "Bearer \(forged)")))
+        assertUnauthorized(refusal(policy, request(authorization: "Bearer \(token(["exp": .number("1000000000")]))")))
+        assertUnauthorized(refusal(policy, request(authorization: "Bearer \(token(["nbf": .number(future)]))")))
+        assertUnauthorized(refusal(policy, request(authorization: "Bearer a.b.c")))
+    }
+
+    func testAPIKeyIsNotAcceptedAsAPrefixOrInAnotherCase() {
+        let policy = AccessPolicy(apiKeys: [apiKey])
+        assertUnauthorized(refusal(policy, request(authorization: "Bearer \(apiKey.dropLast())")))
+        assertUnauthorized(refusal(policy, request(authorization: "Bearer \(apiKey)x")))
+        assertUnauthorized(refusal(policy, request(authorization: "Bearer \(apiKey.uppercased())")))
+    }
+
+    // MARK: Origins
+
+    func testAnyOriginWhenNoneConfigured() {
+        let policy = AccessPolicy()
+        XCTAssertTrue(policy.allows(origin: "https://evil.example"))
+        XCTAssertTrue(policy.allows(origin: nil))
+    }
+
+    func testOnlyListedOriginsWhenConfigured() {
+        let policy = AccessPolicy(allowedOrigins: ["https://app.example", "http://localhost:8080"])
+        XCTAssertTrue(policy.allows(origin: "https://app.example"))
+        XCTAssertTrue(policy.allows(origin: "http://localhost:8080"))
+        XCTAssertFalse(policy.allows(origin: "https://evil.example"))
+        XCTAssertFalse(policy.allows(origin: "http://app.example"))
+        XCTAssertFalse(policy.allows(origin: "https://app.example.evil.example"))
+        XCTAssertFalse(policy.allows(origin: "http://localhost:8081"))
+        XCTAssertFalse(policy.allows(origin: "null"))
+        XCTAssertTrue(policy.allows(origin: nil), "no Origin header: not a browser")
+    }
+
+    func testStarAllowsEveryOrigin() {
+        let policy = AccessPolicy(allowedOrigins: ["https://app.example", "*"])
+        XCTAssertTrue(policy.allows(origin: "https://evil.example"))
+        XCTAssertTrue(policy.allows(origin: "null"))
+    }
+}
