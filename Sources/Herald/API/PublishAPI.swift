@@ -88,6 +88,11 @@ enum PublishAPI {
         } catch {
             return
         }
+        // A batch is checked whole before anything is published.
+        if let denied = messages.first(where: { !grant.mayPublish($0.channel) }) {
+            responder.fail(AccessPolicy.forbidden("publishing to \(denied.channel)"))
+            return
+        }
         var results = [Result<Int, HTTPError>?](repeating: nil, count: messages.count)
         var left = messages.count
         for (index, message) in messages.enumerated() {

@@ -38,9 +38,11 @@ public enum Socket {
         return fd
     }
 
-    /// Accepts one pending connection as a non-blocking socket with TCP_NODELAY set.
+    /// Accepts one pending connection as a non-blocking socket with TCP_NODELAY set and a send
+    /// buffer of `sendBuffer` bytes (the kernel doubles it), so a stalled client cannot park
+    /// megabytes in kernel memory beyond Herald's own bounded queue.
     /// Returns nil when no connection is pending (EAGAIN); throws on real failures (EMFILE...).
-    public static func accept(_ listener: Int32) throws -> Int32? {
+    public static func accept(_ listener: Int32, sendBuffer: Int32) throws -> Int32? {
         let fd = herald_accept_nonblocking(listener)
         if fd < 0 {
             if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED { return nil }
@@ -48,6 +50,8 @@ public enum Socket {
         }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var size = sendBuffer
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         return fd
     }
 

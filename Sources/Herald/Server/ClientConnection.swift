@@ -433,7 +433,9 @@ public final class ClientConnection: IOHandler {
         } else if isWebSocket {
             closeWebSocket(code: CloseCode.goingAway, reason: "Herald is shutting down")
         } else if slots.isEmpty && !parser.isMidRequest(inbound) {
-            close()
+            // An answer filled this tick may still sit in the queue: write it, then close.
+            closeAfterFlush = true
+            if outbound.isEmpty { close() } else { scheduleFlush() }
         } else {
             // Answer what is in flight (or still arriving), then close.
             for slot in slots { slot.keepAlive = false }

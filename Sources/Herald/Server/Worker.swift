@@ -92,7 +92,7 @@ public final class Worker: IOHandler {
         guard !isDraining else { return }
         while true {
             do {
-                guard let fd = try Socket.accept(listener) else { return }
+                guard let fd = try Socket.accept(listener, sendBuffer: Int32(min(config.maxOutbound, 256 * 1024))) else { return }
                 let connection = ClientConnection(fd: fd, worker: self)
                 do {
                     try loop.register(fd: fd, handler: connection, events: IOEvents.readable)
