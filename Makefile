@@ -28,3 +28,36 @@ e2e:
 
 clean:
 	rm -rf .build
+
+bench:
+	./scripts/bench/run.sh
+
+# Fuzzing: libFuzzer + ASan targets in the separate package Fuzz/ (own scratch path
+# Fuzz/.build-fuzz), each run FUZZ_SECONDS (default 60) from its seed corpus Fuzz/corpus/<target>;
+# crashes land in Fuzz/crashes/<target>/. `fuzz-ci` is the short pass for CI (10 s each).
+.PHONY: fuzz fuzz-ci soak
+fuzz:
+	./scripts/fuzz.sh
+
+fuzz-ci:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-10} ./scripts/fuzz.sh
+
+# Soak: a private redis-server and Herald (HERALD_BIN, default the debug build), SOAK_SECONDS
+# (default 180) of publishing with subscribers joining and leaving; fails on fd or RSS growth.
+soak: deps
+	@[ -n "$$HERALD_BIN" ] || [ -x $(DEBUG_BIN) ] || $(SWIFT) build --product herald
+	HERALD_BIN=$${HERALD_BIN:-$(DEBUG_BIN)} .venv/bin/python scripts/soak.py
+
+# Container image without a Docker engine: release build as the Dockerfile does it, a Debian
+# bookworm minbase root filesystem (debootstrap, cached in .build-container/), the runtime
+# stage's RUN/COPY/ENV/USER replayed in it, Herald run there against a host redis-server.
+# Needs root and the Debian mirror. About 20 s warm; a cold run adds the release build and
+# debootstrap (a few minutes).
+.PHONY: container-check lint
+container-check: deps
+	./scripts/container-check.sh
+
+# Static checks of the deployment files: hadolint on the Dockerfile, shell syntax of scripts/.
+lint: deps
+	.venv/bin/hadolint Dockerfile
+	bash -n scripts/*.sh

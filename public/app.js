@@ -1,19 +1,17 @@
-// Herald demo page: one WebSocket to /subscribe, publish through POST /publish.
-// Plain script, no build step, no external resources. Every piece of data from the
-// network is put on the page with textContent (never innerHTML).
+// Herald demo page, built on herald.js (one WebSocket to /subscribe that reconnects and
+// restores its subscriptions; publishes go over the same socket). Plain script, no build step,
+// no external resources. Every piece of data from the network is put on the page with
+// textContent (never innerHTML).
 (function () {
   "use strict";
 
   const LOG_CAP = 500;
-  const BACKOFF_BASE_MS = 500;
-  const BACKOFF_MAX_MS = 15000;
-  const STABLE_AFTER_MS = 5000; // an open that lasted this long resets the backoff
 
-  // Control-message fields per subscription kind (README, "Control messages").
+  // Labels per subscription kind, and the herald.js call that drops one.
   const KINDS = {
-    channel: { op: "subscribe", field: "channels", unsubField: "channels", label: "channel" },
-    pattern: { op: "psubscribe", field: "patterns", unsubField: "patterns", label: "pattern" },
-    shard: { op: "ssubscribe", field: "channels", unsubField: "shards", label: "shard" },
+    channel: { label: "channel", unsubscribe: "unsubscribe" },
+    pattern: { label: "pattern", unsubscribe: "punsubscribe" },
+    shard: { label: "shard", unsubscribe: "sunsubscribe" },
   };
 
   const $ = (id) => document.getElementById(id);
@@ -40,173 +38,61 @@
     curlHost: $("curl-host"),
   };
 
-  // What the user asked for (survives reconnects) and what Herald confirmed on this socket.
-  const desired = new Map(); // key -> {kind, name}
-  const active = new Map(); // key -> {kind, name}
-  const keyOf = (kind, name) => kind + "\u0000" + name;
-
-  let ws = null;
-  let attempt = 0;
-  let openedAt = 0;
-  let reconnectTimer = null;
-  let countdownTimer = null;
-  let nextId = 1;
   let errorTimer = null;
+  let countdownTimer = null;
 
-  // ---------------------------------------------------------------- connection
+  // One herald.js client for the page: it reconnects with backoff and restores subscriptions.
+  const herald = new window.Herald();
+  window.heraldClient = herald; // for the console (and the browser tests)
 
-  function socketUrl() {
-    const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    return proto + "//" + location.host + "/subscribe";
-  }
+  // ---------------------------------------------------------------- connection state
 
   function setState(state, detail) {
     el.status.textContent = state;
     el.status.dataset.state = state;
-    el.conn.classList.remove("connecting", "open", "reconnecting");
+    el.conn.classList.remove("connecting", "open", "reconnecting", "closed");
     el.conn.classList.add(state);
     el.statusDetail.textContent = detail || "";
   }
 
-  function connect() {
-    clearTimeout(reconnectTimer);
+  function showState(state, info) {
     clearInterval(countdownTimer);
-    reconnectTimer = null;
-    setState(attempt === 0 ? "connecting" : "reconnecting", attempt === 0 ? "" : "attempt " + (attempt + 1));
-
-    let sock;
-    try {
-      sock = new WebSocket(socketUrl());
-    } catch (err) {
-      scheduleReconnect();
-      return;
+    if (state === "reconnecting" && info.retryAt) {
+      const why = info.code === 1001 ? "server restarting \u00b7 " : "";
+      const tick = function () {
+        const left = Math.max(0, Math.ceil((info.retryAt - Date.now()) / 1000));
+        setState("reconnecting", why + "retry in " + left + "s");
+      };
+      tick();
+      countdownTimer = setInterval(tick, 1000);
+    } else if (state === "reconnecting") {
+      setState("reconnecting", "attempt " + (info.attempt || 1));
+    } else {
+      setState(state, "");
     }
-    sock.binaryType = "arraybuffer";
-    ws = sock;
-
-    sock.onopen = function () {
-      if (sock !== ws) return;
-      openedAt = Date.now();
-      setState("open", "");
-      active.clear();
-      renderSubscriptions();
-      resubscribeAll();
-    };
-
-    sock.onmessage = function (ev) {
-      if (sock !== ws) return;
-      handleFrame(ev.data);
-    };
-
-    sock.onclose = function (ev) {
-      if (sock !== ws) return;
-      ws = null;
-      if (openedAt && Date.now() - openedAt >= STABLE_AFTER_MS) attempt = 0;
-      openedAt = 0;
-      active.clear();
-      renderSubscriptions();
-      scheduleReconnect(ev.code);
-    };
-
-    // A failed connection also fires "close"; nothing more to do here.
-    sock.onerror = function () {};
+    renderSubscriptions();
   }
 
-  function scheduleReconnect(code) {
-    const exp = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * Math.pow(2, attempt));
-    const delay = Math.round(exp / 2 + Math.random() * (exp / 2)); // jitter in [exp/2, exp]
-    attempt += 1;
-    const due = Date.now() + delay;
-    const why = code === 1001 ? "server restarting · " : "";
-    const tick = function () {
-      const left = Math.max(0, Math.ceil((due - Date.now()) / 1000));
-      setState("reconnecting", why + "retry in " + left + "s");
-    };
-    tick();
-    clearInterval(countdownTimer);
-    countdownTimer = setInterval(tick, 1000);
-    clearTimeout(reconnectTimer);
-    reconnectTimer = setTimeout(connect, delay);
-  }
+  herald.on("state", showState);
+  showState(herald.state === "idle" ? "connecting" : herald.state, {});
 
-  // Come back at once when the network returns or the tab becomes visible again.
-  function reconnectNowIfWaiting() {
-    if (reconnectTimer !== null) connect();
-  }
-  window.addEventListener("online", reconnectNowIfWaiting);
-  document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState === "visible") reconnectNowIfWaiting();
+  // ---------------------------------------------------------------- incoming
+
+  herald.on("message", addDelivery);
+  herald.on("subscribed", renderSubscriptions);
+  herald.on("unsubscribed", renderSubscriptions);
+  herald.on("gap", function (gap) {
+    const name = gap.kind === "pattern" ? gap.pattern : gap.channel;
+    addNotice("gap", name, gap.source === "reconnect"
+      ? "reconnected: messages published meanwhile were missed"
+      : "Herald's Redis link came back: messages published meanwhile were missed");
   });
-
-  function send(obj) {
-    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-    obj.id = nextId++;
-    ws.send(JSON.stringify(obj));
-    return true;
-  }
-
-  function resubscribeAll() {
-    const byKind = {};
-    desired.forEach(function (s) {
-      (byKind[s.kind] = byKind[s.kind] || []).push(s.name);
-    });
-    Object.keys(byKind).forEach(function (kind) {
-      sendSubscribe(kind, byKind[kind]);
-    });
-  }
-
-  function sendSubscribe(kind, names) {
-    const k = KINDS[kind];
-    if (!k || names.length === 0) return;
-    const msg = { op: k.op };
-    msg[k.field] = names;
-    send(msg);
-  }
-
-  // ---------------------------------------------------------------- incoming frames
-
-  function handleFrame(data) {
-    if (typeof data !== "string") return; // binary frames only come with format=raw
-    let msg;
-    try {
-      msg = JSON.parse(data);
-    } catch (err) {
-      addDelivery({ type: "raw", channel: "", data: data });
-      return;
-    }
-    if (!msg || typeof msg !== "object") return;
-
-    switch (msg.type) {
-      case "subscribed":
-        namesOf(msg).forEach(function (name) {
-          const key = keyOf(msg.kind, name);
-          // Ignore a late confirmation for something the user already dropped.
-          if (desired.has(key)) active.set(key, { kind: msg.kind, name: name });
-        });
-        renderSubscriptions();
-        break;
-      case "unsubscribed":
-        namesOf(msg).forEach(function (name) {
-          active.delete(keyOf(msg.kind, name));
-        });
-        renderSubscriptions();
-        break;
-      case "message":
-      case "pmessage":
-      case "smessage":
-        addDelivery(msg);
-        break;
-      case "error":
-        showError((msg.code || "error") + ": " + (msg.message || "unknown error"));
-        break;
-      default:
-        break; // pong, published, anything newer
-    }
-  }
-
-  function namesOf(msg) {
-    return Array.isArray(msg.names) ? msg.names.filter((n) => typeof n === "string") : [];
-  }
+  herald.on("dropped", function (info) {
+    addNotice("dropped", "", info.count + " deliveries dropped (this page was too slow)");
+  });
+  herald.on("error", function (err) {
+    showError((err.code || "error") + ": " + (err.message || "unknown error"));
+  });
 
   function showError(text) {
     el.wsError.textContent = text;
@@ -234,28 +120,25 @@
       input.focus();
       return;
     }
-    names.forEach(function (name) {
-      desired.set(keyOf(kind, name), { kind: kind, name: name });
-    });
-    sendSubscribe(kind, names); // when closed, the next open sends everything in `desired`
+    const call = kind === "pattern" ? herald.psubscribe(names) : herald.subscribe(names);
+    call.catch(function () { /* shown by the "error" listener */ });
     input.value = "";
     input.focus();
   }
 
   function unsubscribe(kind, name) {
-    const key = keyOf(kind, name);
-    desired.delete(key);
     const k = KINDS[kind];
-    const msg = { op: "unsubscribe" };
-    msg[k ? k.unsubField : "channels"] = [name];
-    if (!send(msg)) {
-      active.delete(key);
-      renderSubscriptions();
-    }
+    herald[k ? k.unsubscribe : "unsubscribe"](name).then(renderSubscriptions);
   }
 
+  /** Shows what Herald confirmed on the current connection (herald.active()). */
   function renderSubscriptions() {
-    const items = Array.from(active.values()).sort(function (a, b) {
+    const active = herald.active();
+    const items = [];
+    Object.keys(active).forEach(function (kind) {
+      active[kind].forEach(function (name) { items.push({ kind: kind, name: name }); });
+    });
+    items.sort(function (a, b) {
       return a.kind === b.kind ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.kind < b.kind ? -1 : 1;
     });
     const frag = document.createDocumentFragment();
@@ -281,6 +164,8 @@
       btn.title = "Unsubscribe";
       btn.setAttribute("aria-label", "Unsubscribe from " + s.kind + " " + s.name);
       btn.textContent = "\u00d7";
+      const wanted = herald.subscriptions()[s.kind] || [];
+      btn.disabled = wanted.indexOf(s.name) < 0; // leaving: waiting for Herald's answer
       btn.addEventListener("click", function () {
         btn.disabled = true;
         unsubscribe(s.kind, s.name);
@@ -345,6 +230,26 @@
     updateLogCount();
   }
 
+  /** A row in the log that is not a delivery (gap, dropped): class "event", never "delivery". */
+  function addNotice(type, name, text) {
+    const now = new Date();
+    const li = document.createElement("li");
+    li.className = "event fresh";
+    li.dataset.type = type;
+    li.dataset.name = name;
+    const time = cell("time", clock(now));
+    time.title = now.toISOString();
+    const ch = cell("channel", name);
+    ch.title = name;
+    li.append(time, cell("type", type), ch, cell("pattern", ""), cell("payload", text));
+    el.log.insertBefore(li, el.log.firstChild);
+    while (el.log.childElementCount > LOG_CAP) el.log.removeChild(el.log.lastElementChild);
+    setTimeout(function () {
+      li.classList.remove("fresh");
+    }, 1300);
+    updateLogCount();
+  }
+
   function updateLogCount() {
     const n = el.log.childElementCount;
     el.logCount.textContent = String(n);
@@ -371,29 +276,14 @@
       return;
     }
     el.publishBtn.disabled = true;
-    setPublishResult("pending", "Publishing\u2026");
+    setPublishResult("pending", herald.state === "open" ? "Publishing\u2026" : "Waiting for the connection\u2026");
     try {
-      const res = await fetch("/publish", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ channel: channel, message: message }),
-      });
-      let body = null;
-      try {
-        body = await res.json();
-      } catch (err) {
-        body = null;
-      }
-      if (res.ok && body && typeof body.receivers === "number") {
-        const n = body.receivers;
-        setPublishResult("ok", "Published to \u201c" + channel + "\u201d: " + n + (n === 1 ? " receiver" : " receivers"), n);
-      } else {
-        const code = body && body.error ? body.error : "HTTP " + res.status;
-        const text = body && body.message ? body.message : res.statusText || "request failed";
-        setPublishResult("error", "Error " + code + ": " + text);
-      }
+      // The page's WebSocket carries the publish ({"op":"publish"}); herald.js matches the answer by id.
+      const answer = await herald.publish(channel, message);
+      const n = answer.receivers;
+      setPublishResult("ok", "Published to \u201c" + channel + "\u201d: " + n + (n === 1 ? " receiver" : " receivers"), n);
     } catch (err) {
-      setPublishResult("error", "Network error: " + (err && err.message ? err.message : String(err)));
+      setPublishResult("error", "Error " + (err.code || "error") + ": " + (err.message || String(err)));
     } finally {
       el.publishBtn.disabled = false;
     }
@@ -421,5 +311,4 @@
 
   renderSubscriptions();
   updateLogCount();
-  connect();
 })();
