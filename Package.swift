@@ -10,8 +10,9 @@ let package = Package(
         .library(name: "Herald", targets: ["Herald"]),
     ],
     dependencies: [
-        // SHA-1 for the WebSocket handshake (RFC 6455 §4.2.2), and later HMAC for tokens.
-        .package(url: "https://github.com/apple/swift-crypto.git", exact: "3.12.3"),
+        // SHA-1 for the WebSocket handshake (RFC 6455 §4.2.2) and HMAC-SHA256 for tokens. 4.x
+        // builds on FoundationEssentials, so the binary carries no ICU data.
+        .package(url: "https://github.com/apple/swift-crypto.git", exact: "4.5.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
         // HDR latency histograms for herald-bench.

@@ -12,3 +12,7 @@ extern int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 static inline int herald_accept_nonblocking(int fd) {
     return accept4(fd, (struct sockaddr *)0, (socklen_t *)0, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
+
+/* pthread_setname_np is a GNU extension, also hidden without _GNU_SOURCE. */
+#include <pthread.h>
+extern int pthread_setname_np(pthread_t thread, const char *name);

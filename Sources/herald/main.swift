@@ -1,6 +1,7 @@
 // The `herald` command: flags and HERALD_* variables -> Config -> Server.
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import Herald
 import Logging
 
@@ -102,14 +103,14 @@ struct HeraldCommand: ParsableCommand {
         do {
             config = try Config.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
         } catch {
-            FileHandle.standardError.write(Data("herald: \(error)\n".utf8))
+            printError("herald: \(error)")
             throw ExitCode(2)
         }
         switch action {
         case nil: break
         case "healthcheck": throw ExitCode(HealthCheck.run(config) ? 0 : 1)
         case let other?:
-            FileHandle.standardError.write(Data("herald: unknown action '\(other)'; the only one is healthcheck\n".utf8))
+            printError("herald: unknown action '\(other)'; the only one is healthcheck")
             throw ExitCode(2)
         }
         let level = config.logLevel
@@ -128,6 +129,12 @@ struct HeraldCommand: ParsableCommand {
             throw ExitCode(1)
         }
     }
+}
+
+/// Writes one line to standard error.
+func printError(_ line: String) {
+    let bytes = Array((line + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }
 
 HeraldCommand.main()

@@ -10,7 +10,7 @@ struct StaticFiles {
 
     init(root: String) {
         var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        self.root = realpath(root, &resolved) != nil ? String(cString: resolved) : nil
+        self.root = realpath(root, &resolved) != nil ? Self.string(resolved) : nil
     }
 
     func serve(_ request: HTTPRequest, _ responder: Responder) {
@@ -35,7 +35,7 @@ struct StaticFiles {
             responder.fail(notFound)
             return
         }
-        let full = String(cString: resolved)
+        let full = Self.string(resolved)
         var info = stat()
         guard full.hasPrefix(root + "/"), stat(full, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
               Int(info.st_size) <= Self.maxFileBytes else {
@@ -62,6 +62,11 @@ struct StaticFiles {
         headers.insert(("Content-Type", Self.contentType(full)), at: 0)
         headers.append(("X-Content-Type-Options", "nosniff"))
         responder.respond(HTTPResponse(status: 200, headers: headers, body: body))
+    }
+
+    /// A NUL-terminated C buffer as a String.
+    static func string(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     static func read(_ path: String) -> [UInt8]? {

@@ -1,7 +1,7 @@
 // Who may publish and subscribe to what. Off by default (local use); with API keys or a JWT
 // secret configured, every broker endpoint needs a credential: an API key grants everything,
 // a JWT grants the channel globs its `publish` and `subscribe` claims list.
-import Foundation
+import FoundationEssentials
 
 /// What one request's credential allows.
 public struct Grant: Sendable {

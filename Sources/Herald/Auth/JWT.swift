@@ -1,7 +1,7 @@
 // HS256 JSON Web Tokens (RFC 7519, RFC 7515): signature checked in constant time with the
 // configured secret, `exp` and `nbf` enforced, claims handed back as JSON.
 import Crypto
-import Foundation
+import FoundationEssentials
 
 public enum JWT {
     public enum Failure: Error, Equatable {
@@ -42,14 +42,13 @@ public enum JWT {
     }
 
     static func base64URL<S: StringProtocol>(_ text: S) -> [UInt8]? {
-        var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        guard !s.contains("=") else { return nil }
+        guard !text.contains("=") else { return nil }
+        var s = String(text.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })
         while s.count % 4 != 0 { s += "=" }
         return Data(base64Encoded: s).map { Array($0) }
     }
 
     static func base64URLEncode(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        String(Data(bytes).base64EncodedString().compactMap { $0 == "=" ? nil : $0 == "+" ? "-" : $0 == "/" ? "_" : $0 })
     }
 }

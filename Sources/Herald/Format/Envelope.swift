@@ -1,5 +1,5 @@
 // The JSON envelopes Herald sends to subscribers, all encoded here (like Webdis's formats/).
-import Foundation
+import FoundationEssentials
 
 public enum Envelope {
     /// `{"type":"message","channel":..,"data":..}` and its pmessage/smessage siblings. Payloads

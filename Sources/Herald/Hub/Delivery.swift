@@ -1,7 +1,7 @@
 // One message from Redis on its way to local subscribers. Each wire form (JSON or raw, as a
 // WebSocket frame or a Server-Sent Event) is encoded at most once, on first use, and the same
 // chunk is queued to everyone who wants that form.
-import Foundation
+import FoundationEssentials
 
 /// The three kinds of pub/sub subscription, named as in the query string.
 public enum SubscriptionKind: String, CaseIterable, Sendable {

@@ -1,7 +1,7 @@
 // A WebSocket client taking work from a Redis list one item at a time. Each item moves
 // atomically (BLMOVE) into this client's processing list and leaves it only on ack; if the client
 // goes away, everything it held goes back to the head of the queue. Nothing taken is lost.
-import Foundation
+import FoundationEssentials
 
 /// A queue consumer; confined to its loop.
 final class QueueWorker {

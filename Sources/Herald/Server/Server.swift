@@ -1,7 +1,7 @@
 // Starts Herald: one listener and one event-loop thread per configured loop, then waits for
 // SIGTERM/SIGINT on the main thread and drains every loop before returning.
+import CHiredis
 import Dispatch
-import Foundation
 import Glibc
 import Logging
 
@@ -33,7 +33,7 @@ public final class Server {
         let finished = DispatchSemaphore(value: 0)
         for index in 0..<config.loops {
             let (config, logger, listener, handle) = (self.config, self.logger, listeners[index], handles[index])
-            let thread = Thread {
+            startThread(name: "herald-loop-\(index)") {
                 do {
                     let worker = try Worker(index: index, listener: listener, handle: handle,
                                             config: config, process: stats, logger: logger)
@@ -44,8 +44,6 @@ public final class Server {
                 }
                 finished.signal()
             }
-            thread.name = "herald-loop-\(index)"
-            thread.start()
         }
         let loopback = ["127.0.0.1", "::1", "localhost"].contains(config.host) || config.host.hasPrefix("127.")
         if !loopback && !config.access.isEnabled {
@@ -65,4 +63,23 @@ public final class Server {
         logger.notice("stopped")
         return 0
     }
+}
+
+/// Runs `body` on a new POSIX thread (Foundation's Thread would pull all of Foundation in).
+private func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
+    let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, nil, { raw in
+        Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().body()
+        return nil
+    }, box)
+    precondition(rc == 0, "pthread_create failed: \(rc)")
+    pthread_setname_np(thread, String(name.prefix(15)))
+    pthread_detach(thread)
+}
+
+/// The closure a new thread runs, boxed to cross the C boundary.
+private final class ThreadBody: Sendable {
+    let body: @Sendable () -> Void
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 }

@@ -1,5 +1,5 @@
 // One stream entry on its way to clients, its envelope encoded once for all of them.
-import Foundation
+import FoundationEssentials
 
 /// An entry read from Redis (XRANGE, XREAD, XREADGROUP, XAUTOCLAIM).
 public final class StreamEntry {

@@ -1,7 +1,7 @@
 // The opening handshake (RFC 6455 §4.2): validates the client's upgrade request and builds the
 // 101 answer with Sec-WebSocket-Accept = base64(SHA-1(key + GUID)).
 import Crypto
-import Foundation
+import FoundationEssentials
 
 public enum WebSocketHandshake {
     static let guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
