@@ -13,7 +13,7 @@ final class AccessPolicyTests: XCTestCase {
         HTTPRequest(method: "GET", target: "/subscribe", headers: authorization.map { [("authorization", $0)] } ?? [])
     }
 
-    private func token(_ claims: [String: JSONValue]) -> String {
+    private func token(_ claims: JSONObject) -> String {
         var claims = claims
         if claims["exp"] == nil { claims["exp"] = .number(future) }
         return JWT.sign(.object(claims), secret: secret)
@@ -23,7 +23,7 @@ final class AccessPolicyTests: XCTestCase {
 
     /// The grant a token with these claim lists yields, through the real verification path.
     private func grant(publish: [String]? = nil, subscribe: [String]? = nil) throws -> Grant {
-        var claims: [String: JSONValue] = [:]
+        var claims: JSONObject = [:]
         if let publish { claims["publish"] = globs(publish) }
         if let subscribe { claims["subscribe"] = globs(subscribe) }
         return try AccessPolicy(jwtSecret: secret).grant(for: request(authorization: "Bearer \(token(claims))"), query: [])

@@ -117,9 +117,9 @@ final class JSONValueTests: XCTestCase {
         XCTAssertNotNil(parseError(String(repeating: "[", count: 100_000)))
     }
 
-    func testSerializedIsCompactWithSortedKeys() throws {
+    func testSerializedIsCompactAndKeepsKeyOrder() throws {
         let value = try parse(" { \"b\" : [ 1 , 2.50 ] , \"a\" : { \"z\" : null , \"y\" : false } , \"c\" : \"q\\\"\" } ")
-        XCTAssertEqual(String(decoding: value.serialized, as: UTF8.self), #"{"a":{"y":false,"z":null},"b":[1,2.50],"c":"q\""}"#)
+        XCTAssertEqual(String(decoding: value.serialized, as: UTF8.self), #"{"b":[1,2.50],"a":{"z":null,"y":false},"c":"q\""}"#)
     }
 
     func testSerializedRoundTrip() throws {

@@ -71,9 +71,9 @@ final class JWTTests: XCTestCase {
     }
 
     func testSignProducesThePythonComputedToken() throws {
-        // python3: h = b64url('{"alg":"HS256","typ":"JWT"}'); p = b64url(compact sorted claims);
-        // sig = b64url(hmac.new(secret, f"{h}.{p}", sha256).digest()), padding stripped.
-        let original = try claims(#"{"sub":"user-42","publish":["chat.room-7"],"subscribe":["news.*"]}"#)
+        // python3: h = b64url('{"alg":"HS256","typ":"JWT"}'); p = b64url(compact claims, in this
+        // key order); sig = b64url(hmac.new(secret, f"{h}.{p}", sha256).digest()), padding stripped.
+        let original = try claims(#"{"publish":["chat.room-7"],"sub":"user-42","subscribe":["news.*"]}"#)
         XCTAssertEqual(JWT.sign(original, secret: secret),
                        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
                        + ".eyJwdWJsaXNoIjpbImNoYXQucm9vbS03Il0sInN1YiI6InVzZXItNDIiLCJzdWJzY3JpYmUiOlsibmV3cy4qIl19"

@@ -211,6 +211,17 @@ def test_append_json_fields_and_raw_body(herald, redis_server):
     ]}
 
 
+def test_append_keeps_the_field_order_sent(herald, redis_server):
+    """Fields are stored and read back in the order the client wrote them, not sorted."""
+    key = unique("ordered")
+    entry = xadd(herald, key, {"zeta": 1, "alpha": "a", "mid": True})
+    flat = redis_server.cli("XRANGE", key, entry, entry).splitlines()
+    assert flat[1::2] == ["zeta", "alpha", "mid"], flat
+    status, _, answer = get_range(herald, key)
+    assert status == 200
+    assert list(answer["entries"][0]["fields"]) == ["zeta", "alpha", "mid"], answer
+
+
 def test_append_maxlen_trims_approximately(herald, redis_server):
     key = unique("capped")
     writer = KeepAliveWriter(herald, key)

@@ -24,7 +24,7 @@ enum StreamsAPI {
                 responder.fail(.badRequest("a JSON body must be a non-empty object of fields"))
                 return
             }
-            for name in fields.keys.sorted() {
+            for name in fields.keys {
                 arguments.append(Array(name.utf8))
                 arguments.append(PublishAPI.payload(of: fields[name]!))
             }

@@ -8,7 +8,7 @@ public indirect enum JSONValue: Equatable, Sendable {
     case number(String)
     case string(String)
     case array([JSONValue])
-    case object([String: JSONValue])
+    case object(JSONObject)
 
     public subscript(key: String) -> JSONValue? {
         if case .object(let fields) = self { return fields[key] }
@@ -52,7 +52,7 @@ public indirect enum JSONValue: Equatable, Sendable {
             writer.raw("]")
         case .object(let fields):
             writer.raw("{")
-            for (i, key) in fields.keys.sorted().enumerated() {
+            for (i, key) in fields.keys.enumerated() {
                 if i > 0 { writer.raw(",") }
                 writer.string(key)
                 writer.raw(":")
@@ -67,6 +67,34 @@ public indirect enum JSONValue: Equatable, Sendable {
         var parser = JSONParser(bytes: Array(bytes))
         return try parser.parseDocument()
     }
+}
+
+/// A JSON object's members in the order they were written (stream fields keep the order a
+/// client sent); equality ignores the order, as JSON does. A later duplicate key wins.
+public struct JSONObject: Equatable, Sendable, ExpressibleByDictionaryLiteral {
+    /// Keys in first-seen order.
+    public private(set) var keys: [String] = []
+    private var values: [String: JSONValue] = [:]
+
+    public init() {}
+
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        for (key, value) in elements { self[key] = value }
+    }
+
+    public subscript(key: String) -> JSONValue? {
+        get { values[key] }
+        set {
+            if values[key] == nil, newValue != nil { keys.append(key) }
+            if newValue == nil { keys.removeAll { $0 == key } }
+            values[key] = newValue
+        }
+    }
+
+    public var isEmpty: Bool { keys.isEmpty }
+    public var count: Int { keys.count }
+
+    public static func == (a: JSONObject, b: JSONObject) -> Bool { a.values == b.values }
 }
 
 public struct JSONError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -121,7 +149,7 @@ private struct JSONParser {
 
     mutating func parseObject(depth: Int) throws(JSONError) -> JSONValue {
         i += 1
-        var fields: [String: JSONValue] = [:]
+        var fields = JSONObject()
         skipSpace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(fields) }
         while true {
