@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `make bench`: installs what is missing (Debian: webdis, nginx-light, libnginx-mod-nchan, wrk,
+# redis-server, redis-tools; pip: matplotlib into .venv), builds release herald and herald-bench
+# in .build-bench, then runs bench.py, which starts a private Redis, Herald, Webdis and Nchan on
+# free loopback ports, runs every scenario side by side and writes bench-results/.
+#
+# Environment: BENCH_RUNS (3) repetitions, BENCH_SCALE (1) multiplies subscriber counts,
+# BENCH_DURATION (5) seconds per measurement, BENCH_QUICK=1 a smoke run (1 run, scale 0.1, 2 s),
+# BENCH_ONLY=a,b to run some scenarios, HERALD_BIN / HERALD_BENCH_BIN to use other binaries.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+packages=(webdis nginx-light libnginx-mod-nchan wrk redis-server redis-tools)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bench: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+if ! .venv/bin/python -c "import matplotlib" 2>/dev/null; then
+  echo "bench: installing matplotlib into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check matplotlib
+fi
+
+SWIFT="${SWIFT:-swift}"
+if [ -z "${HERALD_BIN:-}" ] || [ -z "${HERALD_BENCH_BIN:-}" ]; then
+  echo "bench: building release herald and herald-bench (scratch path .build-bench)"
+  "$SWIFT" build -c release --scratch-path .build-bench --product herald
+  "$SWIFT" build -c release --scratch-path .build-bench --product herald-bench
+fi
+export HERALD_BIN="${HERALD_BIN:-.build-bench/release/herald}"
+export HERALD_BENCH_BIN="${HERALD_BENCH_BIN:-.build-bench/release/herald-bench}"
+exec .venv/bin/python scripts/bench/bench.py "$@"
