@@ -27,6 +27,10 @@ public struct HTTPParser {
 
     private var state = State.head(scanned: 0)
 
+    // Constants of the grammar, built once (an array literal at a call site allocates per call).
+    private static let blankLine: [UInt8] = [13, 10, 13, 10]
+    private static let lineEnd: [UInt8] = [13, 10]
+
     public init(maxHeaderBytes: Int = 16 * 1024, maxBodyBytes: Int = 1 << 20) {
         self.maxHeaderBytes = maxHeaderBytes
         self.maxBodyBytes = maxBodyBytes
@@ -52,7 +56,7 @@ public struct HTTPParser {
             switch state {
             case .head(let scanned):
                 let from = max(0, scanned - 3)
-                guard let end = buffer.firstIndex(of: [13, 10, 13, 10], from: from) else {
+                guard let end = buffer.firstIndex(of: Self.blankLine, from: from) else {
                     if buffer.readableCount > maxHeaderBytes { throw .headersTooLarge(limit: maxHeaderBytes) }
                     state = .head(scanned: buffer.readableCount)
                     return nil
@@ -90,7 +94,7 @@ public struct HTTPParser {
             case .chunked(var request, let chunk):
                 switch chunk {
                 case .size:
-                    guard let lineEnd = buffer.firstIndex(of: [13, 10]) else {
+                    guard let lineEnd = buffer.firstIndex(of: Self.lineEnd) else {
                         if buffer.readableCount > 1024 { throw .malformed("chunk size line too long") }
                         return nil
                     }
@@ -113,7 +117,7 @@ public struct HTTPParser {
                     buffer.skip(2)
                     state = .chunked(request, .size)
                 case .trailers:
-                    guard let lineEnd = buffer.firstIndex(of: [13, 10]) else {
+                    guard let lineEnd = buffer.firstIndex(of: Self.lineEnd) else {
                         if buffer.readableCount > maxHeaderBytes { throw .headersTooLarge(limit: maxHeaderBytes) }
                         return nil
                     }
@@ -178,7 +182,11 @@ public struct HTTPParser {
         }
     }
 
+    private static let http11 = Array("HTTP/1.1".utf8)
+    private static let http10 = Array("HTTP/1.0".utf8)
+
     static func parseHead(_ head: ArraySlice<UInt8>) throws(HTTPError) -> HTTPRequest {
+        let http11 = Self.http11, http10 = Self.http10
         let lines = head.split(separator: 13, omittingEmptySubsequences: false)
         // Each line after the first starts with the LF of the preceding CRLF.
         guard let requestLine = lines.first, !requestLine.isEmpty else { throw .malformed("empty request line") }
@@ -190,11 +198,11 @@ public struct HTTPParser {
         guard target.allSatisfy({ $0 > 32 && $0 < 127 }) else { throw .malformed("malformed request target") }
         let version = Array(parts[2])
         let minor: Int
-        if version == Array("HTTP/1.1".utf8) {
+        if version == http11 {
             minor = 1
-        } else if version == Array("HTTP/1.0".utf8) {
+        } else if version == http10 {
             minor = 0
-        } else if version.count == 8, version.starts(with: Array("HTTP/".utf8)),
+        } else if version.count == 8, version.starts(with: http10.prefix(5)),
                   (48...57).contains(version[5]), version[6] == UInt8(ascii: "."), (48...57).contains(version[7]) {
             throw .versionNotSupported
         } else {

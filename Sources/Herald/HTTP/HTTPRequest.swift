@@ -4,7 +4,13 @@
 public struct HTTPRequest: Sendable {
     public var method: String
     /// The request target as sent, e.g. `/publish/news?sharded=true`.
-    public var target: String
+    public var target: String {
+        didSet { (path, query) = Self.split(target) }
+    }
+    /// The path part of the target (still percent-encoded); split once, read by every layer.
+    public private(set) var path: Substring
+    /// The raw query string, without `?`.
+    public private(set) var query: Substring
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     public var minorVersion: Int
     /// Header fields in arrival order; names lowercased.
@@ -15,6 +21,7 @@ public struct HTTPRequest: Sendable {
                 headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.method = method
         self.target = target
+        (path, query) = Self.split(target)
         self.minorVersion = minorVersion
         self.headers = headers
         self.body = body
@@ -26,16 +33,9 @@ public struct HTTPRequest: Sendable {
         return headers.first { $0.name == lower }?.value
     }
 
-    /// The path part of the target (still percent-encoded).
-    public var path: Substring {
-        if let q = target.firstIndex(of: "?") { return target[..<q] }
-        return target[...]
-    }
-
-    /// The raw query string, without `?`.
-    public var query: Substring {
-        if let q = target.firstIndex(of: "?") { return target[target.index(after: q)...] }
-        return ""
+    private static func split(_ target: String) -> (Substring, Substring) {
+        guard let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (target[...], "") }
+        return (target[..<q], target[target.utf8.index(after: q)...])
     }
 
     /// HTTP/1.1 keeps the connection open unless told otherwise; HTTP/1.0 only when asked.

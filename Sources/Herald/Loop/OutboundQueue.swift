@@ -61,10 +61,11 @@ public struct OutboundQueue {
         }
     }
 
-    /// Releases written chunks; an empty queue gives its storage back.
+    /// Releases written chunks. An empty queue keeps a small array (reallocating it for every
+    /// message to every subscriber was one malloc per delivery) but gives a large one back.
     private mutating func compact() {
         if head == chunks.count {
-            chunks = []
+            if chunks.capacity > 16 { chunks = [] } else { chunks.removeAll(keepingCapacity: true) }
             head = 0
         } else if head > 64 && head * 2 > chunks.count {
             chunks.removeFirst(head)

@@ -315,7 +315,7 @@ public final class ClientConnection: IOHandler {
     public func send(_ frame: Chunk) {
         guard !isClosed else { return }
         outbound.append(frame)
-        worker.stats.delivered.bump()
+        worker.deliveredCount += 1
         scheduleFlush()
     }
 
@@ -324,7 +324,7 @@ public final class ClientConnection: IOHandler {
     public func deliver(_ frame: Chunk) {
         guard !isClosed, closeSentMs == nil else { return }
         if outbound.byteCount + frame.count > worker.config.maxOutbound {
-            worker.stats.dropped.bump()
+            worker.droppedCount += 1
             if worker.config.slowConsumerPolicy == .close {
                 if wire == .eventStream { close() }
                 closeWebSocket(code: CloseCode.policyViolation, reason: "too slow: the outbound queue is full")
@@ -334,7 +334,7 @@ public final class ClientConnection: IOHandler {
             return
         }
         outbound.append(frame)
-        worker.stats.delivered.bump()
+        worker.deliveredCount += 1
         scheduleFlush()
     }
 

@@ -27,6 +27,10 @@ public final class Worker: IOHandler {
     /// Shared read space for client sockets: bytes are copied out only when a message is partial.
     let readScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 1)
     public private(set) var isDraining = false
+    /// Frames queued to clients, and deliveries dropped for slow ones: plain counters on the
+    /// hot path, published to `stats` by housekeeping.
+    var deliveredCount = 0
+    var droppedCount = 0
     private var drainDeadline: Int64 = 0
     private var acceptPausedUntil: Int64 = 0
 
@@ -153,6 +157,8 @@ public final class Worker: IOHandler {
         stats.patterns.set(hub.topicCount(.pattern))
         stats.shards.set(hub.topicCount(.shard))
         stats.redisReconnects.set(redis.reconnects + hub.reconnects)
+        stats.delivered.set(deliveredCount)
+        stats.dropped.set(droppedCount)
         stats.receivedChannel.set(hub.received[.channel] ?? 0)
         stats.receivedPattern.set(hub.received[.pattern] ?? 0)
         stats.receivedShard.set(hub.received[.shard] ?? 0)
