@@ -38,7 +38,8 @@ public struct Config: Sendable {
     /// Origins allowed for WebSockets and browser calls (CORS); empty = any.
     public var allowedOrigins: [String] = []
     /// Most client connections at once (process-wide); beyond, 503 or WebSocket close 1013.
-    public var maxConnections = 10_000
+    /// 0 means: as many as the process's file limit allows, less a reserve for Redis links.
+    public var maxConnections = 0
     /// Most pub/sub subscriptions one WebSocket may hold.
     public var maxSubscriptions = 1000
     /// Most commands one loop may have waiting on Redis; beyond, publishes answer 503.

@@ -52,7 +52,7 @@ struct HeraldCommand: ParsableCommand {
     var jwtSecret: String?
     @Option(parsing: .unconditional, help: "Comma-separated origins allowed for WebSockets and CORS, or *. [HERALD_ALLOWED_ORIGINS, default any]")
     var allowedOrigins: String?
-    @Option(parsing: .unconditional, help: "Most client connections at once; beyond, 503 or close 1013. [HERALD_MAX_CONNECTIONS, default 10000]")
+    @Option(parsing: .unconditional, help: "Most client connections at once; beyond, 503 or close 1013. [HERALD_MAX_CONNECTIONS, default: the file limit less a reserve]")
     var maxConnections: String?
     @Option(parsing: .unconditional, help: "Most subscriptions per WebSocket. [HERALD_MAX_SUBSCRIPTIONS, default 1000]")
     var maxSubscriptions: String?

@@ -14,8 +14,30 @@ public final class Server {
         self.logger = logger
     }
 
+    /// Raises the soft file limit to the hard one and, unless `--max-connections` was given,
+    /// sizes the connection limit from it, keeping a reserve for listeners and Redis links.
+    private static func fitConnectionLimit(_ config: inout Config, logger: Logger) {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        let files = Int(min(limit.rlim_cur, 1_000_000))  // RLIM_INFINITY is the largest value
+        let reserve = 32 + config.loops * (8 + config.maxBlocking)
+        if config.maxConnections == 0 {
+            config.maxConnections = max(1, files - reserve)
+        } else if config.maxConnections > files - reserve {
+            logger.warning("--max-connections is above what the file limit allows", metadata: [
+                "maxConnections": "\(config.maxConnections)", "fileLimit": "\(files)"])
+        }
+    }
+
     /// Serves until SIGTERM or SIGINT; returns the process exit code.
     public func run() throws -> Int32 {
+        var config = self.config
+        Self.fitConnectionLimit(&config, logger: logger)
         signal(SIGPIPE, SIG_IGN)
         // Only the main thread takes SIGTERM/SIGINT (with sigwait): loops inherit the mask.
         var signals = sigset_t()
@@ -32,7 +54,7 @@ public final class Server {
         let handles = (0..<config.loops).map { _ in LoopHandle() }
         let finished = DispatchSemaphore(value: 0)
         for index in 0..<config.loops {
-            let (config, logger, listener, handle) = (self.config, self.logger, listeners[index], handles[index])
+            let (config, logger, listener, handle) = (config, self.logger, listeners[index], handles[index])
             startThread(name: "herald-loop-\(index)") {
                 do {
                     let worker = try Worker(index: index, listener: listener, handle: handle,
@@ -53,6 +75,7 @@ public final class Server {
             "address": "http://\(config.host.contains(":") ? "[\(config.host)]" : config.host):\(config.port)",
             "redis": "\(config.redis.map(\.description).joined(separator: ","))",
             "loops": "\(config.loops)",
+            "maxConnections": "\(config.maxConnections)",
         ])
 
         var received: Int32 = 0
