@@ -8,6 +8,13 @@ public struct Router {
     let echo: Bool
     let access: AccessPolicy
 
+    // Method lists built once (an array literal allocates on every request).
+    private static let readMethods = ["GET", "HEAD"]
+    private static let post = ["POST"]
+    private static let get = ["GET"]
+    private static let streamMethods = ["GET", "HEAD", "POST"]
+    private static let queueMethods = ["GET", "POST"]
+
     init(config: Config) {
         statics = StaticFiles(root: config.publicDir)
         echo = config.echo
@@ -17,7 +24,6 @@ public struct Router {
     func route(_ request: HTTPRequest, _ responder: Responder) {
         let path = request.path
         let method = request.method
-        let readMethods = ["GET", "HEAD"]
 
         if responder.connection.overLimit {
             rejectOverLimit(request, responder)
@@ -49,35 +55,35 @@ public struct Router {
 
         switch path {
         case "/publish":
-            allow(["POST"]) { authorized { PublishAPI.publishJSON(request, responder, $0) } }
+            allow(Self.post) { authorized { PublishAPI.publishJSON(request, responder, $0) } }
         case _ where path.hasPrefix("/publish/"):
-            allow(["POST"]) { authorized { PublishAPI.publishPath(request, responder, $0) } }
+            allow(Self.post) { authorized { PublishAPI.publishPath(request, responder, $0) } }
         case _ where path.hasPrefix("/streams/"):
-            allow(["GET", "HEAD", "POST"]) {
+            allow(Self.streamMethods) {
                 authorized { grant in
                     if method == "POST" { StreamsAPI.append(request, responder, grant) } else { StreamsAPI.range(request, responder, grant) }
                 }
             }
         case _ where path.hasPrefix("/queues/"):
-            allow(["GET", "POST"]) {
+            allow(Self.queueMethods) {
                 authorized { grant in
                     if method == "POST" { QueuesAPI.push(request, responder, grant) } else { QueuesAPI.pop(request, responder, grant) }
                 }
             }
         case "/subscribe":
-            allow(["GET"]) { SubscribeAPI.open(request, responder, access: access) }
+            allow(Self.get) { SubscribeAPI.open(request, responder, access: access) }
         case "/events":
-            allow(["GET"]) { SubscribeAPI.open(request, responder, access: access, eventStream: true) }
+            allow(Self.get) { SubscribeAPI.open(request, responder, access: access, eventStream: true) }
         case "/echo" where echo:
-            allow(["GET"]) { EchoAPI.open(request, responder) }
+            allow(Self.get) { EchoAPI.open(request, responder) }
         case "/healthz":
-            allow(readMethods) { OpsAPI.health(responder) }
+            allow(Self.readMethods) { OpsAPI.health(responder) }
         case "/readyz":
-            allow(readMethods) { OpsAPI.ready(responder) }
+            allow(Self.readMethods) { OpsAPI.ready(responder) }
         case "/metrics":
-            allow(readMethods) { OpsAPI.metrics(responder) }
+            allow(Self.readMethods) { OpsAPI.metrics(responder) }
         default:
-            allow(readMethods) { statics.serve(request, responder) }
+            allow(Self.readMethods) { statics.serve(request, responder) }
         }
     }
 

@@ -35,7 +35,11 @@ public struct HTTPResponse {
     public func serialize(keepAlive: Bool) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(128 + (omitBody ? 0 : body.count))
-        out.append(contentsOf: "HTTP/1.1 \(status) \(Self.reason(status))\r\n".utf8)
+        out.append(contentsOf: Self.statusLinePrefix)
+        Self.appendDecimal(status, to: &out)
+        out.append(32)
+        out.append(contentsOf: Self.reason(status).utf8)
+        out.append(contentsOf: Self.crlf)
         for (name, value) in headers {
             out.append(contentsOf: name.utf8)
             out.append(contentsOf: ": ".utf8)
@@ -43,12 +47,24 @@ public struct HTTPResponse {
             out.append(contentsOf: "\r\n".utf8)
         }
         if status != 304 && status != 204 && status != 101 && !streaming {
-            out.append(contentsOf: "Content-Length: \(body.count)\r\n".utf8)
+            out.append(contentsOf: Self.contentLength)
+            Self.appendDecimal(body.count, to: &out)
+            out.append(contentsOf: Self.crlf)
         }
         if !keepAlive { out.append(contentsOf: "Connection: close\r\n".utf8) }
         out.append(contentsOf: "\r\n".utf8)
         if !omitBody { out.append(contentsOf: body) }
         return out
+    }
+
+    private static let statusLinePrefix = Array("HTTP/1.1 ".utf8)
+    private static let contentLength = Array("Content-Length: ".utf8)
+    private static let crlf: [UInt8] = [13, 10]
+
+    /// Writes a non-negative number in decimal without building a String.
+    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+        if value >= 10 { appendDecimal(value / 10, to: &out) }
+        out.append(UInt8(48 + value % 10))
     }
 
     public static func reason(_ status: Int) -> String {

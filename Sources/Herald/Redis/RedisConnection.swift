@@ -109,24 +109,20 @@ public final class RedisConnection: IOHandler {
         guard let ctx = context else { return }
         var flat: [UInt8] = []
         flat.reserveCapacity(arguments.reduce(0) { $0 + $1.count })
-        var lengths: [Int] = []
-        lengths.reserveCapacity(arguments.count)
-        for argument in arguments {
-            flat.append(contentsOf: argument)
-            lengths.append(argument.count)
-        }
+        for argument in arguments { flat.append(contentsOf: argument) }
+        // Argument pointers and lengths live on the stack for the call; only `flat` is heap.
+        let count = arguments.count
         let status: Int32 = flat.withUnsafeBufferPointer { base in
-            let start = UnsafeRawPointer(base.baseAddress ?? UnsafePointer(bitPattern: 1)!)
-            var offset = 0
-            var pointers: [UnsafePointer<CChar>?] = []
-            pointers.reserveCapacity(arguments.count)
-            for length in lengths {
-                pointers.append((start + offset).assumingMemoryBound(to: CChar.self))
-                offset += length
-            }
-            return pointers.withUnsafeMutableBufferPointer { argv in
-                lengths.withUnsafeBufferPointer { argvlen in
-                    redisAppendCommandArgv(ctx, Int32(arguments.count), argv.baseAddress, argvlen.baseAddress)
+            withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: count) { argv in
+                withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { argvlen in
+                    let start = UnsafeRawPointer(base.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+                    var offset = 0
+                    for (i, argument) in arguments.enumerated() {
+                        argv[i] = (start + offset).assumingMemoryBound(to: CChar.self)
+                        argvlen[i] = argument.count
+                        offset += argument.count
+                    }
+                    return redisAppendCommandArgv(ctx, Int32(count), argv.baseAddress, argvlen.baseAddress)
                 }
             }
         }
