@@ -49,6 +49,15 @@ final class AccessPolicyTests: XCTestCase {
 
     // MARK: Grant
 
+    /// Fuzzing found this: `é*` (U+00E9) let `e` + U+0301 through, because Swift compares
+    /// Strings by canonical equivalence while Redis compares bytes.
+    func testPatternPrefixesCompareBytesNotCharacters() throws {
+        let holder = try grant(subscribe: ["\u{e9}*"])
+        XCTAssertTrue(holder.maySubscribe(pattern: "\u{e9}t\u{e9}-*"))
+        XCTAssertFalse(holder.maySubscribe(pattern: "e\u{301}t\u{e9}-*"))
+        XCTAssertFalse(try grant(subscribe: ["e\u{301}*"]).maySubscribe(pattern: "\u{e9}*"))
+    }
+
     func testEverythingAllowsAnyName() {
         XCTAssertTrue(Grant.everything.mayPublish("anything"))
         XCTAssertTrue(Grant.everything.maySubscribe(""))

@@ -80,6 +80,17 @@ final class HTTPParserTests: XCTestCase {
 
     // MARK: framing
 
+    /// Fuzzing found these: a long chunk-size line or trailer line was refused when it arrived in
+    /// pieces but accepted when it arrived whole. The limit must not depend on packet borders.
+    func testLongChunkLinesAreRefusedWholeAndInPieces() {
+        let head = "POST /publish HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        let longExtension = head + "5;" + String(repeating: "x", count: 1100) + "\r\nhello\r\n0\r\n\r\n"
+        XCTAssertEqual(error(longExtension)?.status, 400)
+        let small = HTTPParser(maxHeaderBytes: 1024, maxBodyBytes: 1024)
+        let longTrailer = head + "5\r\nhello\r\n0\r\nX-T: " + String(repeating: "v", count: 1100) + "\r\n\r\n"
+        XCTAssertEqual(error(longTrailer, small)?.status, 431)
+    }
+
     func testSimpleGet() throws {
         XCTAssertEqual(try parse(get), [ParsedRequest("GET", "/index.html?x=1", headers: ["host: example.com", "accept: */*"])])
     }

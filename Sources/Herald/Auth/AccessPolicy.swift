@@ -30,15 +30,20 @@ public struct Grant: Sendable {
     /// `room-?` matches the text `room-*`, which reaches `room-secret`.
     public func maySubscribe(pattern: String) -> Bool {
         guard let globs = subscribe else { return true }
-        let special: Set<Character> = ["*", "?", "[", "\\"]
-        let head = pattern.prefix { !special.contains($0) }
+        // Bytes, not Characters: Redis compares bytes, and Swift's String equality treats
+        // canonically equivalent text (`é` and `e` + U+0301) as equal.
+        let special: Set<UInt8> = [UInt8(ascii: "*"), UInt8(ascii: "?"), UInt8(ascii: "["), UInt8(ascii: "\\")]
+        let bytes = Array(pattern.utf8)
+        let head = bytes.prefix { !special.contains($0) }
         return globs.contains { glob in
-            if glob == pattern { return true }
-            guard glob.hasSuffix("*") else { return false }
-            let prefix = glob.dropLast()
-            return !prefix.contains(where: special.contains) && head.hasPrefix(prefix)
+            let globBytes = Array(glob.utf8)
+            if globBytes == bytes { return true }
+            guard globBytes.last == UInt8(ascii: "*") else { return false }
+            let prefix = globBytes.dropLast()
+            return !prefix.contains(where: special.contains) && head.starts(with: prefix)
         }
     }
+
 }
 
 /// The configured credentials; immutable, shared by every loop.

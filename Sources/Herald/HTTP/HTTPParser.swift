@@ -30,6 +30,8 @@ public struct HTTPParser {
     // Constants of the grammar, built once (an array literal at a call site allocates per call).
     private static let blankLine: [UInt8] = [13, 10, 13, 10]
     private static let lineEnd: [UInt8] = [13, 10]
+    /// Longest chunk-size line (size and extensions), bytes.
+    private static let maxChunkLine = 1024
 
     public init(maxHeaderBytes: Int = 16 * 1024, maxBodyBytes: Int = 1 << 20) {
         self.maxHeaderBytes = maxHeaderBytes
@@ -94,10 +96,10 @@ public struct HTTPParser {
             case .chunked(var request, let chunk):
                 switch chunk {
                 case .size:
-                    guard let lineEnd = buffer.firstIndex(of: Self.lineEnd) else {
-                        if buffer.readableCount > 1024 { throw .malformed("chunk size line too long") }
-                        return nil
-                    }
+                    // The same limit whether the line arrived whole or in pieces.
+                    let lineEnd = buffer.firstIndex(of: Self.lineEnd)
+                    if (lineEnd ?? buffer.readableCount) > Self.maxChunkLine { throw .malformed("chunk size line too long") }
+                    guard let lineEnd else { return nil }
                     let line = buffer.read(lineEnd + 2).dropLast(2)
                     // chunk-size [BWS ";" chunk-ext] (RFC 9112 §7.1.1): spaces may precede ";".
                     var sizeField = line.prefix { $0 != UInt8(ascii: ";") }
@@ -117,10 +119,9 @@ public struct HTTPParser {
                     buffer.skip(2)
                     state = .chunked(request, .size)
                 case .trailers:
-                    guard let lineEnd = buffer.firstIndex(of: Self.lineEnd) else {
-                        if buffer.readableCount > maxHeaderBytes { throw .headersTooLarge(limit: maxHeaderBytes) }
-                        return nil
-                    }
+                    let lineEnd = buffer.firstIndex(of: Self.lineEnd)
+                    if (lineEnd ?? buffer.readableCount) > maxHeaderBytes { throw .headersTooLarge(limit: maxHeaderBytes) }
+                    guard let lineEnd else { return nil }
                     buffer.skip(lineEnd + 2)
                     if lineEnd == 0 {
                         state = .head(scanned: 0)

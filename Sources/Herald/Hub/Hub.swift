@@ -19,9 +19,18 @@ public final class Hub {
         var home: String
     }
 
+    /// A topic, compared by the bytes of its name as Redis does (Swift's String equality would
+    /// merge canonically equivalent names such as `é` and `e` + U+0301 into one topic).
     private struct Key: Hashable {
         let kind: SubscriptionKind
         let name: String
+
+        static func == (a: Key, b: Key) -> Bool { a.kind == b.kind && a.name.utf8.elementsEqual(b.name.utf8) }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(kind)
+            for byte in name.utf8 { hasher.combine(byte) }
+        }
     }
 
     static let mainHome = "main"
