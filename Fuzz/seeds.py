@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Writes Herald's fuzz seed corpora into Fuzz/corpus/<target>/ (committed; rerun after edits).
+
+Each seed is a plausible input for its target: valid traffic first (so the fuzzer starts deep
+inside the parsers), then a few near-misses that each exercise one refusal. File names say what
+a seed is. Run from anywhere: python3 Fuzz/seeds.py
+"""
+import json
+import struct
+from pathlib import Path
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+
+
+def write(target, name, data):
+    d = CORPUS / target
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(data if isinstance(data, bytes) else data.encode())
+
+
+# --------------------------------------------------------------------------- HTTP
+
+def req(*lines, body=b""):
+    head = "\r\n".join(lines) + "\r\n\r\n"
+    return head.encode() + body
+
+
+def chunked(*parts, ext=False, trailers=()):
+    out = b""
+    for p in parts:
+        out += f"{len(p):x}".encode() + (b";name=value" if ext else b"") + b"\r\n" + p + b"\r\n"
+    out += b"0\r\n" + b"".join(t.encode() + b"\r\n" for t in trailers) + b"\r\n"
+    return out
+
+
+H = "Host: localhost:8080"
+http = {
+    "get-root": req("GET / HTTP/1.1", H, "User-Agent: curl/8.5.0", "Accept: */*"),
+    "head-healthz": req("HEAD /healthz HTTP/1.1", H),
+    "get-readyz-metrics-pipelined": req("GET /readyz HTTP/1.1", H) + req("GET /metrics HTTP/1.1", H)
+    + req("GET /healthz HTTP/1.1", H, "Connection: close"),
+    "publish-path": req("POST /publish/news HTTP/1.1", H, "Content-Type: application/octet-stream",
+                        "Content-Length: 5", body=b"hello"),
+    "publish-path-sharded-percent": req("POST /publish/mail%2D1%20x?sharded=true HTTP/1.1", H,
+                                        "Content-Length: 3", body=b"a\x00b"),
+    "publish-json": req("POST /publish HTTP/1.1", H, "Content-Type: application/json",
+                        "Content-Length: 46", body=b'{"channel":"mail-1","message":"you have mail"}'),
+    "publish-batch": req("POST /publish HTTP/1.1", H, "Content-Type: application/json", "Content-Length: 79",
+                         body=b'{"messages":[{"channel":"news","message":"a"},{"channel":"news","message":"b"}]}'),
+    "publish-chunked": req("POST /publish/news HTTP/1.1", H, "Transfer-Encoding: chunked",
+                           body=chunked(b"hello ", b"world")),
+    "publish-chunked-ext-trailers": req("POST /publish/news HTTP/1.1", H, "Transfer-Encoding: chunked",
+                                        body=chunked(b"x" * 20, b"y", ext=True, trailers=["X-Trailer: 1", "Y: 2"])),
+    "publish-chunked-uppercase-hex": req("POST /publish/a HTTP/1.1", H, "Transfer-Encoding: Chunked",
+                                         body=b"1A\r\n" + b"z" * 26 + b"\r\n0\r\n\r\n"),
+    "pipelined-mixed": req("POST /publish/a HTTP/1.1", H, "Content-Length: 1", body=b"1")
+    + req("POST /publish/b HTTP/1.1", H, "Transfer-Encoding: chunked", body=chunked(b"22"))
+    + req("GET /healthz HTTP/1.1", H),
+    "http10-keepalive": req("GET /healthz HTTP/1.0", "Connection: keep-alive") + req("GET / HTTP/1.0"),
+    "ws-upgrade": req("GET /subscribe?channel=news&pattern=mail-*&shard=s&format=raw HTTP/1.1", H,
+                      "Upgrade: websocket", "Connection: keep-alive, Upgrade",
+                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13",
+                      "Origin: http://localhost:8080"),
+    "ws-upgrade-bad-version": req("GET /subscribe HTTP/1.1", H, "Upgrade: websocket", "Connection: Upgrade",
+                                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 8"),
+    "auth-headers": req("POST /publish/news HTTP/1.1", H, "Authorization: Bearer abc.def.ghi",
+                        "Origin: https://example.com", "Content-Length: 2", body=b"hi"),
+    "expect-continue": req("POST /publish/x HTTP/1.1", H, "Expect: 100-continue", "Content-Length: 4", body=b"abcd"),
+    "tabs-and-spaces-in-values": req("GET /%E2%9C%93?q=a+b&r=%zz HTTP/1.1", "Host:\t localhost \t", "X-Empty:"),
+    "bad-te-and-cl": req("POST /publish/a HTTP/1.1", H, "Content-Length: 3", "Transfer-Encoding: chunked", body=b"3\r\nabc\r\n0\r\n\r\n"),
+    "bad-te-gzip": req("POST /publish/a HTTP/1.1", H, "Transfer-Encoding: gzip, chunked", body=b"0\r\n\r\n"),
+    "bad-cl-duplicate": req("POST /publish/a HTTP/1.1", H, "Content-Length: 1", "Content-Length: 2", body=b"ab"),
+    "bad-cl-sign": req("POST /publish/a HTTP/1.1", H, "Content-Length: +1", body=b"a"),
+    "bad-version": req("GET / HTTP/2.0", H),
+    "bad-version-text": req("GET / HTTX/1.1", H),
+    "bad-header-no-colon": req("GET / HTTP/1.1", "Host localhost"),
+    "bad-obs-fold": req("GET / HTTP/1.1", H, "X-Folded: a", " b"),
+    "bad-bare-lf": b"GET / HTTP/1.1\nHost: x\n\n",
+    "bad-chunk-size": req("POST /publish/a HTTP/1.1", "Transfer-Encoding: chunked", body=b"zz\r\nab\r\n0\r\n\r\n"),
+    "bad-chunk-no-crlf": req("POST /publish/a HTTP/1.1", "Transfer-Encoding: chunked", body=b"2\r\nabXY0\r\n\r\n"),
+    "long-header": req("GET / HTTP/1.1", H, "X-Long: " + "v" * 1100),
+    "body-1500": req("POST /publish/big HTTP/1.1", H, "Content-Length: 1500", body=bytes(range(256)) * 5 + b"e" * 220),
+}
+
+# --------------------------------------------------------------------------- WebSocket
+
+
+def frame(opcode, payload=b"", fin=True, mask=b"\x37\xfa\x21\x3d", rsv=0, force_len=None):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    out = bytes([(0x80 if fin else 0) | rsv | opcode])
+    mbit = 0x80 if mask is not None else 0
+    n = len(payload)
+    kind = force_len or ("7" if n < 126 else "16" if n <= 0xFFFF else "64")
+    if kind == "7":
+        out += bytes([mbit | n])
+    elif kind == "16":
+        out += bytes([mbit | 126]) + struct.pack("!H", n)
+    else:
+        out += bytes([mbit | 127]) + struct.pack("!Q", n)
+    if mask is None:
+        return out + payload
+    return out + mask + bytes(b ^ mask[i & 3] for i, b in enumerate(payload))
+
+
+def close(code=None, reason=b""):
+    return frame(0x8, b"" if code is None else struct.pack("!H", code) + reason)
+
+
+ws = {
+    "text-hello": frame(0x1, "Hello"),
+    "text-subscribe": frame(0x1, '{"op":"subscribe","channels":["a","b"],"id":1}'),
+    "text-psubscribe-publish-ping": frame(0x1, '{"op":"psubscribe","patterns":["mail-*"],"id":"x"}')
+    + frame(0x1, '{"op":"publish","channel":"a","message":{"k":[1,2.5e3,null]},"sharded":false}')
+    + frame(0x1, '{"op":"ping","id":{"n":-0.0}}'),
+    "text-unsubscribe-all": frame(0x1, '{"op":"unsubscribe"}') + close(1000),
+    "text-fragmented": frame(0x1, '{"op":"sub', fin=False) + frame(0x0, 'scribe","channel":', fin=False)
+    + frame(0x0, '"news"}'),
+    "text-fragmented-ping-between": frame(0x1, "ab", fin=False) + frame(0x9, "p") + frame(0x0, "cd"),
+    "text-utf8-split-across-fragments": frame(0x1, "caf\xc3".encode("latin-1"), fin=False)
+    + frame(0x0, b"\xa9 \xf0\x9f\x98", fin=False) + frame(0x0, b"\x80"),
+    "binary": frame(0x2, bytes(range(40))),
+    "binary-fragmented": frame(0x2, b"\x00\xff", fin=False) + frame(0x0, b"\x80", fin=False) + frame(0x0, b""),
+    "ping-pong": frame(0x9, b"hi") + frame(0xA, b"") + frame(0x9, b"x" * 125),
+    "close-1000-reason": close(1000, "bye".encode()),
+    "close-empty": close(),
+    "close-4000": close(4999, "app".encode()),
+    "len16": frame(0x1, "A" * 200),
+    "len16-nonminimal": frame(0x2, b"abc", force_len="16"),
+    "len64-nonminimal": frame(0x1, "abc", force_len="64"),
+    "len64-1100": frame(0x2, bytes(1100), force_len="64"),
+    "mask-zero": frame(0x1, "zero mask", mask=b"\x00\x00\x00\x00"),
+    "bad-unmasked": frame(0x1, "x", mask=None),
+    "bad-rsv": frame(0x1, "x", rsv=0x40),
+    "bad-opcode": frame(0x3, "x"),
+    "bad-continuation-first": frame(0x0, "x"),
+    "bad-fragmented-ping": frame(0x9, "x", fin=False),
+    "bad-long-ping": frame(0x9, "x" * 126),
+    "bad-utf8": frame(0x1, b"\xed\xa0\x80"),
+    "bad-close-code": close(1005),
+    "bad-close-one-byte": frame(0x8, b"\x03"),
+    "bad-new-message-mid-fragment": frame(0x1, "a", fin=False) + frame(0x1, "b"),
+    "bad-len64-top-bit": bytes([0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0]) + b"\x01\x02\x03\x04",
+}
+
+# --------------------------------------------------------------------------- JSON
+
+json_seeds = {
+    "subscribe": '{"op":"subscribe","channels":["a","b"],"id":1}',
+    "subscribe-single": '{"op":"subscribe","channel":"news"}',
+    "psubscribe": '{"op":"psubscribe","patterns":["mail-*","h?llo","[ab]c"],"id":"req-7"}',
+    "ssubscribe": '{"op":"ssubscribe","channels":["s"],"id":null}',
+    "unsubscribe": '{"op":"unsubscribe","channels":["a"],"patterns":["mail-*"],"shards":["s"]}',
+    "publish": '{"op":"publish","channel":"a","message":"x","sharded":true,"id":[1,{"k":false}]}',
+    "publish-object": '{"channel":"c","message":{"nested":{"deep":[1,-2,3.25,4e-7,5E+3]}}}',
+    "batch": '{"messages":[{"channel":"news","message":"a"},{"channel":"news","message":"b"}]}',
+    "ping": '{"op":"ping"}',
+    "escapes": '{"s":"quote \\" backslash \\\\ slash \\/ \\b\\f\\n\\r\\t \\u0000 \\u001f \\u007f"}',
+    "unicode": '{"snow":"\\u2603","pair":"\\ud83d\\ude00","raw":"h\u00e9 \u2603 \U0001f600"}',
+    "whitespace": ' \t\r\n[ 1 , true , false , null , "" , { } , [ ] ] \n',
+    "numbers": '[0,-0,1.0,-1.5e10,2E-3,123456789012345678901234567890,0.000001]',
+    "duplicate-keys": '{"a":1,"a":2,"b":{"a":3}}',
+    "deep-63": "[" * 63 + "]" * 63,
+    "deep-65": "[" * 65 + "]" * 65,
+    "bad-lone-surrogate": '"\\ud800"',
+    "bad-trailing": '{"op":"ping"} x',
+    "bad-leading-zero": "[01]",
+    "bad-utf8": b'"\xc3\x28"',
+    "bad-control": '"a\x01b"',
+    "redis-payload-binary": b"chan\x00\xff\xfe binary payload \x80",
+}
+
+# --------------------------------------------------------------------------- auth
+
+def b64url(data):
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt(claims, secret=b"fuzz-secret-fuzz-secret-fuzz-secret!", alg="HS256"):
+    import hashlib
+    import hmac
+    head = b64url(json.dumps({"alg": alg, "typ": "JWT"}, separators=(",", ":")).encode())
+    body = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    sig = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64url(sig)}"
+
+
+auth = {
+    # token \n pattern \n channel \n globs...
+    "valid-token": jwt({"sub": "u", "exp": 4102444800, "subscribe": ["news.*"], "publish": ["chat.room-7"]})
+    + "\nnews.*\nnews.today\nnews.*\nchat.room-7",
+    "expired-token": jwt({"exp": 1, "subscribe": ["*"]}) + "\nroom-?\nroom-1\nroom-*\nroom-?",
+    "nbf-token": jwt({"nbf": 4102444800}) + "\nmail-[ab]\nmail-a\nmail-*",
+    "alg-none": b64url(b'{"alg":"none"}') + "." + b64url(b'{"subscribe":["*"]}') + ".\n*\nx\n*",
+    "api-key": "fuzz-api-key-0123456789\nchat.\\*\nchat.*\nchat.*\n[a-z]*",
+    "bad-signature": jwt({"subscribe": ["*"]}, secret=b"wrong") + "\n\u00e9*\ne\u0301x\n\u00e9*",
+    "garbage": "a.b.c\n[^a-c]?*\\\nabc\n*?*?*?*?*?*?*?*?*?*?b\naaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+}
+
+# --------------------------------------------------------------------------- config
+
+config = {
+    "defaults-url": "redis://127.0.0.1:6379",
+    "url-password": "redis://:s3cr%40t@redis.internal:6380/2",
+    "url-user-password": "redis://default:p%3Ass@[::1]:7000/15",
+    "url-list": "redis://10.0.0.1:7000, redis://10.0.0.2:7001 ,redis://[fe80::1%25eth0]:7002",
+    "flags": "host=0.0.0.0\nport=8080\nredis=redis://localhost\nloops=4\npublic=./public\n"
+             "max-body=1m\nmax-header=16k\nmax-message=64KiB\nmax-outbound=4M\nheader-timeout=10\n"
+             "keepalive-timeout=60\nping-interval=0.5\nlog-level=DEBUG\necho=true",
+    "environment": "HERALD_HOST=::\nHERALD_PORT=65535\nHERALD_REDIS_URL=redis://u@h:1/0\nHERALD_LOOPS=256\n"
+                   "HERALD_MAX_BODY=0\nHERALD_MAX_HEADER=1024\nHERALD_MAX_MESSAGE=125\nHERALD_MAX_OUTBOUND=1g\n"
+                   "HERALD_HEADER_TIMEOUT=86400\nHERALD_PING_INTERVAL=1e-3\nHERALD_KEEPALIVE_TIMEOUT= 5 \n"
+                   "HERALD_LOG_LEVEL=trace\nHERALD_ECHO=0",
+    "flag-wins": "port=9000\nHERALD_PORT=notanumber\nmax-body=2k\nHERALD_MAX_BODY=1",
+    "bad-values": "port=0\nloops=257\nmax-header=1023\nheader-timeout=nan\nmax-body=99999999999999999999g",
+    "bad-urls": "http://x\nredis://\nredis://h:0\nredis://h/abc\nredis://[::1\nredis://h:65536\nredis://%zz@h",
+    "auth-flags": "api-keys=key-0123456789abcdef, key-fedcba9876543210\njwt-secret=0123456789abcdef0123456789abcdef\n"
+                  "allowed-origins=https://a.example,http://b.example:8080\n"
+                  "HERALD_API_KEYS=short\nHERALD_JWT_SECRET=x\nHERALD_ALLOWED_ORIGINS=*",
+    "limits-flags": "max-connections=10000\nmax-subscriptions=1000\nmax-pending=10000\nmax-blocking=64\n"
+                    "claim-idle=30\nslow-consumer=close\nlog-format=json\naccess-log=1\n"
+                    "HERALD_MAX_CONNECTIONS=0\nHERALD_SLOW_CONSUMER=block",
+    "cluster-url": "redis+cluster://10.0.0.1:7000\nredis=redis://a:7000,redis://b:7001/3",
+}
+
+for name, data in http.items():
+    write("FuzzHTTPParser", name, data)
+for name, data in ws.items():
+    write("FuzzWebSocket", name, data)
+for name, data in json_seeds.items():
+    write("FuzzJSON", name, data.encode("utf-8") if isinstance(data, str) else data)
+for name, data in config.items():
+    write("FuzzConfig", name, data)
+for name, data in auth.items():
+    write("FuzzAuth", name, data)
+print("seeds written to", CORPUS)
