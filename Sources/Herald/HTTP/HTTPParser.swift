@@ -96,9 +96,10 @@ public struct HTTPParser {
             case .chunked(var request, let chunk):
                 switch chunk {
                 case .size:
-                    // The same limit whether the line arrived whole or in pieces.
+                    // The same limit whether the line arrived whole or in pieces (without its
+                    // CRLF yet, the last byte may be the CR: it does not count).
                     let lineEnd = buffer.firstIndex(of: Self.lineEnd)
-                    if (lineEnd ?? buffer.readableCount) > Self.maxChunkLine { throw .malformed("chunk size line too long") }
+                    if (lineEnd ?? buffer.readableCount - 1) > Self.maxChunkLine { throw .malformed("chunk size line too long") }
                     guard let lineEnd else { return nil }
                     let line = buffer.read(lineEnd + 2).dropLast(2)
                     // chunk-size [BWS ";" chunk-ext] (RFC 9112 §7.1.1): spaces may precede ";".
@@ -120,7 +121,7 @@ public struct HTTPParser {
                     state = .chunked(request, .size)
                 case .trailers:
                     let lineEnd = buffer.firstIndex(of: Self.lineEnd)
-                    if (lineEnd ?? buffer.readableCount) > maxHeaderBytes { throw .headersTooLarge(limit: maxHeaderBytes) }
+                    if (lineEnd ?? buffer.readableCount - 1) > maxHeaderBytes { throw .headersTooLarge(limit: maxHeaderBytes) }
                     guard let lineEnd else { return nil }
                     buffer.skip(lineEnd + 2)
                     if lineEnd == 0 {
