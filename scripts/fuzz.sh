@@ -81,7 +81,8 @@ for t in "${targets[@]}"; do
     done
     echo "fuzz: $t: replaying ${#inputs[@]} inputs"
     if [ ${#inputs[@]} -eq 0 ]; then continue; fi
-    if "$bin_dir/$t" -timeout="$TIMEOUT" -rss_limit_mb="$RSS_MB" "${inputs[@]}" >"$log" 2>&1; then
+    # In batches, so a large working corpus stays under the argument-size limit.
+    if printf '%s\0' "${inputs[@]}" | xargs -0 -n 500 "$bin_dir/$t" -timeout="$TIMEOUT" -rss_limit_mb="$RSS_MB" >"$log" 2>&1; then
       summary+=("$t: ${#inputs[@]} inputs replayed, all pass")
     else
       failed+=("$t")
@@ -100,8 +101,9 @@ for t in "${targets[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   [ -n "$execs" ] || execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-  last=$(grep -E '^#[0-9]+' "$log" | tail -1)
-  cov=$(sed -n 's/.* cov: \([0-9]*\) ft: \([0-9]*\) corp: \([0-9]*\/[0-9a-zA-Z]*\).*/cov \1, features \2, corpus \3/p' <<<"$last")
+  last=$(grep -E '^#[0-9]+' "$log" | grep ' cov: ' | tail -1)
+  [ -n "$rate" ] || rate=$(sed -n 's/.* exec\/s: \([0-9]*\).*/\1/p' <<<"$last")
+  cov=$(sed -n 's/.* cov: \([0-9]*\) ft: \([0-9]*\) corp: \([0-9]*\(\/[0-9a-zA-Z]*\)\{0,1\}\).*/cov \1, features \2, corpus \3/p' <<<"$last")
   if [ $status -eq 0 ]; then
     summary+=("$t: ok, ${execs:-?} execs, ${rate:-?} exec/s, ${cov:-no stats}")
   else

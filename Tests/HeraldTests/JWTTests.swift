@@ -64,6 +64,13 @@ final class JWTTests: XCTestCase {
             + ".9m8JYWy4-7BdlST4HWbXy4poI6PNkuVauTj5JZnJ91g",
     ]
 
+    func testNonNumericExpIsRefusedNotIgnored() {
+        let token = JWT.sign(.object(["exp": .string("1970-01-01")]), secret: secret)
+        XCTAssertThrowsError(try JWT.verify(token, secret: secret, now: now)) { error in
+            guard case JWT.Failure.malformed = error else { return XCTFail("\(error)") }
+        }
+    }
+
     func testSignThenVerifyRoundTrips() throws {
         let original = try claims(#"{"sub":"user-42","exp":1900000000,"publish":["chat.room-7"],"subscribe":["chat.room-7","news.*"]}"#)
         let token = JWT.sign(original, secret: secret)

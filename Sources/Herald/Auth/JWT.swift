@@ -28,6 +28,13 @@ public enum JWT {
         guard HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: signed, using: key) else {
             throw .badSignature
         }
+        // RFC 7519 §4.1.4-5: NumericDate. Anything else there (a string, say) is refused, not
+        // ignored, or a token with `"exp":"1970"` would never expire.
+        for claim in ["exp", "nbf"] where claims[claim] != nil {
+            guard case .number(let text)? = claims[claim], Double(text) != nil else {
+                throw .malformed("the \(claim) claim must be a number of seconds")
+            }
+        }
         if case .number(let text)? = claims["exp"], let exp = Double(text), now >= exp { throw .expired }
         if case .number(let text)? = claims["nbf"], let nbf = Double(text), now < nbf { throw .notYetValid }
         return claims
