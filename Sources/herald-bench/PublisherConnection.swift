@@ -16,7 +16,7 @@ final class PublisherConnection: IOHandler {
     private var inFlightHead = 0
     private var inbound = Reassembly()
     /// Request bytes the socket did not take yet.
-    private var pendingOut: [UInt8] = []
+    private var pendingOut = PendingWrites()
     /// Reused request buffer.
     private var request: [UInt8] = []
 
@@ -90,28 +90,21 @@ final class PublisherConnection: IOHandler {
             request.append(contentsOf: " HTTP/1.1\r\nHost: b\r\n\r\n".utf8)
         }
         inFlight.append((now, channel))
-        if !pendingOut.isEmpty {
-            pendingOut.append(contentsOf: request)
-            return
-        }
-        guard let written = request.withUnsafeBytes({ Connector.write(fd, $0) }) else {
-            drop()
-            return
-        }
-        if written < request.count {
-            pendingOut = Array(request[written...])
-            worker.loop.modify(fd: fd, events: IOEvents.readable | IOEvents.writable)
+        let wasEmpty = pendingOut.isEmpty
+        switch pendingOut.write(request, to: fd) {
+        case .failed: drop()
+        case .waiting where wasEmpty: worker.loop.modify(fd: fd, events: IOEvents.readable | IOEvents.writable)
+        default: break
         }
     }
 
     private func flushPending() {
         guard !pendingOut.isEmpty else { return }
-        guard let written = pendingOut.withUnsafeBytes({ Connector.write(fd, $0) }) else {
-            drop()
-            return
+        switch pendingOut.flush(to: fd) {
+        case .failed: drop()
+        case .done: worker.loop.modify(fd: fd, events: IOEvents.readable)
+        case .waiting: break
         }
-        pendingOut.removeFirst(written)
-        if pendingOut.isEmpty { worker.loop.modify(fd: fd, events: IOEvents.readable) }
     }
 
     private func readAll() {
@@ -166,7 +159,7 @@ final class PublisherConnection: IOHandler {
         let lost = inFlightCount
         inFlight.removeAll()
         inFlightHead = 0
-        pendingOut = []
+        pendingOut.clear()
         inbound = Reassembly()
         isReady = false
         if fd >= 0 {

@@ -17,7 +17,7 @@ final class SubscriberConnection: IOHandler {
     private(set) var fd: Int32 = -1
     private var inbound = Reassembly()
     /// Bytes the socket did not take yet (the request, pongs).
-    private var pendingOut: [UInt8] = []
+    private var pendingOut = PendingWrites()
 
     init(worker: BenchWorker, index: Int) {
         self.worker = worker
@@ -212,28 +212,21 @@ final class SubscriberConnection: IOHandler {
     }
 
     private func send(_ bytes: [UInt8]) {
-        if !pendingOut.isEmpty {
-            pendingOut.append(contentsOf: bytes)
-            return
-        }
-        guard let written = bytes.withUnsafeBytes({ Connector.write(fd, $0) }) else {
-            close()
-            return
-        }
-        if written < bytes.count {
-            pendingOut = Array(bytes[written...])
-            worker.loop.modify(fd: fd, events: IOEvents.readable | IOEvents.writable)
+        let wasEmpty = pendingOut.isEmpty
+        switch pendingOut.write(bytes, to: fd) {
+        case .failed: close()
+        case .waiting where wasEmpty: worker.loop.modify(fd: fd, events: IOEvents.readable | IOEvents.writable)
+        default: break
         }
     }
 
     private func flushPending() {
         guard !pendingOut.isEmpty else { return }
-        guard let written = pendingOut.withUnsafeBytes({ Connector.write(fd, $0) }) else {
-            close()
-            return
+        switch pendingOut.flush(to: fd) {
+        case .failed: close()
+        case .done: worker.loop.modify(fd: fd, events: IOEvents.readable)
+        case .waiting: break
         }
-        pendingOut.removeFirst(written)
-        if pendingOut.isEmpty { worker.loop.modify(fd: fd, events: IOEvents.readable) }
     }
 
     /// Closes the socket; a subscriber not yet confirmed counts as failed, a live one as lost.
