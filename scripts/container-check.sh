@@ -373,9 +373,9 @@ step "checks"
 [ "$(curl -fsS "$base/healthz")" = '{"status":"ok"}' ] || die "/healthz"
 ok "GET /healthz 200 {\"status\":\"ok\"}"
 for _ in $(seq 100); do curl -fsS -o /dev/null "$base/readyz" 2>/dev/null && break; sleep 0.05; done
-curl -fsS "$base/readyz" | grep -q '"ready"' || die "/readyz is not ready: $(curl -sS "$base/readyz")"
+grep -q '"ready"' <<<"$(curl -fsS "$base/readyz")" || die "/readyz is not ready: $(curl -sS "$base/readyz")"
 ok "GET /readyz 200 (its Redis links are up)"
-curl -fsS "$base/" | grep -q '<title>Herald' || die "GET / is not the demo page"
+grep -q '<title>Herald' <<<"$(curl -fsS "$base/")" || die "GET / is not the demo page"
 curl -fsS -o /dev/null "$base/herald.js" || die "GET /herald.js"
 ok "GET / and /herald.js served from the copied public/"
 proc_uid=$(awk '/^Uid:/ { print $2 }' "/proc/$child/status")
