@@ -57,6 +57,12 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   done
+  # Anything still running inside the image's root (its PID 1 outlives a SIGKILLed unshare).
+  if [ -n "${ROOTFS:-}" ]; then
+    for proc in /proc/[0-9]*; do
+      [ "$(readlink "$proc/root" 2>/dev/null)" = "$ROOTFS" ] && kill -9 "${proc#/proc/}" 2>/dev/null
+    done
+  fi
   if [ -z "${HERALD_CONTAINER_KEEP:-}" ] && [ -d "$ROOTFS" ]; then rm -rf "$ROOTFS"; fi
   [ $status -eq 0 ] || printf '\ncontainer-check: FAILED after %ss (logs in %s)\n' "$(elapsed)" "$WORK/logs" >&2
   exit $status
