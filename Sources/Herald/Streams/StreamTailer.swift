@@ -14,10 +14,14 @@ public protocol StreamListener: AnyObject {
 /// A loop's stream tail; confined to its loop.
 public final class StreamTailer {
     private final class Tail {
+        let name: String
         /// The last id the tailer has read on this stream.
         var cursor: StreamID
         var listeners: [ObjectIdentifier: StreamListener] = [:]
-        init(cursor: StreamID) { self.cursor = cursor }
+        init(name: String, cursor: StreamID) {
+            self.name = name
+            self.cursor = cursor
+        }
     }
 
     private let loop: EventLoop
@@ -26,7 +30,9 @@ public final class StreamTailer {
     /// Where control commands (and, in a cluster, the polls) go.
     private let sender: CommandSender
     private let logger: Logger
-    private var tails: [String: Tail] = [:]
+    /// Tails by the bytes of the stream key, as Redis tells keys apart (Swift String equality
+    /// would merge canonically equivalent keys).
+    private var tails: [[UInt8]: Tail] = [:]
     /// The tailer link's Redis client id, for CLIENT UNBLOCK.
     private var clientID: Int?
     private var reading = false
@@ -74,7 +80,7 @@ public final class StreamTailer {
     private func poll() {
         guard !stopped else { return }
         var bySlot: [Int: [String]] = [:]
-        for name in tails.keys { bySlot[SlotHash.slot(Array(name.utf8)), default: []].append(name) }
+        for tail in tails.values { bySlot[SlotHash.slot(Array(tail.name.utf8)), default: []].append(tail.name) }
         var left = bySlot.count
         var progressed = false
         let next = { [weak self] in
@@ -88,7 +94,7 @@ public final class StreamTailer {
         for streams in bySlot.values {
             var arguments: [[UInt8]] = .command("XREAD", "COUNT", "1000", "STREAMS")
             arguments += streams.map { Array($0.utf8) }
-            arguments += streams.map { Array((tails[$0]?.cursor ?? .zero).description.utf8) }
+            arguments += streams.map { Array((tails[Array($0.utf8)]?.cursor ?? .zero).description.utf8) }
             let sent = sender.send(key: Array(streams[0].utf8), arguments) { [weak self] reply in
                 guard let self else { return }
                 if case .array = reply { progressed = true }
@@ -105,24 +111,26 @@ public final class StreamTailer {
     public var streamCount: Int { tails.count }
 
     /// The tailer's position on `stream`, if it tails it.
-    public func cursor(of stream: String) -> StreamID? { tails[stream]?.cursor }
+    public func cursor(of stream: String) -> StreamID? { tails[Array(stream.utf8)]?.cursor }
 
     /// Adds `listener` to `stream`, read from after `from` (when the stream is not tailed yet).
     public func listen(_ listener: StreamListener, stream: String, from: StreamID) {
-        if let tail = tails[stream] {
+        let key = Array(stream.utf8)
+        if let tail = tails[key] {
             tail.listeners[ObjectIdentifier(listener)] = listener
             return
         }
-        let tail = Tail(cursor: from)
+        let tail = Tail(name: stream, cursor: from)
         tail.listeners[ObjectIdentifier(listener)] = listener
-        tails[stream] = tail
+        tails[key] = tail
         wake()
     }
 
     public func stopListening(_ listener: StreamListener, stream: String) {
-        guard let tail = tails[stream] else { return }
+        let key = Array(stream.utf8)
+        guard let tail = tails[key] else { return }
         tail.listeners[ObjectIdentifier(listener)] = nil
-        if tail.listeners.isEmpty { tails[stream] = nil }
+        if tail.listeners.isEmpty { tails[key] = nil }
     }
 
     /// The set of streams changed: interrupt the blocked XREAD so the next one includes it.
@@ -142,10 +150,10 @@ public final class StreamTailer {
 
     private func read() {
         guard let link, !reading, link.isReady, clientID != nil, !tails.isEmpty else { return }
-        let streams = tails.keys.sorted()
+        let streams = tails.values.map(\.name).sorted()
         var arguments: [[UInt8]] = .command("XREAD", "COUNT", "1000", "BLOCK", String(Self.blockMs), "STREAMS")
         arguments += streams.map { Array($0.utf8) }
-        arguments += streams.map { Array(tails[$0]!.cursor.description.utf8) }
+        arguments += streams.map { Array(tails[Array($0.utf8)]!.cursor.description.utf8) }
         reading = true
         link.send(arguments) { [weak self] reply in
             guard let self else { return }
@@ -167,7 +175,8 @@ public final class StreamTailer {
         }
         guard case .array(let streams) = reply else { return true }
         for item in streams {
-            guard case .array(let pair) = item, pair.count == 2, let name = pair[0].text, let tail = tails[name] else { continue }
+            guard case .array(let pair) = item, pair.count == 2, let key = pair[0].bytes, let tail = tails[key] else { continue }
+            let name = tail.name
             for entry in StreamEntry.list(pair[1], stream: name) where entry.id > tail.cursor {
                 tail.cursor = entry.id
                 for listener in Array(tail.listeners.values) { listener.entryArrived(entry) }
