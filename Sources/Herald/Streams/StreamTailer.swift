@@ -59,12 +59,10 @@ public final class StreamTailer {
         }
     }
 
+    /// Starts tailing. The blocking link itself opens with the first tailed stream, so a
+    /// Herald used only for pub/sub holds two Redis connections per loop, not three.
     public func connect() {
-        if let link {
-            link.connect()
-        } else {
-            poll()
-        }
+        if link == nil { poll() }
     }
 
     public func stop() {
@@ -123,6 +121,10 @@ public final class StreamTailer {
         let tail = Tail(name: stream, cursor: from)
         tail.listeners[ObjectIdentifier(listener)] = listener
         tails[key] = tail
+        if let link, link.state == .disconnected, !stopped {
+            link.connect()
+            return
+        }
         wake()
     }
 
