@@ -172,4 +172,32 @@ final class ConfigTests: XCTestCase {
             XCTAssertTrue(error.description.hasPrefix("invalid --port '70000': "), error.description)
         }
     }
+
+    /// The options added with auth, limits and logs refuse bad values naming themselves, and
+    /// never echo a secret back.
+    func testAuthLimitAndLogOptionsRefuseBadValues() throws {
+        XCTAssertEqual(refusedOption(["api-keys": "short"]), "--api-keys")
+        XCTAssertEqual(refusedOption(env: ["HERALD_JWT_SECRET": "too-short-secret"]), "--jwt-secret")
+        XCTAssertEqual(refusedOption(["allowed-origins": "example.com"]), "--allowed-origins")
+        XCTAssertEqual(refusedOption(["slow-consumer": "ignore"]), "--slow-consumer")
+        XCTAssertEqual(refusedOption(["log-format": "xml"]), "--log-format")
+        XCTAssertEqual(refusedOption(["max-subscriptions": "0"]), "--max-subscriptions")
+        XCTAssertEqual(refusedOption(["max-pending": "many"]), "--max-pending")
+        XCTAssertEqual(refusedOption(["max-blocking": "0"]), "--max-blocking")
+        XCTAssertEqual(refusedOption(["claim-idle": "-1"]), "--claim-idle")
+        XCTAssertEqual(refusedOption(["redis": "redis://a:1,redis://b:2/3"]), "--redis")
+        do throws(ConfigError) {
+            _ = try Config.resolve(flags: ["jwt-secret": "leaky-but-short"], environment: [:])
+            XCTFail("a short secret was accepted")
+        } catch {
+            XCTAssertFalse(error.description.contains("leaky"), error.description)
+        }
+        let c = try Config.resolve(flags: ["api-keys": "0123456789abcdef, fedcba9876543210", "slow-consumer": "CLOSE",
+                                           "allowed-origins": "https://a.example,*", "log-format": "json"], environment: [:])
+        XCTAssertEqual(c.apiKeys, ["0123456789abcdef", "fedcba9876543210"])
+        XCTAssertEqual(c.slowConsumerPolicy, .close)
+        XCTAssertEqual(c.allowedOrigins, ["https://a.example", "*"])
+        XCTAssertTrue(c.access.isEnabled)
+        XCTAssertEqual(c.maxConnections, 0, "0 = sized from the file limit at start")
+    }
 }

@@ -83,16 +83,8 @@ enum SubscribeAPI {
         // socket: an error message, then close 1008.
         let grant: Grant
         do throws(HTTPError) {
-            grant = try access.grant(for: request, query: query)
-            let names = initial.values.flatMap { $0 }
-            let keys = plan.streams + (plan.queue.map { [$0] } ?? [])
-            if let denied = grant.firstDenied(initial) ?? keys.first(where: { !grant.maySubscribe($0) }) {
-                throw AccessPolicy.forbidden("subscribing to \(denied)")
-            }
-            let limit = responder.worker.config.maxSubscriptions
-            if names.count > limit {
-                throw HTTPError(status: 400, code: "too_many_subscriptions", message: "at most \(limit) subscriptions per connection")
-            }
+            grant = try authorize(request, query: query, access: access, initial: initial, plan: plan,
+                                  limit: responder.worker.config.maxSubscriptions)
         } catch {
             let refusal = RefusedSession(connection: responder.connection, code: CloseCode.policyViolation,
                                          error: Envelope.error(code: error.code, message: error.message))
@@ -104,10 +96,21 @@ enum SubscribeAPI {
             responder.fail(.badRequest("a WebSocket upgrade cannot follow pipelined requests still waiting for answers"))
             return
         }
-        for kind in SubscriptionKind.allCases {
-            if let names = initial[kind] { session.subscribe(kind, names, id: nil) }
+        session.start(initial, plan)
+    }
+
+    /// The request's grant, once it covers every name asked for within the per-connection
+    /// limit: one check for WebSockets and event streams alike.
+    private static func authorize(_ request: HTTPRequest, query: [(name: String, value: String)], access: AccessPolicy,
+                                  initial: [SubscriptionKind: [String]], plan: StreamPlan,
+                                  limit: Int) throws(HTTPError) -> Grant {
+        let grant = try access.grant(for: request, query: query)
+        let keys = plan.streams + (plan.queue.map { [$0] } ?? [])
+        if let denied = grant.firstDenied(initial) ?? keys.first(where: { !grant.maySubscribe($0) }) {
+            throw AccessPolicy.forbidden("subscribing to \(denied)")
         }
-        session.start(plan)
+        if initial.values.reduce(0, { $0 + $1.count }) > limit { throw .tooManySubscriptions(limit: limit) }
+        return grant
     }
 
     private static func openEventStream(_ request: HTTPRequest, _ responder: Responder, access: AccessPolicy,
@@ -115,14 +118,8 @@ enum SubscribeAPI {
                                         initial: [SubscriptionKind: [String]], plan: StreamPlan) {
         let grant: Grant
         do throws(HTTPError) {
-            grant = try access.grant(for: request, query: query)
-            if let denied = grant.firstDenied(initial) ?? plan.streams.first(where: { !grant.maySubscribe($0) }) {
-                throw AccessPolicy.forbidden("subscribing to \(denied)")
-            }
-            if initial.values.reduce(0, { $0 + $1.count }) > responder.worker.config.maxSubscriptions {
-                throw HTTPError(status: 400, code: "too_many_subscriptions",
-                                message: "at most \(responder.worker.config.maxSubscriptions) subscriptions per connection")
-            }
+            grant = try authorize(request, query: query, access: access, initial: initial, plan: plan,
+                                  limit: responder.worker.config.maxSubscriptions)
         } catch {
             responder.fail(error)
             return
@@ -132,10 +129,7 @@ enum SubscribeAPI {
             responder.fail(.badRequest("an event stream cannot follow pipelined requests still waiting for answers"))
             return
         }
-        for kind in SubscriptionKind.allCases {
-            if let names = initial[kind] { session.subscribe(kind, names, id: nil) }
-        }
-        session.start(plan)
+        session.start(initial, plan)
     }
 }
 

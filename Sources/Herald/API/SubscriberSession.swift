@@ -49,8 +49,12 @@ final class SubscriberSession: WebSocketApp, Subscriber {
         for reader in readers { reader.drained() }
     }
 
-    /// Starts the stream readers, group members and queue worker a subscribe request asked for.
-    func start(_ plan: StreamPlan) {
+    /// Starts what a subscribe request asked for: its pub/sub subscriptions, stream readers,
+    /// group members and queue worker.
+    func start(_ initial: [SubscriptionKind: [String]], _ plan: StreamPlan) {
+        for kind in SubscriptionKind.allCases {
+            if let names = initial[kind] { subscribe(kind, names, id: nil) }
+        }
         for stream in plan.streams {
             if let group = plan.group {
                 let reader = GroupReader(stream: stream, group: group.name, consumer: group.consumer, createAt: group.createAt,
@@ -115,7 +119,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
         let added = names.filter { !(subscriptions[kind]?.contains($0) ?? false) }.count
         let limit = worker.config.maxSubscriptions
         guard held + added <= limit else {
-            throw HTTPError(status: 400, code: "too_many_subscriptions", message: "at most \(limit) subscriptions per connection")
+            throw .tooManySubscriptions(limit: limit)
         }
         subscribe(kind, names, id: id)
     }

@@ -55,7 +55,7 @@ public struct HTTPError: Error, Equatable, Sendable {
     public static func redisUnavailable(_ message: String) -> HTTPError {
         HTTPError(status: 503, code: "redis_unavailable", message: message)
     }
-    public static func unavailable(_ message: String) -> HTTPError {
-        HTTPError(status: 503, code: "unavailable", message: message, closesConnection: true)
+    public static func tooManySubscriptions(limit: Int) -> HTTPError {
+        HTTPError(status: 400, code: "too_many_subscriptions", message: "at most \(limit) subscriptions per connection")
     }
 }

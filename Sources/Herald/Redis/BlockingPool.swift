@@ -30,10 +30,6 @@ public final class BlockingPool {
         self.logger = logger
     }
 
-    /// Connections currently running a blocking command.
-    public var busyCount: Int { members.filter(\.busy).count }
-    public var openCount: Int { members.count }
-
     /// Runs one blocking command on `key`; false when every connection is busy and the cap is
     /// reached (an idle connection to another node is closed to make room).
     public func run(key: [UInt8], _ arguments: [[UInt8]], _ callback: @escaping (RedisReply) -> Void) -> Bool {

@@ -106,7 +106,6 @@ public final class StreamTailer {
             }
         }
     }
-    public var streamCount: Int { tails.count }
 
     /// The tailer's position on `stream`, if it tails it.
     public func cursor(of stream: String) -> StreamID? { tails[Array(stream.utf8)]?.cursor }
