@@ -23,4 +23,12 @@ public enum FreePort {
         precondition(named == 0, "getsockname(): errno \(errno)")
         return Int(UInt16(bigEndian: address.sin_port))
     }
+
+    /// A free port that is not `port` (for a second listener of the same server).
+    public static func find(other port: Int) -> Int {
+        while true {
+            let candidate = find()
+            if candidate != port { return candidate }
+        }
+    }
 }

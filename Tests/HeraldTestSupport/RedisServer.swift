@@ -14,6 +14,9 @@ public final class RedisServer {
     public let password: String?
     /// Whether this is a one-node Redis Cluster that owns all 16384 slots.
     public let isClusterNode: Bool
+    /// A cluster node's bus port. Redis's default, port + 10000, does not exist for the
+    /// kernel's high ephemeral ports, so a node gets a free port of its own.
+    private let clusterBusPort: Int?
     private var process: Process?
 
     /// Where a cluster node keeps its `nodes.conf`; removed on `stop()`.
@@ -38,6 +41,7 @@ public final class RedisServer {
         self.port = port ?? FreePort.find()
         self.password = password
         self.isClusterNode = clusterNode
+        self.clusterBusPort = clusterNode ? FreePort.find(other: self.port) : nil
         try start()
     }
 
@@ -57,7 +61,10 @@ public final class RedisServer {
         process.executableURL = URL(fileURLWithPath: Self.serverPath)
         var arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         if let password { arguments += ["--requirepass", password] }
-        if isClusterNode { arguments += ["--cluster-enabled", "yes", "--cluster-config-file", clusterConfigPath] }
+        if isClusterNode, let clusterBusPort {
+            arguments += ["--cluster-enabled", "yes", "--cluster-config-file", clusterConfigPath,
+                          "--cluster-port", String(clusterBusPort)]
+        }
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
