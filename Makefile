@@ -29,6 +29,11 @@ e2e:
 clean:
 	rm -rf .build
 
+# Retake the README's screenshot (docs/screenshot.png) with the headless-Chromium test.
+.PHONY: screenshot
+screenshot: deps build
+	HERALD_UPDATE_SCREENSHOT=1 HERALD_BIN=$(DEBUG_BIN) $(PYTEST) -q Tests/e2e/test_demo_page.py -k screenshot
+
 bench:
 	./scripts/bench/run.sh
 

@@ -10,8 +10,17 @@ public struct Config: Sendable {
     public var redis = [RedisEndpoint(host: "127.0.0.1")]
     /// Whether `redis` lists the seed nodes of a Redis Cluster (several URLs, or `redis+cluster://`).
     public var redisCluster = false
-    /// Event loops (threads), each with its own listener and Redis connections.
-    public var loops = Config.coreCount
+    /// Event loops (threads), each with its own listener and Redis connections; nil = auto.
+    public var loopsSetting: Int?
+    /// The loops Herald runs: as set, else one per core, minus one when Redis runs on this
+    /// host (a loopback address), so the single-threaded Redis keeps a core of its own. On a
+    /// 2-core machine that shares Herald with Redis, one loop serves 1.15–1.3× the publishes of
+    /// two at less CPU per request (BENCHMARKS.md, "Loops").
+    public var loops: Int {
+        if let loopsSetting { return loopsSetting }
+        let redisIsLocal = redis.allSatisfy { Socket.isLoopback(host: $0.host) }
+        return max(1, Config.coreCount - (redisIsLocal ? 1 : 0))
+    }
     public var publicDir = "./public"
     /// Largest request body, bytes.
     public var maxBody = 1 << 20
@@ -89,7 +98,7 @@ public struct Config: Sendable {
             }
         },
         Option(flag: "loops", environment: "HERALD_LOOPS") { c, v throws(ConfigError) in
-            c.loops = try integer("--loops", v, in: 1...256)
+            c.loopsSetting = try integer("--loops", v, in: 1...256)
         },
         Option(flag: "public", environment: "HERALD_PUBLIC_DIR") { c, v throws(ConfigError) in
             guard !v.isEmpty else { throw ConfigError("--public", v, "must not be empty") }

@@ -24,7 +24,7 @@ struct HeraldCommand: ParsableCommand {
     var port: String?
     @Option(parsing: .unconditional, help: "redis://[user:password@]host[:port][/db]; comma-separated for several nodes. [HERALD_REDIS_URL, default redis://127.0.0.1:6379]")
     var redis: String?
-    @Option(parsing: .unconditional, help: "Event loops (threads). [HERALD_LOOPS, default: number of cores]")
+    @Option(parsing: .unconditional, help: "Event loops (threads). [HERALD_LOOPS, default: number of cores, one fewer when Redis is on this host]")
     var loops: String?
     @Option(name: .customLong("public"), parsing: .unconditional, help: "Folder of static files. [HERALD_PUBLIC_DIR, default ./public]")
     var publicDir: String?

@@ -74,6 +74,7 @@ public final class RedisServer {
         while Clock.nowMs() < deadline {
             guard process.isRunning else {
                 self.process = nil
+                if isClusterNode { try? FileManager.default.removeItem(atPath: clusterConfigPath) }
                 throw Failure.didNotStart(port: port, reason: "exited with status \(process.terminationStatus)")
             }
             if (try? cli("PING")) == "PONG" {

@@ -24,7 +24,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.host, "127.0.0.1")
         XCTAssertEqual(c.port, 8080)
         XCTAssertEqual(c.redis, [RedisEndpoint(host: "127.0.0.1", port: 6379)])
-        XCTAssertEqual(c.loops, Config.coreCount)
+        XCTAssertEqual(c.loops, max(1, Config.coreCount - 1), "Redis on this host keeps a core")
         XCTAssertGreaterThanOrEqual(c.loops, 1)
         XCTAssertEqual(c.publicDir, "./public")
         XCTAssertEqual(c.maxBody, 1 << 20)
@@ -35,6 +35,14 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.pingIntervalMs, 30_000)
         XCTAssertEqual(c.logLevel, .info)
         XCTAssertFalse(c.echo)
+    }
+
+    func testAutomaticLoopsLeaveACoreToALocalRedisOnly() throws {
+        XCTAssertEqual(try resolve(["redis": "redis://10.0.0.5:6379"]).loops, Config.coreCount)
+        XCTAssertEqual(try resolve(["redis": "redis://localhost:6380"]).loops, max(1, Config.coreCount - 1))
+        XCTAssertEqual(try resolve(["redis": "redis://127.0.0.1:7000,redis://10.0.0.6:7000"]).loops, Config.coreCount,
+                       "a cluster with a remote node gets every core")
+        XCTAssertEqual(try resolve(["redis": "redis://localhost", "loops": "5"]).loops, 5, "a set value wins")
     }
 
     func testEnvironmentSetsEveryOption() throws {

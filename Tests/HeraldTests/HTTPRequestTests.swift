@@ -31,6 +31,8 @@ final class HTTPRequestTests: XCTestCase {
     func testHTTP10KeepsAliveWhenAsked() {
         XCTAssertTrue(request(0, [("Connection", "keep-alive")]).keepAlive)
         XCTAssertTrue(request(0, [("Connection", "Keep-Alive")]).keepAlive)
+        XCTAssertTrue(request(0, [("Connection", "foo,\tkeep-alive ")]).keepAlive, "a token of the list")
+        XCTAssertFalse(request(0, [("Connection", "keep-alive-ish")]).keepAlive, "only the whole token counts")
     }
 
     /// RFC 9110 §5.3 and §7.6.1: Connection is a list; two field lines mean the same as one

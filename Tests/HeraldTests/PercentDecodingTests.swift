@@ -46,4 +46,17 @@ final class PercentDecodingTests: XCTestCase {
         XCTAssertNil(PercentDecoding.query("channel=%FF"), "not UTF-8")
         XCTAssertNil(PercentDecoding.query("%C0%AF=x"), "overlong name")
     }
+
+    func testDecodeTextTakesPlainTextAsItIsAndDecodesEscapes() {
+        XCTAssertEqual(PercentDecoding.decodeText("news"[...]), "news")
+        XCTAssertEqual(PercentDecoding.decodeText("a%2Fb%20c"[...]), "a/b c")
+        XCTAssertEqual(PercentDecoding.decodeText("caf%C3%A9"[...]), "café")
+        XCTAssertEqual(PercentDecoding.decodeText("a+b"[...]), "a+b", "+ is a plus in a path")
+    }
+
+    func testDecodeTextRefusesBadEscapesAndBytesThatAreNotUTF8() {
+        for text in ["%", "a%4", "%zz", "%FF", "%C0%AF"] {
+            XCTAssertNil(PercentDecoding.decodeText(text[...]), text)
+        }
+    }
 }

@@ -12,11 +12,10 @@ struct KeyedRequest {
     /// Validates `request`; answers the error and returns nil when something is wrong.
     init?(_ request: HTTPRequest, _ responder: Responder, prefix: String, noun: String, access: Access, verb: String, grant: Grant) {
         let encoded = request.path.dropFirst(prefix.count)
-        guard let decoded = PercentDecoding.decode(encoded), !decoded.isEmpty, UTF8Validation.isValid(decoded) else {
+        guard let name = PercentDecoding.decodeText(encoded), !name.isEmpty else {
             responder.fail(.badRequest("the \(noun) in the path is empty or badly encoded"))
             return nil
         }
-        let name = String(decoding: decoded, as: UTF8.self)
         guard access == .write ? grant.mayPublish(name) : grant.maySubscribe(name) else {
             responder.fail(AccessPolicy.forbidden("\(verb) \(name)"))
             return nil

@@ -9,6 +9,9 @@ enum PublishAPI {
         let sharded: Bool
     }
 
+    private static let publish = Array("PUBLISH".utf8)
+    private static let spublish = Array("SPUBLISH".utf8)
+
     /// Sends PUBLISH (or SPUBLISH) and reports the receiver count.
     static func publish(_ message: Message, grant: Grant, on worker: Worker, _ done: @escaping (Result<Int, HTTPError>) -> Void) {
         guard grant.mayPublish(message.channel) else {
@@ -22,10 +25,10 @@ enum PublishAPI {
             return
         }
         let started = Clock.nowMicros()
-        let command = message.sharded ? "SPUBLISH" : "PUBLISH"
+        let channel = Array(message.channel.utf8)
         // SPUBLISH goes to the channel's slot owner; PUBLISH may go to any node.
-        let key = message.sharded ? Array(message.channel.utf8) : nil
-        let sent = worker.redis.send(key: key, [Array(command.utf8), Array(message.channel.utf8), message.payload]) { reply in
+        let sent = worker.redis.send(key: message.sharded ? channel : nil,
+                                     [message.sharded ? spublish : publish, channel, message.payload]) { reply in
             switch reply {
             case .integer(let receivers):
                 worker.stats.published.bump()
@@ -36,6 +39,7 @@ enum PublishAPI {
                 done(.failure(.redisUnavailable("the Redis connection was lost before Redis answered; the message may not have been published")))
             default:
                 worker.stats.publishErrors.bump()
+                let command = message.sharded ? "SPUBLISH" : "PUBLISH"
                 done(.failure(HTTPError(status: 502, code: "redis_error", message: "Redis refused \(command): \(reply.errorMessage ?? "unexpected reply")")))
             }
         }
@@ -59,7 +63,7 @@ enum PublishAPI {
         let message = Message(channel: target.name, payload: request.body, sharded: sharded)
         publish(message, grant: grant, on: responder.worker) { result in
             switch result {
-            case .success(let receivers): responder.respond(.json(200, answer(message.channel, receivers)))
+            case .success(let receivers): responder.respond(.json(200, bytes: answer(message.channel, receivers)))
             case .failure(let error): responder.fail(error)
             }
         }
@@ -102,7 +106,7 @@ enum PublishAPI {
                 guard left == 0 else { return }
                 if !batch {
                     switch result {
-                    case .success(let receivers): responder.respond(.json(200, answer(message.channel, receivers)))
+                    case .success(let receivers): responder.respond(.json(200, bytes: answer(message.channel, receivers)))
                     case .failure(let error): responder.fail(error)
                     }
                     return
@@ -132,13 +136,13 @@ enum PublishAPI {
         return value.serialized
     }
 
-    static func answer(_ channel: String, _ receivers: Int) -> String {
+    static func answer(_ channel: String, _ receivers: Int) -> [UInt8] {
         var json = JSONWriter()
         json.object {
             $0.field("channel", channel)
             $0.field("receivers", receivers)
         }
-        return json.string
+        return json.bytes
     }
 
     /// `{"results":[...]}`: 200 when every message was published, else the first failure's status.

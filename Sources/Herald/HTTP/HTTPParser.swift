@@ -64,8 +64,8 @@ public struct HTTPParser {
                     return nil
                 }
                 if end + 4 > maxHeaderBytes { throw .headersTooLarge(limit: maxHeaderBytes) }
-                let head = buffer.read(end + 4)
-                var request = try Self.parseHead(head[0..<end])
+                var request = try Self.parseHead(buffer.peek(0, end))
+                buffer.skip(end + 4)
                 let framing = try Self.bodyFraming(request)
                 switch framing {
                 case .none:
@@ -136,11 +136,21 @@ public struct HTTPParser {
     private enum BodyFraming { case none, length(Int), chunked }
 
     private static func bodyFraming(_ request: HTTPRequest) throws(HTTPError) -> BodyFraming {
-        let lengths = request.headers.filter { $0.name == "content-length" }.map(\.value)
-        let encodings = request.headers.filter { $0.name == "transfer-encoding" }.map(\.value)
+        // One pass over the fields; nothing is allocated unless Transfer-Encoding is present.
+        var length: String?
+        var encodings: [String] = []
+        for field in request.headers {
+            if field.name == "content-length" {
+                // Repeated Content-Length fields must agree (RFC 9110 §8.6).
+                if let earlier = length, earlier != field.value { throw .malformed("bad Content-Length") }
+                length = field.value
+            } else if field.name == "transfer-encoding" {
+                encodings.append(field.value)
+            }
+        }
         if !encodings.isEmpty {
             // RFC 9112 §6.1: a request with both is a smuggling attempt; reject it.
-            if !lengths.isEmpty { throw .malformed("both Transfer-Encoding and Content-Length") }
+            if length != nil { throw .malformed("both Transfer-Encoding and Content-Length") }
             let codings = encodings.joined(separator: ",").split(separator: ",")
                 .map { $0.trimmingCharacters(in: " ").lowercased() }
             guard codings == ["chunked"] else {
@@ -148,12 +158,15 @@ public struct HTTPParser {
             }
             return .chunked
         }
-        guard let first = lengths.first else { return .none }
-        guard lengths.allSatisfy({ $0 == first }), !first.isEmpty, first.count <= 18,
-              first.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let length = Int(first) else {
-            throw .malformed("bad Content-Length")
+        guard let length else { return .none }
+        // At most 18 digits: no sign, no spaces, and no overflow.
+        guard !length.isEmpty, length.utf8.count <= 18 else { throw .malformed("bad Content-Length") }
+        var value = 0
+        for byte in length.utf8 {
+            guard byte >= 48 && byte <= 57 else { throw .malformed("bad Content-Length") }
+            value = value * 10 + Int(byte - 48)
         }
-        return .length(length)
+        return .length(value)
     }
 
     private static func parseHex(_ bytes: ArraySlice<UInt8>) -> Int? {
@@ -187,33 +200,44 @@ public struct HTTPParser {
     private static let http11 = Array("HTTP/1.1".utf8)
     private static let http10 = Array("HTTP/1.0".utf8)
 
+    /// Parses a header block (without its final blank line) in one pass over the bytes;
+    /// allocates only the field list and the strings of the request.
     static func parseHead(_ head: ArraySlice<UInt8>) throws(HTTPError) -> HTTPRequest {
-        let http11 = Self.http11, http10 = Self.http10
-        let lines = head.split(separator: 13, omittingEmptySubsequences: false)
-        // Each line after the first starts with the LF of the preceding CRLF.
-        guard let requestLine = lines.first, !requestLine.isEmpty else { throw .malformed("empty request line") }
-        let parts = requestLine.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy(isTokenChar), !parts[1].isEmpty else {
+        let end = head.endIndex
+        let requestLineEnd = head.firstIndex(of: 13) ?? end
+        guard requestLineEnd > head.startIndex else { throw .malformed("empty request line") }
+        // Exactly three parts separated by single spaces: method, target, version.
+        guard let firstSpace = head[..<requestLineEnd].firstIndex(of: 32),
+              let secondSpace = head[(firstSpace + 1)..<requestLineEnd].firstIndex(of: 32),
+              !head[(secondSpace + 1)..<requestLineEnd].contains(32) else {
             throw .malformed("malformed request line")
         }
-        let target = parts[1]
+        let method = head[head.startIndex..<firstSpace]
+        let target = head[(firstSpace + 1)..<secondSpace]
+        let version = head[(secondSpace + 1)..<requestLineEnd]
+        guard !method.isEmpty, method.allSatisfy(isTokenChar), !target.isEmpty else { throw .malformed("malformed request line") }
         guard target.allSatisfy({ $0 > 32 && $0 < 127 }) else { throw .malformed("malformed request target") }
-        let version = Array(parts[2])
         let minor: Int
-        if version == http11 {
+        if version.elementsEqual(http11) {
             minor = 1
-        } else if version == http10 {
+        } else if version.elementsEqual(http10) {
             minor = 0
         } else if version.count == 8, version.starts(with: http10.prefix(5)),
-                  (48...57).contains(version[5]), version[6] == UInt8(ascii: "."), (48...57).contains(version[7]) {
+                  (48...57).contains(version[version.startIndex + 5]), version[version.startIndex + 6] == UInt8(ascii: "."),
+                  (48...57).contains(version[version.startIndex + 7]) {
             throw .versionNotSupported
         } else {
             throw .malformed("malformed HTTP version")
         }
         var headers: [(name: String, value: String)] = []
-        for rawLine in lines.dropFirst() {
-            guard rawLine.first == 10 else { throw .malformed("bare CR in header block") }
-            let line = rawLine.dropFirst()
+        headers.reserveCapacity(8)
+        var lineStart = requestLineEnd
+        while lineStart < end {
+            // `lineStart` is at a CR; the line proper starts after its LF and ends at the next CR.
+            guard lineStart + 1 < end, head[lineStart + 1] == 10 else { throw .malformed("bare CR in header block") }
+            let lineEnd = head[(lineStart + 1)..<end].firstIndex(of: 13) ?? end
+            let line = head[(lineStart + 2)..<lineEnd]
+            lineStart = lineEnd
             guard !line.contains(10) else { throw .malformed("bare LF in header block") }
             guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { throw .malformed("header line without a colon") }
             let name = line[line.startIndex..<colon]
@@ -224,10 +248,18 @@ public struct HTTPParser {
             guard value.allSatisfy({ $0 >= 32 || $0 == 9 }), !value.contains(127) else {
                 throw .malformed("control character in header value")
             }
-            headers.append((String(decoding: name, as: UTF8.self).lowercased(), String(decoding: value, as: UTF8.self)))
+            headers.append((lowercasedASCII(name), String(decoding: value, as: UTF8.self)))
         }
-        return HTTPRequest(method: String(decoding: parts[0], as: UTF8.self),
+        return HTTPRequest(method: String(decoding: method, as: UTF8.self),
                            target: String(decoding: target, as: UTF8.self),
                            minorVersion: minor, headers: headers)
+    }
+
+    /// A token (ASCII only, checked by the caller) as a lowercase String, built in place.
+    private static func lowercasedASCII(_ token: ArraySlice<UInt8>) -> String {
+        String(unsafeUninitializedCapacity: token.count) { out in
+            for (i, byte) in token.enumerated() { out[i] = byte >= 65 && byte <= 90 ? byte | 0x20 : byte }
+            return token.count
+        }
     }
 }

@@ -29,7 +29,8 @@ public struct HTTPRequest: Sendable {
 
     /// The first value of a header, by case-insensitive name.
     public func header(_ name: String) -> String? {
-        let lower = name.lowercased()
+        // Names are stored lowercased; callers mostly ask in lowercase, which needs no copy.
+        let lower = name.utf8.contains { $0 >= 65 && $0 <= 90 } ? name.lowercased() : name
         return headers.first { $0.name == lower }?.value
     }
 
@@ -39,11 +40,29 @@ public struct HTTPRequest: Sendable {
     }
 
     /// HTTP/1.1 keeps the connection open unless told otherwise; HTTP/1.0 only when asked.
+    /// Every Connection field counts (RFC 9110 §7.6.1): the options are their union.
     public var keepAlive: Bool {
-        // Every Connection field counts (RFC 9110 §7.6.1): the options are their union.
-        let connection = headers.filter { $0.name == "connection" }.map(\.value).joined(separator: ",").lowercased()
-        if minorVersion == 0 { return connection.contains("keep-alive") }
-        return !connection.split(separator: ",").contains { $0.trimmingCharacters(in: " ") == "close" }
+        let wanted = minorVersion == 0 ? Self.keepAliveToken : Self.closeToken
+        let found = headers.contains { $0.name == "connection" && Self.hasToken(wanted, in: $0.value) }
+        return minorVersion == 0 ? found : !found
+    }
+
+    private static let closeToken = Array("close".utf8)
+    private static let keepAliveToken = Array("keep-alive".utf8)
+
+    /// Whether the comma-separated list `value` holds `token` (ASCII case-insensitive, spaces
+    /// and tabs around items ignored), without allocating.
+    static func hasToken(_ token: [UInt8], in value: String) -> Bool {
+        var rest = value.utf8[...]
+        while !rest.isEmpty {
+            var item = rest.prefix { $0 != UInt8(ascii: ",") }
+            rest = rest.dropFirst(item.count + 1)
+            while let first = item.first, first == 32 || first == 9 { item = item.dropFirst() }
+            while let last = item.last, last == 32 || last == 9 { item = item.dropLast() }
+            // `| 0x20` folds ASCII case; the tokens hold only lowercase letters and "-".
+            if item.count == token.count && zip(item, token).allSatisfy({ $0 | 0x20 == $1 }) { return true }
+        }
+        return false
     }
 }
 

@@ -17,8 +17,14 @@ public struct HTTPResponse {
     }
 
     public static func json(_ status: Int, _ body: String, headers: [(String, String)] = []) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(body.utf8))
+        json(status, bytes: Array(body.utf8), headers: headers)
     }
+
+    public static func json(_ status: Int, bytes: [UInt8], headers: [(String, String)] = []) -> HTTPResponse {
+        HTTPResponse(status: status, headers: headers.isEmpty ? jsonHeaders : jsonHeaders + headers, body: bytes)
+    }
+
+    private static let jsonHeaders = [("Content-Type", "application/json")]
 
     /// The one place an `HTTPError` becomes an answer: JSON body plus the headers it calls for.
     public static func error(_ error: HTTPError) -> HTTPResponse {
@@ -32,39 +38,64 @@ public struct HTTPResponse {
     }
 
     /// Serialises the response. `keepAlive: false` adds `Connection: close`.
-    public func serialize(keepAlive: Bool) -> [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(128 + (omitBody ? 0 : body.count))
-        out.append(contentsOf: Self.statusLinePrefix)
-        Self.appendDecimal(status, to: &out)
-        out.append(32)
-        out.append(contentsOf: Self.reason(status).utf8)
-        out.append(contentsOf: Self.crlf)
-        for (name, value) in headers {
-            out.append(contentsOf: name.utf8)
-            out.append(contentsOf: ": ".utf8)
-            out.append(contentsOf: value.utf8)
-            out.append(contentsOf: "\r\n".utf8)
+    public func serialize(keepAlive: Bool) -> [UInt8] { chunk(keepAlive: keepAlive).bytes }
+
+    /// Serialises the response straight into one chunk, sized first and written once.
+    /// `keepAlive: false` adds `Connection: close`; `corsOrigin` adds the CORS answer headers.
+    public func chunk(keepAlive: Bool, corsOrigin: String? = nil) -> Chunk {
+        let reason = Self.reason(status)
+        let hasLength = status != 304 && status != 204 && status != 101 && !streaming
+        var size = Self.statusLinePrefix.count + Self.decimalCount(status) + 1 + reason.utf8.count + 2
+        for (name, value) in headers { size += name.utf8.count + 2 + value.utf8.count + 2 }
+        if let corsOrigin { size += Self.allowOrigin.count + corsOrigin.utf8.count + 2 + Self.varyOrigin.count }
+        if hasLength { size += Self.contentLength.count + Self.decimalCount(body.count) + 2 }
+        if !keepAlive { size += Self.connectionClose.count }
+        size += 2 + (omitBody ? 0 : body.count)
+        return Chunk.make(count: size) { out in
+            var w = ByteWriter(out)
+            w.write(Self.statusLinePrefix)
+            w.writeDecimal(status)
+            w.write(32)
+            w.write(reason.utf8)
+            w.write(Self.crlf)
+            for (name, value) in headers {
+                w.write(name.utf8)
+                w.write(Self.colonSpace)
+                w.write(value.utf8)
+                w.write(Self.crlf)
+            }
+            if let corsOrigin {
+                w.write(Self.allowOrigin)
+                w.write(corsOrigin.utf8)
+                w.write(Self.crlf)
+                w.write(Self.varyOrigin)
+            }
+            if hasLength {
+                w.write(Self.contentLength)
+                w.writeDecimal(body.count)
+                w.write(Self.crlf)
+            }
+            if !keepAlive { w.write(Self.connectionClose) }
+            w.write(Self.crlf)
+            if !omitBody { w.write(body) }
+            assert(w.offset == size, "HTTPResponse.chunk sized \(size) but wrote \(w.offset)")
         }
-        if status != 304 && status != 204 && status != 101 && !streaming {
-            out.append(contentsOf: Self.contentLength)
-            Self.appendDecimal(body.count, to: &out)
-            out.append(contentsOf: Self.crlf)
-        }
-        if !keepAlive { out.append(contentsOf: "Connection: close\r\n".utf8) }
-        out.append(contentsOf: "\r\n".utf8)
-        if !omitBody { out.append(contentsOf: body) }
-        return out
     }
 
     private static let statusLinePrefix = Array("HTTP/1.1 ".utf8)
     private static let contentLength = Array("Content-Length: ".utf8)
+    private static let connectionClose = Array("Connection: close\r\n".utf8)
+    private static let allowOrigin = Array("Access-Control-Allow-Origin: ".utf8)
+    private static let varyOrigin = Array("Vary: Origin\r\n".utf8)
+    private static let colonSpace = Array(": ".utf8)
     private static let crlf: [UInt8] = [13, 10]
 
-    /// Writes a non-negative number in decimal without building a String.
-    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
-        if value >= 10 { appendDecimal(value / 10, to: &out) }
-        out.append(UInt8(48 + value % 10))
+    /// Digits of a non-negative number in decimal.
+    static func decimalCount(_ value: Int) -> Int {
+        var digits = 1
+        var rest = value
+        while rest >= 10 { rest /= 10; digits += 1 }
+        return digits
     }
 
     public static func reason(_ status: Int) -> String {

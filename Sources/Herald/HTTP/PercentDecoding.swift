@@ -3,13 +3,19 @@
 public enum PercentDecoding {
     /// Decodes `%XX` escapes (and `+` as space when `plusIsSpace`); nil on a malformed escape.
     public static func decode<S: StringProtocol>(_ text: S, plusIsSpace: Bool = false) -> [UInt8]? {
+        let utf8 = text.utf8
         var out: [UInt8] = []
-        out.reserveCapacity(text.utf8.count)
-        var it = Array(text.utf8)[...]
-        while let c = it.popFirst() {
+        out.reserveCapacity(utf8.count)
+        var i = utf8.startIndex
+        while i != utf8.endIndex {
+            let c = utf8[i]
+            i = utf8.index(after: i)
             if c == UInt8(ascii: "%") {
-                guard let h = it.popFirst(), let l = it.popFirst(), let hv = hex(h), let lv = hex(l) else { return nil }
-                out.append(hv << 4 | lv)
+                guard i != utf8.endIndex, let high = hex(utf8[i]) else { return nil }
+                i = utf8.index(after: i)
+                guard i != utf8.endIndex, let low = hex(utf8[i]) else { return nil }
+                i = utf8.index(after: i)
+                out.append(high << 4 | low)
             } else if c == UInt8(ascii: "+") && plusIsSpace {
                 out.append(32)
             } else {
@@ -17,6 +23,14 @@ public enum PercentDecoding {
             }
         }
         return out
+    }
+
+    /// A path segment decoded to text: nil on a malformed escape or when the bytes are not
+    /// UTF-8. Text without escapes is taken as it is, without a copy through bytes.
+    public static func decodeText(_ text: Substring) -> String? {
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return String(text) }
+        guard let bytes = decode(text), UTF8Validation.isValid(bytes) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     private static func hex(_ c: UInt8) -> UInt8? {

@@ -30,17 +30,17 @@ public final class Delivery {
     }
 
     /// The JSON envelope as a WebSocket text frame.
-    public private(set) lazy var jsonFrame = Chunk(FrameEncoder.encode(.text, Envelope.delivery(self)))
+    public private(set) lazy var jsonFrame = Chunk.of(FrameEncoder.encode(.text, Envelope.delivery(self)))
 
     /// The bare payload as a WebSocket frame: text when valid UTF-8, else binary.
-    public private(set) lazy var rawFrame = Chunk(FrameEncoder.encode(UTF8Validation.isValid(payload) ? .text : .binary, payload))
+    public private(set) lazy var rawFrame = Chunk.of(FrameEncoder.encode(UTF8Validation.isValid(payload) ? .text : .binary, payload))
 
     /// The JSON envelope as a Server-Sent Event.
-    public private(set) lazy var jsonEvent = Chunk(EventStream.event(data: Envelope.delivery(self)))
+    public private(set) lazy var jsonEvent = Chunk.of(EventStream.event(data: Envelope.delivery(self)))
 
     /// The bare payload as a Server-Sent Event (base64 in a `binary` event when not UTF-8,
     /// which the format cannot carry).
     public private(set) lazy var rawEvent = UTF8Validation.isValid(payload)
-        ? Chunk(EventStream.event(data: payload))
-        : Chunk(EventStream.event(data: Array(Data(payload).base64EncodedString().utf8), event: "binary"))
+        ? Chunk.of(EventStream.event(data: payload))
+        : Chunk.of(EventStream.event(data: Array(Data(payload).base64EncodedString().utf8), event: "binary"))
 }

@@ -58,10 +58,11 @@ public struct ByteBuffer {
     }
 
     /// Drops consumed bytes; gives memory back when nothing is left, so an idle connection
-    /// holds no buffer.
-    public mutating func reclaim() {
+    /// holds no buffer, unless the buffer is at most `keeping` bytes (a busy HTTP connection
+    /// reuses its small buffer for the next request instead of allocating one per read).
+    public mutating func reclaim(keeping: Int = 0) {
         if readerIndex == storage.count {
-            storage = []
+            if storage.capacity <= keeping { storage.removeAll(keepingCapacity: true) } else { storage = [] }
             readerIndex = 0
         } else if readerIndex > 4096 && readerIndex * 2 > storage.count {
             storage.removeFirst(readerIndex)

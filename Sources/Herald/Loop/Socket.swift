@@ -78,7 +78,8 @@ public enum Socket {
     /// Writes the gathered buffers; returns bytes written, 0 when the socket would block.
     public static func writev(_ fd: Int32, _ iov: UnsafePointer<iovec>, count: Int32) -> Result<Int, SocketError> {
         while true {
-            let n = Glibc.writev(fd, iov, count)
+            // One buffer: plain write(2) skips the kernel's iovec import (most flushes are one).
+            let n = count == 1 ? Glibc.write(fd, iov.pointee.iov_base, iov.pointee.iov_len) : Glibc.writev(fd, iov, count)
             if n >= 0 { return .success(n) }
             if errno == EINTR { continue }
             if errno == EAGAIN || errno == EWOULDBLOCK { return .success(0) }
@@ -89,6 +90,11 @@ public enum Socket {
     /// Stops reading and writing without closing the descriptor (wakes the peer with FIN).
     public static func shutdownWrite(_ fd: Int32) {
         Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
+    /// Whether `host` names this machine's loopback interface (by address or as localhost).
+    public static func isLoopback(host: String) -> Bool {
+        ["127.0.0.1", "::1", "[::1]", "localhost"].contains(host) || host.hasPrefix("127.")
     }
 
     public static func close(_ fd: Int32) {

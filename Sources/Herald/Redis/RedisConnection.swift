@@ -107,22 +107,12 @@ public final class RedisConnection: IOHandler {
 
     private func append(_ arguments: [[UInt8]], _ callback: @escaping (RedisReply) -> Void) {
         guard let ctx = context else { return }
-        var flat: [UInt8] = []
-        flat.reserveCapacity(arguments.reduce(0) { $0 + $1.count })
-        for argument in arguments { flat.append(contentsOf: argument) }
-        // Argument pointers and lengths live on the stack for the call; only `flat` is heap.
+        // hiredis reads each argument where it lies: pointers and lengths on the stack, no copy.
         let count = arguments.count
-        let status: Int32 = flat.withUnsafeBufferPointer { base in
-            withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: count) { argv in
-                withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { argvlen in
-                    let start = UnsafeRawPointer(base.baseAddress ?? UnsafePointer(bitPattern: 1)!)
-                    var offset = 0
-                    for (i, argument) in arguments.enumerated() {
-                        argv[i] = (start + offset).assumingMemoryBound(to: CChar.self)
-                        argvlen[i] = argument.count
-                        offset += argument.count
-                    }
-                    return redisAppendCommandArgv(ctx, Int32(count), argv.baseAddress, argvlen.baseAddress)
+        let status: Int32 = withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: count) { argv in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { argvlen in
+                Self.withArguments(arguments, from: 0, argv, argvlen) {
+                    redisAppendCommandArgv(ctx, Int32(count), argv.baseAddress, argvlen.baseAddress)
                 }
             }
         }
@@ -134,6 +124,21 @@ public final class RedisConnection: IOHandler {
         if mode == .commands || state == .handshaking { pending.append((Clock.nowMs(), callback)) }
         scheduleFlush()
     }
+
+    /// Fills `argv`/`argvlen` from `arguments[index...]`, each array pinned while `body` runs.
+    private static func withArguments(_ arguments: [[UInt8]], from index: Int,
+                                      _ argv: UnsafeMutableBufferPointer<UnsafePointer<CChar>?>,
+                                      _ argvlen: UnsafeMutableBufferPointer<Int>, _ body: () -> Int32) -> Int32 {
+        guard index < arguments.count else { return body() }
+        return arguments[index].withUnsafeBytes { bytes in
+            argv[index] = bytes.baseAddress.map { $0.assumingMemoryBound(to: CChar.self) } ?? Self.emptyArgument
+            argvlen[index] = bytes.count
+            return withArguments(arguments, from: index + 1, argv, argvlen, body)
+        }
+    }
+
+    /// Where an empty argument points (hiredis reads zero bytes from it).
+    nonisolated(unsafe) private static let emptyArgument: UnsafePointer<CChar> = UnsafePointer(strdup(""))
 
     private func scheduleFlush() {
         guard !flushScheduled else { return }
@@ -235,6 +240,9 @@ public final class RedisConnection: IOHandler {
                     return
                 }
                 if !drainReplies() { return }
+                // A short read emptied the socket: skip the read that would only say EAGAIN
+                // (epoll is level-triggered and reports what arrives later).
+                if n < readBuffer.count { return }
             case .wouldBlock:
                 return
             case .closed:

@@ -112,7 +112,9 @@ public final class ClientConnection: IOHandler {
         case .webSocket: processFrames()
         case .eventStream: inbound = ByteBuffer()  // an event stream is one-way; input is ignored
         }
-        inbound.reclaim()
+        // HTTP keeps a small buffer between requests (given back when the connection idles);
+        // WebSocket and event-stream connections, mostly idle, keep none.
+        inbound.reclaim(keeping: wire == .http ? 4096 : 0)
     }
 
     // MARK: HTTP
@@ -155,17 +157,14 @@ public final class ClientConnection: IOHandler {
 
     /// Called by `Responder`: stores the answer and sends every answer that is now in order.
     func fill(_ slot: ResponseSlot, _ response: HTTPResponse) {
-        guard !isClosed, slot.bytes == nil else { return }
+        guard !isClosed, slot.answer == nil else { return }
         var response = response
         response.omitBody = slot.head
-        if let origin = slot.corsOrigin {
-            response.headers += [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
-        }
-        slot.bytes = response.serialize(keepAlive: slot.keepAlive)
+        slot.answer = response.chunk(keepAlive: slot.keepAlive, corsOrigin: slot.corsOrigin)
         logAccess(slot, status: response.status, bytes: response.body.count)
-        while let first = slots.first, let bytes = first.bytes {
+        while let first = slots.first, let answer = first.answer {
             slots.removeFirst()
-            outbound.append(Chunk(bytes))
+            outbound.append(answer)
             if !first.keepAlive {
                 closeAfterFlush = true
                 slots.removeAll()
@@ -194,7 +193,7 @@ public final class ClientConnection: IOHandler {
         guard slots.count == 1, slots.first === slot else { return false }
         slots.removeAll()
         logAccess(slot, status: 101, bytes: 0)
-        outbound.append(Chunk(response.serialize(keepAlive: true)))
+        outbound.append(response.chunk(keepAlive: true))
         self.app = app
         wire = .webSocket
         decoder = FrameDecoder(maxPayload: worker.config.maxMessage)
@@ -216,9 +215,9 @@ public final class ClientConnection: IOHandler {
             ("Cache-Control", "no-cache"),
             ("X-Accel-Buffering", "no"),
         ])
-        if let origin = slot.corsOrigin { response.headers += [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")] }
         response.streaming = true
-        outbound.append(Chunk(response.serialize(keepAlive: true) + EventStream.retry(3000)))
+        outbound.append(response.chunk(keepAlive: true, corsOrigin: slot.corsOrigin))
+        outbound.append(Chunk.of(EventStream.retry(3000)))
         self.app = app
         wire = .eventStream
         heartbeatMs = Clock.nowMs()
@@ -302,7 +301,7 @@ public final class ClientConnection: IOHandler {
     /// Queues a control answer or frame; never dropped.
     public func send(_ frame: [UInt8]) {
         guard !isClosed else { return }
-        outbound.append(Chunk(frame))
+        outbound.append(Chunk.of(frame))
         scheduleFlush()
     }
 
@@ -421,7 +420,11 @@ public final class ClientConnection: IOHandler {
         if let started = headStartedMs {
             if now - started > config.headerTimeoutMs { respondNow(.error(.requestTimeout), keepAlive: false) }
         } else if inbound.isEmpty {
-            if now - idleSinceMs > (servedAny ? config.keepAliveTimeoutMs : config.headerTimeoutMs) { close() }
+            if now - idleSinceMs > (servedAny ? config.keepAliveTimeoutMs : config.headerTimeoutMs) {
+                close()
+            } else if now - idleSinceMs > 1000 {
+                inbound = ByteBuffer()  // idle for a second: give the kept read buffer back
+            }
         }
     }
 
@@ -471,7 +474,8 @@ final class ResponseSlot {
     var corsOrigin: String?
     /// For the access log: the request and when it was parsed (monotonic µs).
     var access: (method: String, target: String, started: Int64)?
-    var bytes: [UInt8]?
+    /// The serialised answer, once the handler has responded.
+    var answer: Chunk?
 
     init(keepAlive: Bool, head: Bool) {
         self.keepAlive = keepAlive

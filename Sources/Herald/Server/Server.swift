@@ -67,8 +67,7 @@ public final class Server {
                 finished.signal()
             }
         }
-        let loopback = ["127.0.0.1", "::1", "localhost"].contains(config.host) || config.host.hasPrefix("127.")
-        if !loopback && !config.access.isEnabled {
+        if !Socket.isLoopback(host: config.host) && !config.access.isEnabled {
             logger.warning("LISTENING ON \(config.host) WITHOUT AUTHENTICATION: anyone who can reach this port may publish and subscribe to every channel. Set --api-keys and/or --jwt-secret (HERALD_API_KEYS, HERALD_JWT_SECRET).")
         }
         logger.notice("herald listening", metadata: [

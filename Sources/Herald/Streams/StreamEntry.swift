@@ -59,9 +59,9 @@ public final class StreamEntry {
     }
 
     /// The envelope as a WebSocket text frame, shared by every live reader of the stream.
-    public private(set) lazy var frame = Chunk(FrameEncoder.encode(.text, envelope()))
+    public private(set) lazy var frame = Chunk.of(FrameEncoder.encode(.text, envelope()))
 
     /// The envelope as a Server-Sent Event whose `id:` is the entry id, so a browser's
     /// automatic reconnect resumes right after it (Last-Event-ID).
-    public private(set) lazy var event = Chunk(EventStream.event(data: envelope(), id: id.description))
+    public private(set) lazy var event = Chunk.of(EventStream.event(data: envelope(), id: id.description))
 }
