@@ -11,7 +11,8 @@ struct KeyedRequest {
 
     /// Validates `request`; answers the error and returns nil when something is wrong.
     init?(_ request: HTTPRequest, _ responder: Responder, prefix: String, noun: String, access: Access, verb: String, grant: Grant) {
-        let encoded = request.path.dropFirst(prefix.count)
+        // By bytes: Character counting and indexing would walk grapheme boundaries.
+        let encoded = Substring(request.path.utf8.dropFirst(prefix.utf8.count))
         guard let name = PercentDecoding.decodeText(encoded), !name.isEmpty else {
             responder.fail(.badRequest("the \(noun) in the path is empty or badly encoded"))
             return nil

@@ -56,15 +56,15 @@ public struct Router {
         switch path {
         case "/publish":
             allow(Self.post) { authorized { PublishAPI.publishJSON(request, responder, $0) } }
-        case _ where path.hasPrefix("/publish/"):
+        case _ where path.utf8.starts(with: "/publish/".utf8):
             allow(Self.post) { authorized { PublishAPI.publishPath(request, responder, $0) } }
-        case _ where path.hasPrefix("/streams/"):
+        case _ where path.utf8.starts(with: "/streams/".utf8):
             allow(Self.streamMethods) {
                 authorized { grant in
                     if method == "POST" { StreamsAPI.append(request, responder, grant) } else { StreamsAPI.range(request, responder, grant) }
                 }
             }
-        case _ where path.hasPrefix("/queues/"):
+        case _ where path.utf8.starts(with: "/queues/".utf8):
             allow(Self.queueMethods) {
                 authorized { grant in
                     if method == "POST" { QueuesAPI.push(request, responder, grant) } else { QueuesAPI.pop(request, responder, grant) }

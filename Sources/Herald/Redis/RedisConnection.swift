@@ -83,8 +83,8 @@ public final class RedisConnection: IOHandler {
             fail("\(error)")
             return
         }
-        connectTimer = loop.schedule(afterMs: 3000) { [weak self] in
-            guard let self, self.state == .connecting else { return }
+        connectTimer = loop.schedule(afterMs: 3000) {
+            guard self.state == .connecting else { return }
             self.fail("connect timed out")
         }
     }
@@ -143,8 +143,9 @@ public final class RedisConnection: IOHandler {
     private func scheduleFlush() {
         guard !flushScheduled else { return }
         flushScheduled = true
-        loop.deferToEndOfTick { [weak self] in
-            guard let self else { return }
+        // Strong captures throughout: a weak reference would give this hot object a side
+        // table and every retain of it the slow path; a closure holds it until it runs.
+        loop.deferToEndOfTick {
             self.flushScheduled = false
             self.flush()
         }
@@ -205,8 +206,8 @@ public final class RedisConnection: IOHandler {
         }
         var left = steps.count
         for step in steps {
-            append(step) { [weak self] reply in
-                guard let self else { return }
+            // Held by `pending`, which every reply or failure empties: no lasting cycle.
+            append(step) { reply in
                 if let message = reply.errorMessage {
                     // A step failed because an earlier one already dropped the link: said once.
                     if !message.hasPrefix("HERALD_LINK_DOWN") { self.fail("login refused: \(message)") }
@@ -310,7 +311,7 @@ public final class RedisConnection: IOHandler {
         failures += 1
         let base = min(5000, 100 << min(failures - 1, 6))
         let jittered = Int64(Double(base) * Double.random(in: 0.8...1.2))
-        loop.schedule(afterMs: jittered) { [weak self] in self?.connect() }
+        loop.schedule(afterMs: jittered) { self.connect() }
     }
 
     private func failPending(_ reason: String) {

@@ -111,8 +111,8 @@ public final class Worker: IOHandler {
                 // Out of descriptors (EMFILE/ENFILE): stop accepting for a moment rather than spin.
                 logger.warning("accept failed; pausing accepts for 100 ms", metadata: ["error": "\(error)"])
                 loop.unregister(fd: listener)
-                loop.schedule(afterMs: 100) { [weak self] in
-                    guard let self, !self.isDraining else { return }
+                loop.schedule(afterMs: 100) { [unowned self] in
+                    guard !self.isDraining else { return }
                     try? self.loop.register(fd: self.listener, handler: self, events: IOEvents.readable)
                 }
                 return
@@ -137,8 +137,7 @@ public final class Worker: IOHandler {
     }
 
     private func scheduleHousekeeping() {
-        loop.schedule(afterMs: min(500, config.pingIntervalMs / 2, config.headerTimeoutMs / 2)) { [weak self] in
-            guard let self else { return }
+        loop.schedule(afterMs: min(500, config.pingIntervalMs / 2, config.headerTimeoutMs / 2)) { [unowned self] in
             self.housekeeping()
             self.scheduleHousekeeping()
         }
@@ -183,8 +182,8 @@ public final class Worker: IOHandler {
     }
 
     private func housekeepingSoon() {
-        loop.schedule(afterMs: 20) { [weak self] in
-            guard let self, self.isDraining else { return }
+        loop.schedule(afterMs: 20) { [unowned self] in
+            guard self.isDraining else { return }
             self.housekeeping()
             self.housekeepingSoon()
         }
