@@ -128,8 +128,10 @@ final class SubscriberSession: WebSocketApp, Subscriber {
 
     func subscribe(_ kind: SubscriptionKind, _ names: [String], id: JSONValue?) {
         subscriptions[kind, default: []].formUnion(names)
-        worker.hub.subscribe(self, kind: kind, names: names) { [weak self] in
-            guard let self, !self.isClosed else { return }
+        // Strong captures here: a weak one would give the session a side table, and the Hub
+        // retains it on every delivery. A closed session lives on only until Redis confirms.
+        worker.hub.subscribe(self, kind: kind, names: names) {
+            guard !self.isClosed else { return }
             self.sendJSON(Envelope.subscribed("subscribed", kind: kind, names: names, id: id))
         }
     }
@@ -173,8 +175,8 @@ final class SubscriberSession: WebSocketApp, Subscriber {
             ids.append(parsed)
         }
         guard !ids.isEmpty else { throw .badRequest("ids must be a non-empty array of entry ids") }
-        reader.ack(ids) { [weak self] result in
-            guard let self, !self.isClosed else { return }
+        reader.ack(ids) { result in
+            guard !self.isClosed else { return }
             switch result {
             case .success(let count):
                 self.sendJSON(Envelope.answer("acked", id: id) {
@@ -202,8 +204,8 @@ final class SubscriberSession: WebSocketApp, Subscriber {
 
     private func publish(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
         let message = try PublishAPI.message(from: json)
-        PublishAPI.publish(message, grant: grant, on: worker) { [weak self] result in
-            guard let self, !self.isClosed else { return }
+        PublishAPI.publish(message, grant: grant, on: worker) { result in
+            guard !self.isClosed else { return }
             switch result {
             case .success(let receivers):
                 self.sendJSON(Envelope.answer("published", id: id) {
