@@ -40,6 +40,8 @@ public struct Config: Sendable {
     public var maxBlocking = 64
     /// A consumer-group entry pending this long on a vanished consumer is claimed, ms.
     public var claimIdleMs: Int64 = 30_000
+    /// A queue worker's processing list not renewed for this long is put back in its queue, ms.
+    public var queueLeaseMs: Int64 = 30_000
     /// API keys that may do anything (`Authorization: Bearer <key>`).
     public var apiKeys: [String] = []
     /// Secret for HS256 tokens whose `publish`/`subscribe` claims list channel globs.
@@ -130,6 +132,10 @@ public struct Config: Sendable {
         },
         Option(flag: "claim-idle", environment: "HERALD_CLAIM_IDLE") { c, v throws(ConfigError) in
             c.claimIdleMs = try seconds("--claim-idle", v)
+        },
+        Option(flag: "queue-lease", environment: "HERALD_QUEUE_LEASE") { c, v throws(ConfigError) in
+            c.queueLeaseMs = try seconds("--queue-lease", v)
+            guard c.queueLeaseMs >= 300 else { throw ConfigError("--queue-lease", v, "must be at least 0.3 seconds") }
         },
         Option(flag: "api-keys", environment: "HERALD_API_KEYS") { c, v throws(ConfigError) in
             c.apiKeys = v.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }

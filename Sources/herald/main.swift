@@ -46,6 +46,8 @@ struct HeraldCommand: ParsableCommand {
     var maxBlocking: String?
     @Option(parsing: .unconditional, help: "Seconds a consumer-group entry may stay pending on a vanished consumer before another claims it. [HERALD_CLAIM_IDLE, default 30]")
     var claimIdle: String?
+    @Option(parsing: .unconditional, help: "Seconds a queue worker's processing list lives without renewal; then any Herald puts its items back (a Herald killed with items held). [HERALD_QUEUE_LEASE, default 30]")
+    var queueLease: String?
     @Option(parsing: .unconditional, help: "Comma-separated API keys (16+ chars) allowed to do anything; turns auth on. [HERALD_API_KEYS]")
     var apiKeys: String?
     @Option(parsing: .unconditional, help: "Secret (32+ bytes) for HS256 tokens with publish/subscribe channel globs; turns auth on. [HERALD_JWT_SECRET]")
@@ -88,6 +90,7 @@ struct HeraldCommand: ParsableCommand {
         flags["keepalive-timeout"] = keepaliveTimeout
         flags["max-blocking"] = maxBlocking
         flags["claim-idle"] = claimIdle
+        flags["queue-lease"] = queueLease
         flags["api-keys"] = apiKeys
         flags["jwt-secret"] = jwtSecret
         flags["allowed-origins"] = allowedOrigins

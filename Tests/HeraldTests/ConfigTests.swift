@@ -193,6 +193,9 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(refusedOption(["max-pending": "many"]), "--max-pending")
         XCTAssertEqual(refusedOption(["max-blocking": "0"]), "--max-blocking")
         XCTAssertEqual(refusedOption(["claim-idle": "-1"]), "--claim-idle")
+        XCTAssertEqual(refusedOption(["queue-lease": "0.1"]), "--queue-lease", "shorter than a renewal round trip")
+        XCTAssertEqual(try resolve(["queue-lease": "1.5"]).queueLeaseMs, 1500)
+        XCTAssertEqual(try resolve().queueLeaseMs, 30_000)
         XCTAssertEqual(refusedOption(["redis": "redis://a:1,redis://b:2/3"]), "--redis")
         do throws(ConfigError) {
             _ = try Config.resolve(flags: ["jwt-secret": "leaky-but-short"], environment: [:])

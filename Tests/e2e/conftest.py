@@ -724,6 +724,14 @@ def open_subscriber(herald_or_port, channels=(), patterns=(), shards=(), fmt=Non
     return ws
 
 
+def connected_clients(redis):
+    """Clients Redis counts right now (INFO clients), Herald's links among them."""
+    for line in redis.cli("INFO", "clients").splitlines():
+        if line.startswith("connected_clients:"):
+            return int(line.split(":", 1)[1])
+    raise AssertionError("INFO clients has no connected_clients")
+
+
 def publish(herald, channel, message, sharded=False, expect_status=200):
     """POST /publish/{channel}; returns the decoded JSON answer."""
     path = "/publish/" + urllib.parse.quote(channel, safe="")

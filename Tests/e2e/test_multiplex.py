@@ -7,18 +7,11 @@ import time
 
 from websockets.asyncio.client import connect
 
-from conftest import http_json, open_subscriber, publish, recv_json, wait_until
+from conftest import connected_clients, http_json, open_subscriber, publish, recv_json, wait_until
 
 N_CLIENTS = 1000
 BATCH = 100
 LOOPS = 2
-
-
-def connected_clients(redis):
-    for line in redis.cli("INFO", "clients").splitlines():
-        if line.startswith("connected_clients:"):
-            return int(line.split(":", 1)[1])
-    raise AssertionError("INFO clients has no connected_clients")
 
 
 def pubsub_channels(redis, pattern):

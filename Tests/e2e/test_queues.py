@@ -2,6 +2,7 @@
 the WebSocket worker mode whose taken items survive the worker vanishing."""
 
 import json
+import signal
 import socket
 import threading
 import time
@@ -13,11 +14,13 @@ from conftest import (
     RawWebSocket,
     assert_json_error,
     assert_silent,
+    connected_clients,
     http,
     http_json,
     parse_responses,
     read_available,
     recv_json,
+    run_herald,
     unique,
     wait_until,
     ws_connect,
@@ -54,13 +57,6 @@ def blocked(redis, command):
     """Redis connections blocked right now in `command` (flags=b, cmd=<command>)."""
     lines = redis.cli("CLIENT", "LIST").splitlines()
     return sum(1 for line in lines if " flags=b " in f" {line} " and f" cmd={command} " in f" {line} ")
-
-
-def connected_clients(redis):
-    for line in redis.cli("INFO", "clients").splitlines():
-        if line.startswith("connected_clients:"):
-            return int(line.split(":", 1)[1])
-    raise AssertionError("INFO clients has no connected_clients")
 
 
 def open_connections(herald, kind="http"):
@@ -417,3 +413,93 @@ def test_two_workers_share_a_queue_fifo(herald, redis_server):
     finally:
         a.close()
         b.close()
+
+
+# --------------------------------------------------------------------------- leases
+
+def registry(redis, name):
+    """The queue's registered processing lists: {list: lease expiry in Unix ms}."""
+    lines = redis.cli("ZRANGE", f"herald:consumers:{{{name}}}", 0, -1, "WITHSCORES").splitlines()
+    return {lines[i]: int(float(lines[i + 1])) for i in range(0, len(lines) - 1, 2)}
+
+
+def worker_pops(worker, count):
+    items = []
+    for i in range(count):
+        worker.send(json.dumps({"op": "pop", "wait": 0, "id": i}))
+        message = recv_json(worker)
+        assert message.get("type") == "item", message
+        items.append(message)
+    return items
+
+
+def test_items_held_by_a_killed_herald_go_back_to_the_queue(start_redis, start_herald):
+    """A Herald killed (SIGKILL, no drain) while its worker held items: another Herald puts
+    them back once the lease ran out, oldest first, and forgets the processing list."""
+    redis_server = start_redis()
+    doomed = start_herald("--queue-lease", "1", redis_url=redis_server.url)
+    name = unique("lease")
+    for item in ("job-1", "job-2", "job-3"):
+        push(doomed, name, item)
+    worker = ws_connect(worker_url(doomed, name))
+    try:
+        assert [m["data"] for m in worker_pops(worker, 2)] == ["job-1", "job-2"]
+        lists = processing_lists(redis_server, name)
+        assert len(lists) == 1 and sorted(lrange(redis_server, lists[0])) == ["job-1", "job-2"]
+        assert list(registry(redis_server, name)) == lists, "the worker's list is leased"
+        doomed.stop(signal.SIGKILL)
+    finally:
+        worker.close()
+    assert lrange(redis_server, lists[0]), "a killed Herald put nothing back by itself"
+
+    survivor = start_herald("--queue-lease", "1", redis_url=redis_server.url)
+    assert pop_item(survivor, name) == b"job-3"
+    # The lease (1 s) runs out; the next pops put the held items back and take them in order.
+    got = []
+    deadline = time.monotonic() + 10
+    while len(got) < 2 and time.monotonic() < deadline:
+        status, _, body = pop(survivor, name)
+        if status == 200:
+            got.append(body)
+        else:
+            assert status == 204, (status, body)
+            time.sleep(0.2)
+    assert got == [b"job-1", b"job-2"]
+    assert processing_lists(redis_server, name) == []
+    wait_until(lambda: registry(redis_server, name) == {}, timeout=5, what="the dead list to be unregistered")
+    assert pop(survivor, name)[0] == 204
+
+
+def test_a_live_workers_items_are_never_reaped(start_redis, start_herald):
+    """With a 1 s lease, a worker that holds an item for several leases keeps it (its Herald
+    renews the lease) while pops on another Herald find the queue empty; the ack removes it."""
+    redis_server = start_redis()
+    holder_herald = start_herald("--queue-lease", "1", redis_url=redis_server.url)
+    other = start_herald("--queue-lease", "1", redis_url=redis_server.url)
+    name = unique("live")
+    push(holder_herald, name, "mine")
+    worker = ws_connect(worker_url(holder_herald, name))
+    try:
+        [held] = worker_pops(worker, 1)
+        first_expiry = registry(redis_server, name)
+        end = time.monotonic() + 3.5
+        while time.monotonic() < end:
+            assert pop(other, name)[0] == 204, "the held item was put back while its worker lives"
+            time.sleep(0.25)
+        [(lst, expiry)] = registry(redis_server, name).items()
+        assert expiry > list(first_expiry.values())[0], "the lease was renewed"
+        assert lrange(redis_server, lst) == ["mine"]
+        worker.send(json.dumps({"op": "ack", "queue": name, "tag": held["tag"]}))
+        assert recv_json(worker) == {"type": "acked", "queue": name, "tag": held["tag"]}
+    finally:
+        worker.close()
+    # A worker that leaves cleanly unregisters its list at once.
+    wait_until(lambda: registry(redis_server, name) == {}, timeout=5, what="the closed worker's list to be unregistered")
+    assert processing_lists(redis_server, name) == []
+    assert pop(other, name)[0] == 204
+
+
+def test_queue_lease_must_be_sane():
+    for value in ("0.1", "abc", "-1"):
+        done = run_herald("--queue-lease", value)
+        assert done.returncode == 2 and "--queue-lease" in done.stderr, (value, done.stderr)

@@ -18,6 +18,7 @@ from conftest import (
     RawWebSocket,
     assert_json_error,
     assert_silent,
+    connected_clients,
     http,
     http_json,
     parse_responses,
@@ -594,13 +595,6 @@ def test_subscribe_to_a_key_of_another_type(herald, redis_server):
 
 N_TAILS = 200
 LOOPS = 2
-
-
-def connected_clients(redis):
-    for line in redis.cli("INFO", "clients").splitlines():
-        if line.startswith("connected_clients:"):
-            return int(line.split(":", 1)[1])
-    raise AssertionError("INFO clients has no connected_clients")
 
 
 def test_200_tailing_clients_share_one_xread_link_per_loop(start_redis, start_herald):

@@ -216,6 +216,27 @@ def test_unsubscribe_without_lists_drops_everything(herald):
         ws.close()
 
 
+def test_canonically_equivalent_names_are_two_channels(herald):
+    """Redis tells channels apart by bytes: "café" spelled with U+00E9 and with e + U+0301 are
+    two channels, on one connection too (subscribe, deliveries, unsubscribe-everything)."""
+    base = unique("eq")
+    composed, decomposed = base + "-caf\u00e9", base + "-cafe\u0301"
+    ws = open_subscriber(herald, channels=[composed, decomposed])
+    try:
+        assert publish(herald, composed, "one")["receivers"] == 1
+        assert publish(herald, decomposed, "two")["receivers"] == 1
+        got = recv_n(ws, 2)
+        assert sorted((m["channel"], m["data"]) for m in got) == sorted([(composed, "one"), (decomposed, "two")])
+        send_json(ws, {"op": "unsubscribe"})
+        answer = recv_json(ws)
+        assert answer["type"] == "unsubscribed" and sorted(answer["names"]) == sorted([composed, decomposed]), answer
+        publish_until_nobody_listens(herald, composed)
+        publish_until_nobody_listens(herald, decomposed)
+        assert_silent(ws, 0.3)
+    finally:
+        ws.close()
+
+
 def test_raw_format(herald):
     channel = unique("raw")
     ws = open_subscriber(herald, channels=[channel], fmt="raw")

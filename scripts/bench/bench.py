@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Herald's side-by-side benchmark (`make bench`, via scripts/bench/run.sh).
 
-Starts one private redis-server and, on free loopback ports, Herald (release, --loops 2),
+Starts one private redis-server and, on free loopback ports, Herald (release, its default loop
+count unless HERALD_LOOPS is set),
 Webdis and Nchan (configs from shared/docs/competitors.md), all on that Redis; runs every
 scenario against each gateway in turn, BENCH_RUNS times (interleaved, so drifting machine load
 spreads over all three); prints one table (min/median/max, Herald ÷ each competitor) and writes
@@ -126,7 +127,9 @@ class Stack:
     def start(self, gateway):
         port = self.ports[gateway]
         if gateway == "herald":
-            argv = [HERALD_BIN, "--port", str(port), "--loops", "2", "--log-level", "warning",
+            # Loops: Herald's own default (one per core, minus one for a Redis on this host), or
+            # HERALD_LOOPS from the environment, which Herald reads itself.
+            argv = [HERALD_BIN, "--port", str(port), "--log-level", "warning",
                     "--redis", f"redis://127.0.0.1:{self.redis_port}"]
             # Herald caps client connections (default 10,000); the 19,000 scenario needs more.
             if "--max-connections" in version([HERALD_BIN, "--help"], r"(--max-connections)"):
@@ -171,6 +174,20 @@ http {{
         self.procs.stop(gateway)
         time.sleep(0.3)
         self.start(gateway)
+
+    def herald_loops(self):
+        """Herald's event-loop threads (named herald-loop-N), counted in /proc."""
+        task = f"/proc/{self.procs.procs['herald'].pid}/task"
+        for _ in range(50):
+            names = []
+            for tid in os.listdir(task):
+                with open(f"{task}/{tid}/comm") as f:
+                    names.append(f.read().strip())
+            loops = sum(1 for name in names if name.startswith("herald-loop-"))
+            if loops:
+                return loops
+            time.sleep(0.1)
+        return 0
 
     def pids(self, gateway):
         """The processes doing the gateway's work: nginx's workers, not its master."""
@@ -622,7 +639,7 @@ def main():
                      "wrk": dpkg_version("wrk"), "swift": version(["swift", "--version"]),
                      "herald": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                                               capture_output=True, text=True).stdout.strip()},
-        "settings": {"runs": RUNS, "scale": SCALE, "duration_s": DURATION, "herald_loops": 2,
+        "settings": {"runs": RUNS, "scale": SCALE, "duration_s": DURATION, "herald_loops": stack.herald_loops(),
                      "herald_bin": HERALD_BIN, "bench_bin": BENCH_BIN},
     }
     all_results = {}

@@ -30,6 +30,8 @@ enum QueuesAPI {
         }
         let worker = responder.worker
         let key = target.key
+        // Items a dead worker held are due back before anyone waits on an empty queue.
+        worker.queueLeases.reapIfDue(target.name)
         let answer: (RedisReply, String) -> Void = { reply, command in
             let item: [UInt8]?
             switch reply {

@@ -43,7 +43,7 @@ enum SubscribeAPI {
                     responder.fail(.badRequest("stream must not be empty"))
                     return
                 }
-                if !streams.contains(value) { streams.append(value) }
+                if !streams.containsName(value) { streams.append(value) }
             } else if name == "format" {
                 guard let f = Format(rawValue: value) else {
                     responder.fail(.badRequest("format must be json or raw, not '\(value)'"))
@@ -55,7 +55,7 @@ enum SubscribeAPI {
                     responder.fail(.badRequest("\(name) must not be empty"))
                     return
                 }
-                if !(initial[kind]?.contains(value) ?? false) { initial[kind, default: []].append(value) }
+                if !(initial[kind]?.containsName(value) ?? false) { initial[kind, default: []].append(value) }
             }
         }
         let plan: StreamPlan

@@ -7,7 +7,8 @@ final class SubscriberSession: WebSocketApp, Subscriber {
     private let format: SubscribeAPI.Format
     /// What this client's credential allows.
     private let grant: Grant
-    private var subscriptions: [SubscriptionKind: Set<String>] = [:]
+    /// By bytes, as Redis and the Hub tell names apart.
+    private var subscriptions: [SubscriptionKind: Set<RedisName>] = [:]
     private var readers: [StreamReader] = []
     private var groups: [GroupReader] = []
     private var queueWorker: QueueWorker?
@@ -35,7 +36,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
 
     func closed() {
         isClosed = true
-        for (kind, names) in subscriptions { worker.hub.unsubscribe(self, kind: kind, names: Array(names)) }
+        for (kind, names) in subscriptions { worker.hub.unsubscribe(self, kind: kind, names: names.map(\.text)) }
         subscriptions = [:]
         for reader in readers { reader.stop() }
         for group in groups { group.stop() }
@@ -116,7 +117,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
             throw AccessPolicy.forbidden("subscribing to \(denied)")
         }
         let held = subscriptions.values.reduce(0) { $0 + $1.count }
-        let added = names.filter { !(subscriptions[kind]?.contains($0) ?? false) }.count
+        let added = Set(names.map(RedisName.init)).subtracting(subscriptions[kind] ?? []).count
         let limit = worker.config.maxSubscriptions
         guard held + added <= limit else {
             throw .tooManySubscriptions(limit: limit)
@@ -127,7 +128,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
     // MARK: Operations
 
     func subscribe(_ kind: SubscriptionKind, _ names: [String], id: JSONValue?) {
-        subscriptions[kind, default: []].formUnion(names)
+        subscriptions[kind, default: []].formUnion(names.map(RedisName.init))
         // Strong captures here: a weak one would give the session a side table, and the Hub
         // retains it on every delivery. A closed session lives on only until Redis confirms.
         worker.hub.subscribe(self, kind: kind, names: names) {
@@ -145,9 +146,9 @@ final class SubscriberSession: WebSocketApp, Subscriber {
         let everything = requested.allSatisfy { $0.1.isEmpty }
         var answered = false
         for (kind, listed) in requested {
-            let names = everything ? (subscriptions[kind].map { Array($0).sorted() } ?? []) : listed
+            let names = everything ? (subscriptions[kind].map { $0.sorted().map(\.text) } ?? []) : listed
             guard !names.isEmpty else { continue }
-            subscriptions[kind]?.subtract(names)
+            subscriptions[kind]?.subtract(names.map(RedisName.init))
             worker.hub.unsubscribe(self, kind: kind, names: names)
             sendJSON(Envelope.subscribed("unsubscribed", kind: kind, names: names, id: id))
             answered = true
@@ -158,7 +159,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
     /// `{"op":"ack","stream":s,"ids":[..]}` (consumer group) or `{"op":"ack","queue":q,"tag":n}`.
     private func ack(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
         if json["queue"] != nil {
-            guard let worker = queueWorker, json["queue"]?.stringValue == worker.queue else {
+            guard let worker = queueWorker, let queue = json["queue"]?.stringValue, RedisName(queue) == RedisName(worker.queue) else {
                 throw .badRequest("this connection is not a worker of that queue (connect with queue=...)")
             }
             guard case .number(let text)? = json["tag"], let tag = Int(text) else { throw .badRequest("tag must be a number") }
@@ -166,7 +167,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
             return
         }
         guard let stream = json["stream"]?.stringValue else { throw .badRequest("ack needs a stream (or a queue)") }
-        guard let reader = groups.first(where: { $0.stream == stream }) else {
+        guard let reader = groups.first(where: { RedisName($0.stream) == RedisName(stream) }) else {
             throw .badRequest("this connection does not consume \(stream) in a group")
         }
         var ids: [StreamID] = []
@@ -225,12 +226,12 @@ final class SubscriberSession: WebSocketApp, Subscriber {
             guard let items = list.arrayValue else { throw .badRequest("\(plural) must be an array of strings") }
             for item in items {
                 guard let name = item.stringValue, !name.isEmpty else { throw .badRequest("\(plural) must hold non-empty strings") }
-                if !names.contains(name) { names.append(name) }
+                if !names.containsName(name) { names.append(name) }
             }
         }
         if let one = json[singular] {
             guard let name = one.stringValue, !name.isEmpty else { throw .badRequest("\(singular) must be a non-empty string") }
-            if !names.contains(name) { names.append(name) }
+            if !names.containsName(name) { names.append(name) }
         }
         if required && names.isEmpty { throw .badRequest("give \(plural) (an array) or \(singular) (a string)") }
         return names

@@ -25,11 +25,11 @@ public final class Hub {
         let kind: SubscriptionKind
         let name: String
 
-        static func == (a: Key, b: Key) -> Bool { a.kind == b.kind && a.name.utf8.elementsEqual(b.name.utf8) }
+        static func == (a: Key, b: Key) -> Bool { a.kind == b.kind && RedisName(a.name) == RedisName(b.name) }
 
         func hash(into hasher: inout Hasher) {
             hasher.combine(kind)
-            for byte in name.utf8 { hasher.combine(byte) }
+            hasher.combine(RedisName(name))
         }
     }
 

@@ -1,6 +1,7 @@
 // A WebSocket client taking work from a Redis list one item at a time. Each item moves
 // atomically (BLMOVE) into this client's processing list and leaves it only on ack; if the client
-// goes away, everything it held goes back to the head of the queue. Nothing taken is lost.
+// goes away, everything it held goes back to the head of the queue. The list is leased
+// (QueueLeases): if this Herald dies with it, another puts the items back. Nothing taken is lost.
 import FoundationEssentials
 
 /// A queue consumer; confined to its loop.
@@ -20,9 +21,19 @@ final class QueueWorker {
         self.queue = queue
         self.connection = connection
         processing = "herald:processing:{\(queue)}:\(UUID().uuidString.lowercased())"
+        keepLease()
     }
 
     private var worker: Worker { connection.worker }
+
+    /// Renews this worker's lease every third of a lease period while it lives, and puts back
+    /// what dead workers of the queue left behind.
+    private func keepLease() {
+        guard !stopped else { return }
+        worker.queueLeases.renew(processing, of: queue)
+        worker.queueLeases.reapIfDue(queue)
+        worker.loop.schedule(afterMs: max(100, worker.queueLeases.leaseMs / 3)) { self.keepLease() }
+    }
     private var key: [UInt8] { Array(queue.utf8) }
 
     /// Takes the next item (waiting up to `wait` seconds) and sends it as
@@ -41,12 +52,13 @@ final class QueueWorker {
         // still be put back.
         let handle: (RedisReply) -> Void = { reply in
             self.popping = false
+            if self.stopped {
+                // The client left while the pop waited: what it brought goes back.
+                if case .string = reply { self.worker.queueLeases.putBack(self.processing, of: self.queue) }
+                return
+            }
             switch reply {
             case .string(let item):
-                if self.stopped {
-                    self.requeue(count: 1)
-                    return
-                }
                 let tag = self.nextTag
                 self.nextTag += 1
                 self.held[tag] = item
@@ -105,18 +117,13 @@ final class QueueWorker {
     }
 
     /// The client left: everything it held goes back to the pop end of the queue, oldest last
-    /// in, so the oldest is taken first again.
+    /// in, so the oldest is taken first again (an item still on its way from a pop follows when
+    /// it lands). If Redis is unreachable now, the lease runs out and a reaper does it.
     func stop() {
         guard !stopped else { return }
         stopped = true
-        requeue(count: held.count)
         held = [:]
-    }
-
-    private func requeue(count: Int) {
-        for _ in 0..<count {
-            worker.redis.send(key: key, .command("LMOVE", processing, queue, "LEFT", "RIGHT")) { _ in }
-        }
+        worker.queueLeases.putBack(processing, of: queue)
     }
 
     private func sendJSON(_ bytes: [UInt8]) {

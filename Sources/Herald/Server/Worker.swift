@@ -17,6 +17,8 @@ public final class Worker: IOHandler {
     public let cluster: ClusterCommands?
     /// Capped connections for blocking pops.
     public let blocking: BlockingPool
+    /// Leases on queue workers' processing lists (see QueueLeases).
+    public let queueLeases: QueueLeases
     /// The loop's one blocking XREAD over every tailed stream.
     public let tailer: StreamTailer
     public let hub: Hub
@@ -58,6 +60,7 @@ public final class Worker: IOHandler {
         }
         hub = Hub(link: RedisConnection(loop: loop, endpoint: endpoint, mode: .pushes, logger: logger), cluster: cluster, loop: loop, logger: logger)
         router = Router(config: config)
+        queueLeases = QueueLeases(redis: redis, leaseMs: config.queueLeaseMs)
         blocking = BlockingPool(loop: loop, endpoint: endpoint, capacity: config.maxBlocking, cluster: cluster, logger: logger)
         // One blocking XREAD per loop on a standalone Redis; a cluster refuses XREAD across
         // slots, so there the tail polls each slot's streams instead.
