@@ -259,6 +259,13 @@ final class HTTPParserTests: XCTestCase {
         }
     }
 
+    /// "chun\u{212A}ed" (KELVIN SIGN) lowercases to "chunked" by Unicode rules; a proxy in front
+    /// would not take it for chunked, so Herald must not either (request smuggling).
+    func testNonASCIITransferEncodingIs400() {
+        let e = error("POST / HTTP/1.1\r\nTransfer-Encoding: chun\u{212A}ed\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        XCTAssertEqual(e?.status, 400)
+    }
+
     func testOtherHTTPVersionsAre505() {
         for version in ["HTTP/2.0", "HTTP/0.9", "HTTP/1.2", "HTTP/3.0"] {
             let e = error("GET / \(version)\r\nHost: h\r\n\r\n")

@@ -94,6 +94,21 @@ final class RedisConnectionTests: XCTestCase {
         XCTAssertEqual(empty, .string([]))
     }
 
+    /// A command with 100,000 arguments (a SUBSCRIBE of a whole loop's channels after a
+    /// reconnect can be that long) goes out whole, empty arguments included, without the
+    /// per-argument nesting that would overflow the stack.
+    func testVeryLongCommandsAreSentWhole() throws {
+        let server = try startRedis()
+        let c = try ready(server.endpoint())
+        let items = (0..<100_000).map { $0 % 1000 == 0 ? [] : bytes("item-\($0)") }
+        var pushed: RedisReply?
+        XCTAssertTrue(c.send([bytes("RPUSH"), bytes("long")] + items) { pushed = $0 })
+        loop.run(until: { pushed != nil }, timeoutMs: 20_000)
+        XCTAssertEqual(pushed, .integer(100_000))
+        XCTAssertEqual(call(c, "LINDEX", "long", "99999"), .string(bytes("item-99999")))
+        XCTAssertEqual(call(c, "LINDEX", "long", "1000"), .string([]))
+    }
+
     func testSendBeforeReadyIsRefusedWithoutCallback() throws {
         let server = try startRedis()
         let c = RedisConnection(loop: loop, endpoint: server.endpoint(), mode: .commands, logger: .test())

@@ -30,7 +30,8 @@ enum QueuesAPI {
         }
         let worker = responder.worker
         let key = target.key
-        // Items a dead worker held are due back before anyone waits on an empty queue.
+        // Items a dead worker held go back to the queue first: the reap script and this pop go
+        // down the same link, in that order.
         worker.queueLeases.reapIfDue(target.name)
         let answer: (RedisReply, String) -> Void = { reply, command in
             let item: [UInt8]?

@@ -36,7 +36,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
 
     func closed() {
         isClosed = true
-        for (kind, names) in subscriptions { worker.hub.unsubscribe(self, kind: kind, names: names.map(\.text)) }
+        for (kind, names) in subscriptions { worker.hub.unsubscribe(self, kind: kind, names: names.map(\.text), leaving: true) }
         subscriptions = [:]
         for reader in readers { reader.stop() }
         for group in groups { group.stop() }

@@ -151,6 +151,9 @@ public struct HTTPParser {
         if !encodings.isEmpty {
             // RFC 9112 §6.1: a request with both is a smuggling attempt; reject it.
             if length != nil { throw .malformed("both Transfer-Encoding and Content-Length") }
+            // Codings are ASCII tokens; Unicode case folding would read "chun\u{212A}ed" (Kelvin
+            // sign) as chunked where a proxy in front sees an unknown coding: smuggling.
+            guard encodings.allSatisfy({ $0.utf8.allSatisfy { $0 < 128 } }) else { throw .malformed("non-ASCII Transfer-Encoding") }
             let codings = encodings.joined(separator: ",").split(separator: ",")
                 .map { $0.trimmingCharacters(in: " ").lowercased() }
             guard codings == ["chunked"] else {

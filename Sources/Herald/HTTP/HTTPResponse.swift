@@ -78,7 +78,7 @@ public struct HTTPResponse {
             if !keepAlive { w.write(Self.connectionClose) }
             w.write(Self.crlf)
             if !omitBody { w.write(body) }
-            assert(w.offset == size, "HTTPResponse.chunk sized \(size) but wrote \(w.offset)")
+            precondition(w.offset == size, "HTTPResponse.chunk sized \(size) but wrote \(w.offset)")
         }
     }
 

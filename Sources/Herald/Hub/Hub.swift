@@ -11,8 +11,8 @@ public final class Hub {
         var members: [ObjectIdentifier: Subscriber] = [:]
         /// Whether Redis has confirmed the subscription since it was (re)sent.
         var confirmed = false
-        /// Run once Redis confirms.
-        var waiters: [() -> Void] = []
+        /// Run once Redis confirms, by subscriber (dropped when that subscriber leaves).
+        var waiters: [(subscriber: ObjectIdentifier, run: () -> Void)] = []
         /// The link dropped while this topic was live; members hear of the gap on re-confirm.
         var lostMessages = false
         /// Which link holds the subscription: `main`, or a master's `host:port`.
@@ -121,7 +121,7 @@ public final class Hub {
                 topics[key] = topic
                 countDown()
             } else {
-                topic.waiters.append(countDown)
+                topic.waiters.append((ObjectIdentifier(subscriber), countDown))
                 topics[key] = topic
             }
         }
@@ -130,12 +130,15 @@ public final class Hub {
     }
 
     /// Removes `subscriber` from each name; the last one leaving unsubscribes in Redis.
-    public func unsubscribe(_ subscriber: Subscriber, kind: SubscriptionKind, names: [String]) {
+    /// `leaving`: the subscriber is gone for good; its pending confirmations are dropped too.
+    public func unsubscribe(_ subscriber: Subscriber, kind: SubscriptionKind, names: [String], leaving: Bool = false) {
         var emptied: [(Key, String)] = []
         for name in names {
             let key = Key(kind: kind, name: name)
             guard var topic = topics[key] else { continue }
             topic.members[ObjectIdentifier(subscriber)] = nil
+            // A confirmation a departed subscriber still waited for would keep it alive.
+            if leaving { topic.waiters.removeAll { $0.subscriber == ObjectIdentifier(subscriber) } }
             if topic.members.isEmpty {
                 topics[key] = nil
                 emptied.append((key, topic.home))
@@ -294,7 +297,7 @@ public final class Hub {
         topic.lostMessages = false
         topics[key] = topic
         for member in gapped { member.gap(kind: key.kind, name: key.name) }
-        for waiter in waiters { waiter() }
+        for waiter in waiters { waiter.run() }
     }
 
     private func fanOut(_ key: Key, _ delivery: Delivery) {

@@ -8,6 +8,7 @@ public struct ByteWriter {
     public init(_ out: UnsafeMutableRawBufferPointer) { self.out = out }
 
     public mutating func write(_ byte: UInt8) {
+        precondition(offset < out.count, "ByteWriter: write past the end")
         out[offset] = byte
         offset += 1
     }
@@ -25,6 +26,7 @@ public struct ByteWriter {
 
     public mutating func write(_ source: UnsafeRawBufferPointer) {
         guard let from = source.baseAddress, !source.isEmpty else { return }
+        precondition(offset + source.count <= out.count, "ByteWriter: write past the end")
         (out.baseAddress! + offset).copyMemory(from: from, byteCount: source.count)
         offset += source.count
     }
@@ -34,6 +36,7 @@ public struct ByteWriter {
         var digits = 1
         var rest = value
         while rest >= 10 { rest /= 10; digits += 1 }
+        precondition(offset + digits <= out.count, "ByteWriter: write past the end")
         rest = value
         for i in stride(from: offset + digits - 1, through: offset, by: -1) {
             out[i] = UInt8(48 + rest % 10)

@@ -1,10 +1,14 @@
 // Leases on queue workers' processing lists, so that items held by a Herald that died (killed,
 // not drained) or that could not reach Redis when its worker left go back to their queue.
 // Every worker registers its processing list in the queue's sorted set
-// `herald:consumers:{queue}` with its lease expiry (Unix ms) as the score, and renews it every
-// third of `--queue-lease`. Whoever takes work from the queue (a worker, an HTTP pop) moves the
-// items of expired lists back to the pop end, oldest out first, then forgets those lists, in
-// one Lua script: reapers racing on one list neither lose nor copy items, nor reorder them.
+// `herald:consumers:{queue}` with its lease end as the score, and renews it every third of
+// `--queue-lease`. Whoever takes work from the queue (a worker, an HTTP pop) puts back the items
+// of lists whose lease ended, then forgets those lists. Each step is one Lua script that reads
+// Redis's own clock (no skew between hosts) and runs atomically (reapers racing on one list
+// neither lose, copy nor reorder items; a lease renewed a moment ago is never reaped).
+// After this loop's link to Redis comes back, it renews its own lists at once and reaps nothing
+// for one lease period, so the lists of Heralds still reconnecting after the same outage are
+// not taken for dead.
 
 /// One loop's lease keeping and reaping; confined to its loop.
 public final class QueueLeases {
@@ -12,7 +16,13 @@ public final class QueueLeases {
     /// How long a registration lasts without renewal, ms.
     public let leaseMs: Int64
     /// When each queue was last reaped by this loop (monotonic ms).
-    private var lastReap: [String: Int64] = [:]
+    private var lastReap: [RedisName: Int64] = [:]
+    /// This loop's live processing lists and their queues (re-registered after a reconnect).
+    private var live: [RedisName: String] = [:]
+    /// `redis.reconnects` when last looked at; a change means the link came back.
+    private var reconnectsSeen = 0
+    /// No reaping before this (monotonic ms): a lease period after the link came back.
+    private var quietUntil: Int64 = 0
 
     public init(redis: CommandSender, leaseMs: Int64) {
         self.redis = redis
@@ -24,43 +34,75 @@ public final class QueueLeases {
 
     /// Registers `list` as held by a live worker of `queue` for one more lease period.
     public func renew(_ list: String, of queue: String) {
-        redis.send(key: Array(queue.utf8), .command("ZADD", Self.registry(of: queue), String(Clock.wallMs() + leaseMs), list)) { _ in }
+        live[RedisName(list)] = queue
+        noticeReconnect()
+        send(queue, .command("EVAL", Self.renewScript, "1", Self.registry(of: queue), list, String(leaseMs)))
     }
 
-    /// Moves every item of `list` back to `queue` and unregisters the list, in one atomic step
-    /// (a Lua script: a consumer popping meanwhile cannot take a newer item before an older one
-    /// is back). The newest goes back first, so the oldest is at the pop end, taken first again.
-    /// With `expiredBy`, only a list whose lease ended by then (Unix ms) is touched: its owner
-    /// may have renewed it since the reaper looked.
-    public func putBack(_ list: String, of queue: String, expiredBy: Int64? = nil) {
-        let arguments: [[UInt8]] = .command("EVAL", Self.putBackScript, "3", list, queue, Self.registry(of: queue),
-                                            expiredBy.map(String.init) ?? "any")
-        redis.send(key: Array(queue.utf8), arguments) { _ in }  // on failure the lease runs out: a later reap
+    /// The worker of `list` is gone: this loop no longer renews it.
+    public func forget(_ list: String) {
+        live[RedisName(list)] = nil
     }
 
+    /// Moves every item of `list` back to `queue` in one atomic step (a consumer popping
+    /// meanwhile cannot take a newer item before an older one is back): the newest goes back
+    /// first, so the oldest is at the pop end, taken first again. With `unregister`, the list
+    /// also leaves the registry (its worker is done with it); without, its lease runs out.
+    public func putBack(_ list: String, of queue: String, unregister: Bool = true) {
+        if unregister { forget(list) }
+        send(queue, .command("EVAL", Self.putBackScript, "3", list, queue, Self.registry(of: queue), unregister ? "1" : "0"))
+    }
+
+    /// Puts back the items of `queue`'s lists whose lease ended; at most once per third of a
+    /// lease per queue and loop, whoever asks, and not in the quiet period after a reconnect.
+    public func reapIfDue(_ queue: String) {
+        noticeReconnect()
+        let now = Clock.nowMs()
+        guard now >= quietUntil, redis.isReady else { return }
+        let name = RedisName(queue)
+        if let last = lastReap[name], now - last < leaseMs / 3 { return }
+        if lastReap.count >= 10_000 { lastReap = lastReap.filter { now - $0.value < leaseMs } }
+        lastReap[name] = now
+        send(queue, .command("EVAL", Self.reapScript, "2", Self.registry(of: queue), queue))
+    }
+
+    /// A reconnect since the last look: renew every live list now, reap nothing for a lease.
+    private func noticeReconnect() {
+        guard redis.reconnects != reconnectsSeen, redis.isReady else { return }
+        reconnectsSeen = redis.reconnects
+        quietUntil = Clock.nowMs() + leaseMs
+        for (list, queue) in live {
+            send(queue, .command("EVAL", Self.renewScript, "1", Self.registry(of: queue), list.text, String(leaseMs)))
+        }
+    }
+
+    /// Failures need no answer: an unrenewed lease runs out and a later reap puts things back.
+    private func send(_ queue: String, _ arguments: [[UInt8]]) {
+        redis.send(key: Array(queue.utf8), arguments) { _ in }
+    }
+
+    /// Redis's clock in ms (TIME inside a script is replicated by effect since Redis 5).
+    private static let redisNow = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+
+    /// KEYS: registry. ARGV: list, lease ms.
+    private static let renewScript = redisNow + "redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])\n"
+
+    /// KEYS: list, queue, registry. ARGV: "1" to unregister.
     private static let putBackScript = """
-        if ARGV[1] ~= 'any' then
-          local lease = redis.call('ZSCORE', KEYS[3], KEYS[1])
-          if lease and tonumber(lease) > tonumber(ARGV[1]) then return -1 end
-        end
         local moved = 0
         while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do moved = moved + 1 end
-        redis.call('ZREM', KEYS[3], KEYS[1])
+        if ARGV[1] == '1' then redis.call('ZREM', KEYS[3], KEYS[1]) end
         return moved
         """
 
-    /// Puts back the items of `queue`'s expired processing lists; at most once per third of a
-    /// lease per queue and loop, whoever asks.
-    public func reapIfDue(_ queue: String) {
-        let now = Clock.nowMs()
-        if let last = lastReap[queue], now - last < leaseMs / 3 { return }
-        if lastReap.count >= 10_000 { lastReap = lastReap.filter { now - $0.value < leaseMs } }
-        lastReap[queue] = now
-        let wallNow = Clock.wallMs()
-        let expired: [[UInt8]] = .command("ZRANGEBYSCORE", Self.registry(of: queue), "-inf", String(wallNow), "LIMIT", "0", "100")
-        redis.send(key: Array(queue.utf8), expired) { reply in
-            guard case .array(let lists) = reply else { return }
-            for list in lists.compactMap(\.text) { self.putBack(list, of: queue, expiredBy: wallNow) }
-        }
-    }
+    /// KEYS: registry, queue. The processing lists named in the registry share the queue's hash
+    /// slot. Lists are taken in lease order; each is emptied back into the queue, then dropped.
+    private static let reapScript = redisNow + """
+        local moved = 0
+        for _, list in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)) do
+          while redis.call('LMOVE', list, KEYS[2], 'LEFT', 'RIGHT') do moved = moved + 1 end
+          redis.call('ZREM', KEYS[1], list)
+        end
+        return moved
+        """
 }

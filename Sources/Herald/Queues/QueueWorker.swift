@@ -29,7 +29,9 @@ final class QueueWorker {
     /// Renews this worker's lease every third of a lease period while it lives, and puts back
     /// what dead workers of the queue left behind.
     private func keepLease() {
-        guard !stopped else { return }
+        // A worker that left with a pop still waiting in Redis keeps its lease until the pop
+        // answers: the item may yet land in its list.
+        guard !stopped || popping else { return }
         worker.queueLeases.renew(processing, of: queue)
         worker.queueLeases.reapIfDue(queue)
         worker.loop.schedule(afterMs: max(100, worker.queueLeases.leaseMs / 3)) { self.keepLease() }
@@ -53,8 +55,9 @@ final class QueueWorker {
         let handle: (RedisReply) -> Void = { reply in
             self.popping = false
             if self.stopped {
-                // The client left while the pop waited: what it brought goes back.
-                if case .string = reply { self.worker.queueLeases.putBack(self.processing, of: self.queue) }
+                // The client left while the pop waited: whatever landed goes back (even after
+                // an error reply: the link may have died after Redis moved the item).
+                self.worker.queueLeases.putBack(self.processing, of: self.queue)
                 return
             }
             switch reply {
@@ -97,9 +100,12 @@ final class QueueWorker {
             sendJSON(Envelope.error(code: "unknown_tag", message: "no item with tag \(tag) is held by this connection", id: id))
             return
         }
-        let sent = worker.redis.send(key: key, [Array("LREM".utf8), Array(processing.utf8), Array("-1".utf8), item]) { [weak self] reply in
-            guard let self else { return }
-            if reply.integer != nil {
+        let sent = worker.redis.send(key: key, [Array("LREM".utf8), Array(processing.utf8), Array("-1".utf8), item]) { reply in
+            if reply.integer == 0 {
+                // Not in the list any more: its lease ran out (this Herald lost Redis for longer
+                // than --queue-lease) and it went back to the queue, maybe to another worker.
+                self.sendJSON(Envelope.error(code: "lease_lost", message: "the item went back to the queue when this worker's lease ran out; it may be handed out again", id: id))
+            } else if reply.integer != nil {
                 self.sendJSON(Envelope.answer("acked", id: id) {
                     $0.field("queue", self.queue)
                     $0.field("tag", tag)
@@ -123,7 +129,8 @@ final class QueueWorker {
         guard !stopped else { return }
         stopped = true
         held = [:]
-        worker.queueLeases.putBack(processing, of: queue)
+        // With a pop still waiting, the list stays registered (and leased) until it answers.
+        worker.queueLeases.putBack(processing, of: queue, unregister: !popping)
     }
 
     private func sendJSON(_ bytes: [UInt8]) {

@@ -35,6 +35,8 @@ public final class RedisConnection: IOHandler {
     private var failures = 0
     private var stopped = false
     private var connectTimer: Int?
+    /// The pending reconnect after a failure.
+    private var reconnectTimer: Int?
     /// Read scratch space: bytes go from the socket straight into hiredis's reader.
     private let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 1)
 
@@ -92,6 +94,9 @@ public final class RedisConnection: IOHandler {
     /// Stops for good: closes the socket, fails what is pending, never reconnects.
     public func stop() {
         stopped = true
+        // The timer holds this link strongly: cancelled, it lets the link (and its loop) go.
+        if let timer = reconnectTimer { loop.cancelTimer(timer) }
+        reconnectTimer = nil
         teardown()
         failPending("Herald is shutting down")
     }
@@ -107,12 +112,26 @@ public final class RedisConnection: IOHandler {
 
     private func append(_ arguments: [[UInt8]], _ callback: @escaping (RedisReply) -> Void) {
         guard let ctx = context else { return }
-        // hiredis reads each argument where it lies: pointers and lengths on the stack, no copy.
+        // hiredis reads each argument where it lies (pointers and lengths on the stack, no copy)
+        // for the usual short commands; a long one (a SUBSCRIBE or XREAD naming thousands) is
+        // first copied into one buffer, as pinning each array nests one call per argument.
         let count = arguments.count
         let status: Int32 = withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: count) { argv in
             withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { argvlen in
-                Self.withArguments(arguments, from: 0, argv, argvlen) {
-                    redisAppendCommandArgv(ctx, Int32(count), argv.baseAddress, argvlen.baseAddress)
+                if count <= Self.maxPinnedArguments {
+                    return Self.withArguments(arguments, from: 0, argv, argvlen) {
+                        redisAppendCommandArgv(ctx, Int32(count), argv.baseAddress, argvlen.baseAddress)
+                    }
+                }
+                let flat = arguments.flatMap { $0 }
+                return flat.withUnsafeBytes { base in
+                    var offset = 0
+                    for (i, argument) in arguments.enumerated() {
+                        argv[i] = base.baseAddress.map { ($0 + offset).assumingMemoryBound(to: CChar.self) } ?? Self.emptyArgument
+                        argvlen[i] = argument.count
+                        offset += argument.count
+                    }
+                    return redisAppendCommandArgv(ctx, Int32(count), argv.baseAddress, argvlen.baseAddress)
                 }
             }
         }
@@ -124,6 +143,9 @@ public final class RedisConnection: IOHandler {
         if mode == .commands || state == .handshaking { pending.append((Clock.nowMs(), callback)) }
         scheduleFlush()
     }
+
+    /// Longest command whose arguments are passed in place (one nested call each).
+    private static let maxPinnedArguments = 16
 
     /// Fills `argv`/`argvlen` from `arguments[index...]`, each array pinned while `body` runs.
     private static func withArguments(_ arguments: [[UInt8]], from index: Int,
@@ -311,7 +333,10 @@ public final class RedisConnection: IOHandler {
         failures += 1
         let base = min(5000, 100 << min(failures - 1, 6))
         let jittered = Int64(Double(base) * Double.random(in: 0.8...1.2))
-        loop.schedule(afterMs: jittered) { self.connect() }
+        reconnectTimer = loop.schedule(afterMs: jittered) {
+            self.reconnectTimer = nil
+            self.connect()
+        }
     }
 
     private func failPending(_ reason: String) {
