@@ -72,4 +72,16 @@ final class SlotHashTests: XCTestCase {
     func testBinaryKeys() {
         XCTAssertEqual(SlotHash.slot([0xFF, UInt8(ascii: "{"), UInt8(ascii: "a"), UInt8(ascii: "}"), 0x01]), 15495)
     }
+
+    func testTagPutsAKeyInTheSameSlotAsTheName() {
+        XCTAssertEqual(SlotHash.tag(of: "jobs"), "jobs")
+        XCTAssertEqual(SlotHash.tag(of: "jobs{eu}-1"), "eu")
+        XCTAssertNil(SlotHash.tag(of: "a{}b"), "an empty tag does not count; the whole name, } included, is hashed")
+        XCTAssertEqual(SlotHash.tag(of: "{x}{y}"), "x")
+        XCTAssertNil(SlotHash.tag(of: "a}b"), "no {T} can hold a name with } outside a tag")
+        for name in ["jobs", "jobs{eu}-1", "{x}{y}", "a{b", "caf\u{00E9}{\u{00E9}}"] {
+            let tag = SlotHash.tag(of: name)!
+            XCTAssertEqual(SlotHash.slot(Array("herald:processing:{\(tag)}:\(name):id".utf8)), SlotHash.slot(Array(name.utf8)), name)
+        }
+    }
 }

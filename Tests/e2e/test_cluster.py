@@ -284,6 +284,32 @@ def test_queue_worker_pop_and_ack_on_every_master(cherald, redis_cluster):
                what="the processing list to be gone")
 
 
+def test_queue_worker_on_a_name_with_its_own_hash_tag(cherald, redis_cluster):
+    """A queue named `work-..{t}` is hashed by `t`: its processing list and lease registry carry
+    that tag (not the whole name, which would land elsewhere), so BLMOVE and the lease scripts
+    work; the item goes back when the worker vanishes."""
+    tag = unique("t")
+    name = f"{unique('work')}{{{tag}}}"
+    push(cherald, name, "tagged")
+    worker = RawWebSocket(cherald.port, "/subscribe?" + urllib.parse.urlencode({"queue": name}))
+    owner = redis_cluster.owner(name)
+    try:
+        worker.send_text(json.dumps({"op": "pop", "wait": 0}))
+        _, _, payload = worker.recv_frame()
+        assert json.loads(payload)["data"] == "tagged", payload
+        lists = [k for k in redis_cluster.cli(owner, "KEYS", f"herald:processing:{{{tag}}}:*").splitlines() if k]
+        assert lists == [k for k in lists if k.startswith(f"herald:processing:{{{tag}}}:{name}:")] and len(lists) == 1, lists
+        assert redis_cluster.keyslot(lists[0]) == redis_cluster.keyslot(name)
+        registry = f"herald:consumers:{{{tag}}}:{name}"
+        assert redis_cluster.cli(owner, "ZRANGE", registry, 0, -1).split() == lists
+    finally:
+        worker.close()  # abrupt: no close frame
+    wait_until(lambda: cluster_lrange(redis_cluster, name) == ["tagged"], timeout=5,
+               what="the unacked item to be back in the tagged queue")
+    wait_until(lambda: redis_cluster.cli(owner, "EXISTS", registry).strip() == "0", timeout=5,
+               what="the worker's list to be unregistered")
+
+
 # --------------------------------------------------------------------------- pub/sub
 
 def test_sharded_publish_reaches_subscribers_on_every_master(cherald, redis_cluster):

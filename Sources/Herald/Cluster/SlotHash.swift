@@ -24,4 +24,16 @@ public enum SlotHash {
         }
         return Int(crc16(key)) % slotCount
     }
+
+    /// A hash tag `T` such that a key holding `{T}` lands in `key`'s slot: the key's own tag
+    /// when it has one, else the whole key; nil when the key has no tag but holds a `}` (no
+    /// `{T}` can carry it).
+    public static func tag(of key: String) -> String? {
+        let bytes = Array(key.utf8)
+        if let open = bytes.firstIndex(of: UInt8(ascii: "{")),
+           let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1 {
+            return String(decoding: bytes[(open + 1)..<close], as: UTF8.self)
+        }
+        return bytes.contains(UInt8(ascii: "}")) ? nil : key
+    }
 }

@@ -30,7 +30,7 @@ public final class QueueLeases {
     }
 
     /// The sorted set of a queue's processing lists; shares the queue's hash slot.
-    public static func registry(of queue: String) -> String { "herald:consumers:{\(queue)}" }
+    static func registry(of queue: String) -> String { QueueKeys.registry(queue) }
 
     /// Registers `list` as held by a live worker of `queue` for one more lease period.
     public func renew(_ list: String, of queue: String) {

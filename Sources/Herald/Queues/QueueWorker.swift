@@ -8,7 +8,7 @@ import FoundationEssentials
 final class QueueWorker {
     let queue: String
     private let connection: ClientConnection
-    /// This consumer's processing list; shares the queue's hash slot (`{queue}` tag) so BLMOVE
+    /// This consumer's processing list; shares the queue's hash slot (QueueKeys) so BLMOVE
     /// works in a cluster.
     let processing: String
     /// Items handed to the client and not acked, by tag.
@@ -20,7 +20,7 @@ final class QueueWorker {
     init(queue: String, connection: ClientConnection) {
         self.queue = queue
         self.connection = connection
-        processing = "herald:processing:{\(queue)}:\(UUID().uuidString.lowercased())"
+        processing = QueueKeys.processingList(queue, id: UUID().uuidString.lowercased())
         keepLease()
     }
 
