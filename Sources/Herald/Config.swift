@@ -17,9 +17,12 @@ public struct Config: Sendable {
     /// 2-core machine that shares Herald with Redis, one loop serves 1.15–1.3× the publishes of
     /// two at less CPU per request (BENCHMARKS.md, "Loops").
     public var loops: Int {
-        if let loopsSetting { return loopsSetting }
-        let redisIsLocal = redis.allSatisfy { Socket.isLoopback(host: $0.host) }
-        return max(1, Config.coreCount - (redisIsLocal ? 1 : 0))
+        loopsSetting ?? Self.automaticLoops(cores: Config.coreCount, redisIsLocal: redis.allSatisfy { Socket.isLoopback(host: $0.host) })
+    }
+
+    /// The automatic loop count: one per core, one fewer (at least 1) for a Redis on this host.
+    public static func automaticLoops(cores: Int, redisIsLocal: Bool) -> Int {
+        max(1, cores - (redisIsLocal ? 1 : 0))
     }
     public var publicDir = "./public"
     /// Largest request body, bytes.

@@ -37,6 +37,13 @@ final class ConfigTests: XCTestCase {
         XCTAssertFalse(c.echo)
     }
 
+    func testAutomaticLoopCountByCoresAndWhereRedisIs() {
+        XCTAssertEqual(Config.automaticLoops(cores: 8, redisIsLocal: true), 7)
+        XCTAssertEqual(Config.automaticLoops(cores: 8, redisIsLocal: false), 8)
+        XCTAssertEqual(Config.automaticLoops(cores: 2, redisIsLocal: true), 1)
+        XCTAssertEqual(Config.automaticLoops(cores: 1, redisIsLocal: true), 1, "never zero loops")
+    }
+
     func testAutomaticLoopsLeaveACoreToALocalRedisOnly() throws {
         XCTAssertEqual(try resolve(["redis": "redis://10.0.0.5:6379"]).loops, Config.coreCount)
         XCTAssertEqual(try resolve(["redis": "redis://localhost:6380"]).loops, max(1, Config.coreCount - 1))

@@ -76,6 +76,12 @@ final class WebSocketHandshakeTests: XCTestCase {
     func testMissingConnectionUpgradeIs400() {
         XCTAssertEqual(status(upgrade(["connection": nil])), 400)
         XCTAssertEqual(status(upgrade(["connection": "keep-alive"])), 400)
+        XCTAssertEqual(status(upgrade(["connection": "upgraded"])), 400, "only the whole token counts")
+    }
+
+    func testUpgradeIsFoundAnywhereInTheConnectionList() {
+        XCTAssertNil(status(upgrade(["connection": "keep-alive,\tUpgrade "])))
+        XCTAssertNil(status(upgrade(["connection": "UPGRADE"])))
     }
 
     func testMissingUpgradeHeaderIs400() {

@@ -433,6 +433,24 @@ def worker_pops(worker, count):
     return items
 
 
+def holding_worker(start_redis, start_herald, lease, prefix, item):
+    """A private Redis, two Heralds with `--queue-lease lease` (the holder and another), and a
+    worker on the holder that popped the queue's one item `item` and holds it.
+    Returns (redis, other Herald, queue name, worker, the item message)."""
+    redis_server = start_redis()
+    holder = start_herald("--queue-lease", lease, redis_url=redis_server.url)
+    other = start_herald("--queue-lease", lease, redis_url=redis_server.url)
+    name = unique(prefix)
+    push(holder, name, item)
+    worker = ws_connect(worker_url(holder, name))
+    try:
+        [held] = worker_pops(worker, 1)
+    except BaseException:
+        worker.close()
+        raise
+    return redis_server, other, name, worker, held
+
+
 def test_items_held_by_a_killed_herald_go_back_to_the_queue(start_redis, start_herald):
     """A Herald killed (SIGKILL, no drain) while its worker held items: another Herald puts
     them back once the lease ran out, oldest first, and forgets the processing list."""
@@ -466,14 +484,8 @@ def test_a_live_workers_items_are_never_reaped(start_redis, start_herald):
     """With a 2 s lease, a worker that holds an item for more than two leases keeps it (its
     Herald renews the lease) while pops on another Herald find the queue empty; the ack removes
     it."""
-    redis_server = start_redis()
-    holder_herald = start_herald("--queue-lease", "2", redis_url=redis_server.url)
-    other = start_herald("--queue-lease", "2", redis_url=redis_server.url)
-    name = unique("live")
-    push(holder_herald, name, "mine")
-    worker = ws_connect(worker_url(holder_herald, name))
+    redis_server, other, name, worker, held = holding_worker(start_redis, start_herald, "2", "live", "mine")
     try:
-        [held] = worker_pops(worker, 1)
         first_expiry = registry(redis_server, name)
         end = time.monotonic() + 4.5
         while time.monotonic() < end:
@@ -495,14 +507,8 @@ def test_a_live_workers_items_are_never_reaped(start_redis, start_herald):
 def test_ack_after_the_lease_ran_out_says_lease_lost(start_redis, start_herald):
     """A worker whose lease ran out (as if its Herald had been cut off from Redis) while it held
     an item: another Herald's pop reaps the item and gets it; the late ack answers lease_lost."""
-    redis_server = start_redis()
-    holder_herald = start_herald("--queue-lease", "3", redis_url=redis_server.url)
-    other = start_herald("--queue-lease", "3", redis_url=redis_server.url)
-    name = unique("lost")
-    push(holder_herald, name, "only")
-    worker = ws_connect(worker_url(holder_herald, name))
+    redis_server, other, name, worker, held = holding_worker(start_redis, start_herald, "3", "lost", "only")
     try:
-        [held] = worker_pops(worker, 1)
         [held_list] = registry(redis_server, name)
         taken = None
         for _ in range(20):

@@ -10,17 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-packages=(webdis nginx-light libnginx-mod-nchan wrk redis-server redis-tools)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "bench: installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. scripts/apt-missing.sh
+apt_install_missing bench webdis nginx-light libnginx-mod-nchan wrk redis-server redis-tools
 [ -x .venv/bin/python ] || python3 -m venv .venv
 if ! .venv/bin/python -c "import matplotlib" 2>/dev/null; then
   echo "bench: installing matplotlib into .venv"

@@ -84,14 +84,6 @@ func checkGlobs(pattern: String, channel: String, globs: [String]) {
     _ = grant.firstDenied([.channel: [channel], .pattern: [pattern]])
 }
 
-extension String {
-    func trimmingWhitespaceForFuzz() -> String {
-        var s = Substring(self)
-        while let f = s.first, f.isWhitespace { s = s.dropFirst() }
-        while let l = s.last, l.isWhitespace { s = s.dropLast() }
-        return String(s)
-    }
-}
 
 runFuzzer { data, size in
     let input = bytes(data, size)

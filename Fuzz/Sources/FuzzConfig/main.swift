@@ -91,14 +91,6 @@ func checkConfig(_ c: Config) {
     _ = c.access.isEnabled
 }
 
-extension String {
-    func trimmingWhitespaceForFuzz() -> String {
-        var s = Substring(self)
-        while let f = s.first, f.isWhitespace { s = s.dropFirst() }
-        while let l = s.last, l.isWhitespace { s = s.dropLast() }
-        return String(s)
-    }
-}
 
 struct Resolved: Equatable {
     var host: String, port: Int, redis: [RedisEndpoint], loops: Int, publicDir: String

@@ -76,3 +76,14 @@ public func describe<C: Collection>(_ bytes: C, limit: Int = 200) -> String wher
     }
     return bytes.count > limit ? s + "…(\(bytes.count) bytes)" : s
 }
+
+extension String {
+    /// The text without leading and trailing whitespace: the fuzz targets' own oracle for what
+    /// Herald's config and auth code trim.
+    public func trimmingWhitespaceForFuzz() -> String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s = s.dropFirst() }
+        while let l = s.last, l.isWhitespace { s = s.dropLast() }
+        return String(s)
+    }
+}

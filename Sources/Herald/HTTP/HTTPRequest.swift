@@ -42,9 +42,12 @@ public struct HTTPRequest: Sendable {
     /// HTTP/1.1 keeps the connection open unless told otherwise; HTTP/1.0 only when asked.
     /// Every Connection field counts (RFC 9110 §7.6.1): the options are their union.
     public var keepAlive: Bool {
-        let wanted = minorVersion == 0 ? Self.keepAliveToken : Self.closeToken
-        let found = headers.contains { $0.name == "connection" && Self.hasToken(wanted, in: $0.value) }
-        return minorVersion == 0 ? found : !found
+        minorVersion == 0 ? connectionHas(Self.keepAliveToken) : !connectionHas(Self.closeToken)
+    }
+
+    /// Whether a Connection field lists `token` (lowercase letters and "-" only).
+    public func connectionHas(_ token: [UInt8]) -> Bool {
+        headers.contains { $0.name == "connection" && Self.hasToken(token, in: $0.value) }
     }
 
     private static let closeToken = Array("close".utf8)

@@ -45,10 +45,10 @@ public struct HTTPResponse {
     public func chunk(keepAlive: Bool, corsOrigin: String? = nil) -> Chunk {
         let reason = Self.reason(status)
         let hasLength = status != 304 && status != 204 && status != 101 && !streaming
-        var size = Self.statusLinePrefix.count + Self.decimalCount(status) + 1 + reason.utf8.count + 2
+        var size = Self.statusLinePrefix.count + ByteWriter.decimalCount(status) + 1 + reason.utf8.count + 2
         for (name, value) in headers { size += name.utf8.count + 2 + value.utf8.count + 2 }
         if let corsOrigin { size += Self.allowOrigin.count + corsOrigin.utf8.count + 2 + Self.varyOrigin.count }
-        if hasLength { size += Self.contentLength.count + Self.decimalCount(body.count) + 2 }
+        if hasLength { size += Self.contentLength.count + ByteWriter.decimalCount(body.count) + 2 }
         if !keepAlive { size += Self.connectionClose.count }
         size += 2 + (omitBody ? 0 : body.count)
         return Chunk.make(count: size) { out in
@@ -89,14 +89,6 @@ public struct HTTPResponse {
     private static let varyOrigin = Array("Vary: Origin\r\n".utf8)
     private static let colonSpace = Array(": ".utf8)
     private static let crlf: [UInt8] = [13, 10]
-
-    /// Digits of a non-negative number in decimal.
-    static func decimalCount(_ value: Int) -> Int {
-        var digits = 1
-        var rest = value
-        while rest >= 10 { rest /= 10; digits += 1 }
-        return digits
-    }
 
     public static func reason(_ status: Int) -> String {
         switch status {

@@ -25,11 +25,14 @@ public enum PercentDecoding {
         return out
     }
 
-    /// A path segment decoded to text: nil on a malformed escape or when the bytes are not
-    /// UTF-8. Text without escapes is taken as it is, without a copy through bytes.
-    public static func decodeText(_ text: Substring) -> String? {
-        guard text.utf8.contains(UInt8(ascii: "%")) else { return String(text) }
-        guard let bytes = decode(text), UTF8Validation.isValid(bytes) else { return nil }
+    /// A path segment (or, with `plusIsSpace`, a query name or value) decoded to text: nil on a
+    /// malformed escape or when the bytes are not UTF-8. Text without escapes is taken as it is,
+    /// without a copy through bytes.
+    public static func decodeText(_ text: Substring, plusIsSpace: Bool = false) -> String? {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || ($0 == UInt8(ascii: "+") && plusIsSpace) }) else {
+            return String(text)
+        }
+        guard let bytes = decode(text, plusIsSpace: plusIsSpace), UTF8Validation.isValid(bytes) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
 
@@ -47,10 +50,9 @@ public enum PercentDecoding {
         var items: [(String, String)] = []
         for pair in query.split(separator: "&") where !pair.isEmpty {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = decode(parts[0], plusIsSpace: true),
-                  let value = decode(parts.count > 1 ? parts[1] : "", plusIsSpace: true),
-                  UTF8Validation.isValid(name), UTF8Validation.isValid(value) else { return nil }
-            items.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            guard let name = decodeText(Substring(parts[0]), plusIsSpace: true),
+                  let value = decodeText(parts.count > 1 ? Substring(parts[1]) : "", plusIsSpace: true) else { return nil }
+            items.append((name, value))
         }
         return items
     }

@@ -31,13 +31,19 @@ public struct ByteWriter {
         offset += source.count
     }
 
-    /// A non-negative number in decimal.
-    public mutating func writeDecimal(_ value: Int) {
+    /// Digits of a non-negative number in decimal (to size a buffer before `writeDecimal`).
+    public static func decimalCount(_ value: Int) -> Int {
         var digits = 1
         var rest = value
         while rest >= 10 { rest /= 10; digits += 1 }
+        return digits
+    }
+
+    /// A non-negative number in decimal.
+    public mutating func writeDecimal(_ value: Int) {
+        let digits = Self.decimalCount(value)
         precondition(offset + digits <= out.count, "ByteWriter: write past the end")
-        rest = value
+        var rest = value
         for i in stride(from: offset + digits - 1, through: offset, by: -1) {
             out[i] = UInt8(48 + rest % 10)
             rest /= 10

@@ -26,6 +26,8 @@ public final class Worker: IOHandler {
     private let listener: Int32
     private var connections: [ObjectIdentifier: ClientConnection] = [:]
     private var pendingFlushes: [ClientConnection] = []
+    /// The list being flushed this tick (connections queued meanwhile go to `pendingFlushes`).
+    private var flushing: [ClientConnection] = []
     /// Shared read space for client sockets: bytes are copied out only when a message is partial.
     let readScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 1)
     public private(set) var isDraining = false
@@ -131,9 +133,11 @@ public final class Worker: IOHandler {
     func queueFlush(_ connection: ClientConnection) {
         if pendingFlushes.isEmpty {
             loop.deferToEndOfTick { [unowned self] in
-                let batch = self.pendingFlushes
-                self.pendingFlushes = []
-                for connection in batch { connection.flush() }
+                // Two lists traded each tick, so a fan-out to thousands reuses their storage
+                // instead of growing a fresh array every message.
+                swap(&self.flushing, &self.pendingFlushes)
+                for connection in self.flushing { connection.flush() }
+                self.flushing.removeAll(keepingCapacity: true)
             }
         }
         pendingFlushes.append(connection)

@@ -7,6 +7,8 @@ public enum WebSocketHandshake {
     static let guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
     /// Whether the request asks for a WebSocket upgrade at all.
+    private static let upgradeToken = Array("upgrade".utf8)
+
     public static func isUpgrade(_ request: HTTPRequest) -> Bool {
         request.header("upgrade")?.lowercased() == "websocket"
     }
@@ -15,8 +17,7 @@ public enum WebSocketHandshake {
     public static func accept(_ request: HTTPRequest) throws(HTTPError) -> HTTPResponse {
         guard request.method == "GET" else { throw .badRequest("a WebSocket upgrade must use GET") }
         guard request.minorVersion == 1 else { throw .badRequest("a WebSocket upgrade needs HTTP/1.1") }
-        let connection = request.headers.filter { $0.name == "connection" }.map(\.value).joined(separator: ",").lowercased()
-        guard connection.split(separator: ",").contains(where: { $0.trimmingCharacters(in: " ") == "upgrade" }) else {
+        guard request.connectionHas(Self.upgradeToken) else {
             throw .badRequest("a WebSocket upgrade needs `Connection: Upgrade`")
         }
         guard isUpgrade(request) else { throw .badRequest("a WebSocket upgrade needs `Upgrade: websocket`") }
