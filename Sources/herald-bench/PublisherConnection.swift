@@ -90,21 +90,11 @@ final class PublisherConnection: IOHandler {
             request.append(contentsOf: " HTTP/1.1\r\nHost: b\r\n\r\n".utf8)
         }
         inFlight.append((now, channel))
-        let wasEmpty = pendingOut.isEmpty
-        switch pendingOut.write(request, to: fd) {
-        case .failed: drop()
-        case .waiting where wasEmpty: worker.loop.modify(fd: fd, events: IOEvents.readable | IOEvents.writable)
-        default: break
-        }
+        if !pendingOut.send(request, fd: fd, loop: worker.loop) { drop() }
     }
 
     private func flushPending() {
-        guard !pendingOut.isEmpty else { return }
-        switch pendingOut.flush(to: fd) {
-        case .failed: drop()
-        case .done: worker.loop.modify(fd: fd, events: IOEvents.readable)
-        case .waiting: break
-        }
+        if !pendingOut.drain(fd: fd, loop: worker.loop) { drop() }
     }
 
     private func readAll() {

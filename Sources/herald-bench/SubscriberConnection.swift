@@ -212,21 +212,11 @@ final class SubscriberConnection: IOHandler {
     }
 
     private func send(_ bytes: [UInt8]) {
-        let wasEmpty = pendingOut.isEmpty
-        switch pendingOut.write(bytes, to: fd) {
-        case .failed: close()
-        case .waiting where wasEmpty: worker.loop.modify(fd: fd, events: IOEvents.readable | IOEvents.writable)
-        default: break
-        }
+        if !pendingOut.send(bytes, fd: fd, loop: worker.loop) { close() }
     }
 
     private func flushPending() {
-        guard !pendingOut.isEmpty else { return }
-        switch pendingOut.flush(to: fd) {
-        case .failed: close()
-        case .done: worker.loop.modify(fd: fd, events: IOEvents.readable)
-        case .waiting: break
-        }
+        if !pendingOut.drain(fd: fd, loop: worker.loop) { close() }
     }
 
     /// Closes the socket; a subscriber not yet confirmed counts as failed, a live one as lost.
