@@ -1,6 +1,13 @@
 // What every keyed endpoint (`/publish/{channel}`, `/streams/{key}`, `/queues/{name}`) checks
 // before it talks to Redis: the name in the path, the credential's reach, the query string.
 
+/// What the router learned of a broker request before its handler runs: the credential's grant
+/// and the decoded query (parsed once, as the credential may be its `token=`).
+struct Caller {
+    let grant: Grant
+    let query: [(name: String, value: String)]
+}
+
 /// A request on one named channel, stream or queue, validated.
 struct KeyedRequest {
     enum Access { case write, read }
@@ -10,23 +17,19 @@ struct KeyedRequest {
     let query: [(name: String, value: String)]
 
     /// Validates `request`; answers the error and returns nil when something is wrong.
-    init?(_ request: HTTPRequest, _ responder: Responder, prefix: String, noun: String, access: Access, verb: String, grant: Grant) {
+    init?(_ request: HTTPRequest, _ responder: Responder, prefix: String, noun: String, access: Access, verb: String, caller: Caller) {
         // By bytes: Character counting and indexing would walk grapheme boundaries.
         let encoded = Substring(request.path.utf8.dropFirst(prefix.utf8.count))
         guard let name = PercentDecoding.decodeText(encoded), !name.isEmpty else {
             responder.fail(.badRequest("the \(noun) in the path is empty or badly encoded"))
             return nil
         }
-        guard access == .write ? grant.mayPublish(name) : grant.maySubscribe(name) else {
+        guard access == .write ? caller.grant.mayPublish(name) : caller.grant.maySubscribe(name) else {
             responder.fail(AccessPolicy.forbidden("\(verb) \(name)"))
             return nil
         }
-        guard let query = PercentDecoding.query(request.query) else {
-            responder.fail(.badRequest("the query string is badly encoded"))
-            return nil
-        }
         self.name = name
-        self.query = query
+        self.query = caller.query
     }
 
     var key: [UInt8] { Array(name.utf8) }

@@ -49,9 +49,9 @@ enum PublishAPI {
         }
     }
 
-    static func publishPath(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
+    static func publishPath(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller) {
         guard let target = KeyedRequest(request, responder, prefix: "/publish/", noun: "channel", access: .write,
-                                        verb: "publishing to", grant: grant) else { return }
+                                        verb: "publishing to", caller: caller) else { return }
         let sharded: Bool
         switch target.value("sharded") {
         case nil, "false", "0": sharded = false
@@ -61,7 +61,7 @@ enum PublishAPI {
             return
         }
         let message = Message(channel: target.name, payload: request.body, sharded: sharded)
-        publish(message, grant: grant, on: responder.worker) { result in
+        publish(message, grant: caller.grant, on: responder.worker) { result in
             switch result {
             case .success(let receivers): responder.respond(.json(200, bytes: answer(message.channel, receivers)))
             case .failure(let error): responder.fail(error)
@@ -69,7 +69,7 @@ enum PublishAPI {
         }
     }
 
-    static func publishJSON(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
+    static func publishJSON(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller) {
         let json: JSONValue
         do {
             json = try JSONValue.parse(request.body)
@@ -93,14 +93,14 @@ enum PublishAPI {
             return
         }
         // A batch is checked whole before anything is published.
-        if let denied = messages.first(where: { !grant.mayPublish($0.channel) }) {
+        if let denied = messages.first(where: { !caller.grant.mayPublish($0.channel) }) {
             responder.fail(AccessPolicy.forbidden("publishing to \(denied.channel)"))
             return
         }
         var results = [Result<Int, HTTPError>?](repeating: nil, count: messages.count)
         var left = messages.count
         for (index, message) in messages.enumerated() {
-            publish(message, grant: grant, on: responder.worker) { result in
+            publish(message, grant: caller.grant, on: responder.worker) { result in
                 results[index] = result
                 left -= 1
                 guard left == 0 else { return }

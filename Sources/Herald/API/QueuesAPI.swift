@@ -5,9 +5,9 @@ enum QueuesAPI {
     /// Longest `wait` one pop may ask for, seconds.
     static let maxWaitSeconds = 300
 
-    static func push(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
+    static func push(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller) {
         guard let target = KeyedRequest(request, responder, prefix: "/queues/", noun: "queue name", access: .write,
-                                        verb: "pushing to", grant: grant) else { return }
+                                        verb: "pushing to", caller: caller) else { return }
         responder.run([Array("LPUSH".utf8), target.key, request.body], key: target.key) { reply in
             guard let length = reply.integer else { return nil }
             return .jsonObject {
@@ -17,9 +17,9 @@ enum QueuesAPI {
         }
     }
 
-    static func pop(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
+    static func pop(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller) {
         guard let target = KeyedRequest(request, responder, prefix: "/queues/", noun: "queue name", access: .read,
-                                        verb: "popping from", grant: grant) else { return }
+                                        verb: "popping from", caller: caller) else { return }
         var wait = 0
         if let text = target.value("wait") {
             guard let n = Int(text), (0...maxWaitSeconds).contains(n) else {

@@ -40,14 +40,14 @@ public struct Router {
             }
         }
 
-        /// Runs `handler` with the request's grant, or answers 400/401.
-        func authorized(_ handler: (Grant) -> Void) {
+        /// Runs `handler` with the request's grant and decoded query, or answers 400/401.
+        func authorized(_ handler: (Caller) -> Void) {
             guard let query = PercentDecoding.query(request.query) else {
                 responder.fail(.badRequest("the query string is badly encoded"))
                 return
             }
             do {
-                handler(try access.grant(for: request, query: query))
+                handler(Caller(grant: try access.grant(for: request, query: query), query: query))
             } catch {
                 responder.fail(error)
             }
@@ -60,14 +60,14 @@ public struct Router {
             allow(Self.post) { authorized { PublishAPI.publishPath(request, responder, $0) } }
         case _ where path.utf8.starts(with: "/streams/".utf8):
             allow(Self.streamMethods) {
-                authorized { grant in
-                    if method == "POST" { StreamsAPI.append(request, responder, grant) } else { StreamsAPI.range(request, responder, grant) }
+                authorized { caller in
+                    if method == "POST" { StreamsAPI.append(request, responder, caller) } else { StreamsAPI.range(request, responder, caller) }
                 }
             }
         case _ where path.utf8.starts(with: "/queues/".utf8):
             allow(Self.queueMethods) {
-                authorized { grant in
-                    if method == "POST" { QueuesAPI.push(request, responder, grant) } else { QueuesAPI.pop(request, responder, grant) }
+                authorized { caller in
+                    if method == "POST" { QueuesAPI.push(request, responder, caller) } else { QueuesAPI.pop(request, responder, caller) }
                 }
             }
         case "/subscribe":

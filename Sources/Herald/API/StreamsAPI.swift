@@ -5,9 +5,9 @@ enum StreamsAPI {
     /// Largest `count` one GET may ask for.
     static let maxCount = 10_000
 
-    static func append(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
+    static func append(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller) {
         guard let target = KeyedRequest(request, responder, prefix: "/streams/", noun: "stream key", access: .write,
-                                        verb: "appending to", grant: grant) else { return }
+                                        verb: "appending to", caller: caller) else { return }
         let key = target.name
         var arguments: [[UInt8]] = .command("XADD", key)
         if let maxlen = target.value("maxlen") {
@@ -40,9 +40,9 @@ enum StreamsAPI {
         }
     }
 
-    static func range(_ request: HTTPRequest, _ responder: Responder, _ grant: Grant) {
+    static func range(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller) {
         guard let target = KeyedRequest(request, responder, prefix: "/streams/", noun: "stream key", access: .read,
-                                        verb: "reading", grant: grant) else { return }
+                                        verb: "reading", caller: caller) else { return }
         let key = target.name
         let value = target.value
         var start = "-"
