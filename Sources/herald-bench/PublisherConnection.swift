@@ -99,25 +99,23 @@ final class PublisherConnection: IOHandler {
 
     private func readAll() {
         let scratch = worker.scratch
-        while true {
-            let n = Glibc.read(fd, scratch.baseAddress, scratch.count)
-            if n > 0 {
+        reading: while true {
+            switch Socket.read(fd, into: scratch) {
+            case .bytes(let n):
                 let now = Nanos.now()
                 var buffer = inbound
                 inbound = Reassembly()
                 buffer.feed(UnsafeRawBufferPointer(rebasing: scratch[0..<n])) { parse($0, now: now) }
                 guard isReady else { return }
                 inbound = buffer
-                if n < scratch.count { break }
-            } else if n == 0 {
+                if n < scratch.count { break reading }
+            case .wouldBlock:
+                break reading
+            case .closed:
                 drop()
                 return
-            } else if errno == EINTR {
-                continue
-            } else if errno == EAGAIN || errno == EWOULDBLOCK {
-                break
-            } else {
-                worker.noteError(SocketError("read").description)
+            case .failed(let error):
+                worker.noteError(error.description)
                 drop()
                 return
             }

@@ -79,25 +79,23 @@ final class SubscriberConnection: IOHandler {
 
     private func readAll() {
         let scratch = worker.scratch
-        for _ in 0..<8 {
-            let n = Glibc.read(fd, scratch.baseAddress, scratch.count)
-            if n > 0 {
+        reading: for _ in 0..<8 {
+            switch Socket.read(fd, into: scratch) {
+            case .bytes(let n):
                 let now = Nanos.now()
                 var buffer = inbound
                 inbound = Reassembly()
                 buffer.feed(UnsafeRawBufferPointer(rebasing: scratch[0..<n])) { parse($0, now: now) }
                 guard state != .closed else { return }
                 inbound = buffer
-                if n < scratch.count { return }
-            } else if n == 0 {
+                if n < scratch.count { break reading }
+            case .wouldBlock:
+                break reading
+            case .closed:
                 close()
                 return
-            } else if errno == EINTR {
-                continue
-            } else if errno == EAGAIN || errno == EWOULDBLOCK {
-                return
-            } else {
-                worker.noteError(SocketError("read").description)
+            case .failed(let error):
+                worker.noteError(error.description)
                 close()
                 return
             }
