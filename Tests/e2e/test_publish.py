@@ -205,6 +205,24 @@ def test_empty_channel_in_path_is_400(herald):
     assert_json_error(status, data, 400, "bad_request", "POST /publish/")
 
 
+@pytest.mark.parametrize("path", [
+    "/publish/a%zz",          # a malformed escape in the channel
+    "/publish/%C0%AF",        # an overlong encoding: not UTF-8
+    "/publish/ok?sharded=%",  # a malformed escape in the query
+    "/publish/ok?sharded=%FF",  # a query value that is not UTF-8
+    "/publish/ok?sharded=maybe",
+    "/streams/s%2?count=1",
+    "/queues/q?wait=%G0",
+])
+def test_badly_encoded_names_and_queries_are_400(herald, redis_server, path):
+    before = redis_server.cli("INFO", "commandstats")
+    status, _, data = http("POST", herald.base_url + path, b"x")
+    assert_json_error(status, data, 400, "bad_request", f"POST {path}")
+    after = redis_server.cli("INFO", "commandstats")
+    assert [l for l in before.splitlines() if "publish" in l or "xadd" in l or "lpush" in l] == \
+           [l for l in after.splitlines() if "publish" in l or "xadd" in l or "lpush" in l], "nothing reached Redis"
+
+
 def test_binary_payload_json_format_is_base64(herald):
     channel = unique("bin")
     payload = b"\xff\xfe\x00\x01binary\x80"

@@ -7,7 +7,7 @@
 // queue's full name. A name holding `}` outside a tag cannot be co-located: it keeps the plain
 // form (fine on one Redis; on a cluster its workers get Redis's CROSSSLOT error).
 
-enum QueueKeys {
+public enum QueueKeys {
     /// The part after the key's prefix that puts it in `queue`'s slot and names the queue.
     private static func scope(_ queue: String) -> String {
         guard let tag = SlotHash.tag(of: queue), tag != queue else { return "{\(queue)}" }
@@ -15,8 +15,8 @@ enum QueueKeys {
     }
 
     /// The sorted set of `queue`'s leased processing lists.
-    static func registry(_ queue: String) -> String { "herald:consumers:" + scope(queue) }
+    public static func registry(_ queue: String) -> String { "herald:consumers:" + scope(queue) }
 
     /// A worker's processing list for `queue`.
-    static func processingList(_ queue: String, id: String) -> String { "herald:processing:" + scope(queue) + ":" + id }
+    public static func processingList(_ queue: String, id: String) -> String { "herald:processing:" + scope(queue) + ":" + id }
 }
