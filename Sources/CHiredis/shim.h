@@ -1,5 +1,5 @@
 /* The C surface Herald uses: hiredis (Redis protocol), and the Linux calls that Swift's Glibc
- * module does not export (epoll, eventfd). */
+ * module does not export (epoll, eventfd, malloc_trim). */
 #include <hiredis/hiredis.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -16,3 +16,6 @@ static inline int herald_accept_nonblocking(int fd) {
 /* pthread_setname_np is a GNU extension, also hidden without _GNU_SOURCE. */
 #include <pthread.h>
 extern int pthread_setname_np(pthread_t thread, const char *name);
+
+/* Gives freed heap pages back to the kernel (glibc keeps them in its arenas otherwise). */
+#include <malloc.h>

@@ -20,8 +20,7 @@ enum PublishAPI {
         }
         guard worker.redis.pendingCount < worker.config.maxPending else {
             worker.stats.publishErrors.bump()
-            done(.failure(HTTPError(status: 503, code: "overloaded",
-                message: "\(worker.config.maxPending) commands are already waiting on Redis; retry shortly", headers: ["Retry-After": "1"])))
+            done(.failure(.overloaded("\(worker.config.maxPending) commands are already waiting on Redis; retry shortly")))
             return
         }
         let started = Clock.nowMicros()

@@ -32,6 +32,9 @@ enum SubscribeAPI {
         var format = Format.json
         var initial: [SubscriptionKind: [String]] = [:]
         var streams: [String] = []
+        // Each name once (by bytes), found with sets: a query of a megabyte is read in linear time.
+        var seen: [SubscriptionKind: Set<RedisName>] = [:]
+        var seenStreams: Set<RedisName> = []
         var single: [String: String] = [:]
         for (name, value) in query {
             if name == "token" {
@@ -43,7 +46,7 @@ enum SubscribeAPI {
                     responder.fail(.badRequest("stream must not be empty"))
                     return
                 }
-                if !streams.containsName(value) { streams.append(value) }
+                if seenStreams.insert(RedisName(value)).inserted { streams.append(value) }
             } else if name == "format" {
                 guard let f = Format(rawValue: value) else {
                     responder.fail(.badRequest("format must be json or raw, not '\(value)'"))
@@ -55,7 +58,7 @@ enum SubscribeAPI {
                     responder.fail(.badRequest("\(name) must not be empty"))
                     return
                 }
-                if !(initial[kind]?.containsName(value) ?? false) { initial[kind, default: []].append(value) }
+                if seen[kind, default: []].insert(RedisName(value)).inserted { initial[kind, default: []].append(value) }
             }
         }
         let plan: StreamPlan
@@ -105,11 +108,13 @@ enum SubscribeAPI {
                                   initial: [SubscriptionKind: [String]], plan: StreamPlan,
                                   limit: Int) throws(HTTPError) -> Grant {
         let grant = try access.grant(for: request, query: query)
+        // Every kind counts: channels, patterns, shards, each stream (read alone or in a group)
+        // and a queue.
         let keys = plan.streams + (plan.queue.map { [$0] } ?? [])
+        if initial.values.reduce(0, { $0 + $1.count }) + keys.count > limit { throw .tooManySubscriptions(limit: limit) }
         if let denied = grant.firstDenied(initial) ?? keys.first(where: { !grant.maySubscribe($0) }) {
             throw AccessPolicy.forbidden("subscribing to \(denied)")
         }
-        if initial.values.reduce(0, { $0 + $1.count }) > limit { throw .tooManySubscriptions(limit: limit) }
         return grant
     }
 

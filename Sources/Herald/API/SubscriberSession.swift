@@ -13,6 +13,11 @@ final class SubscriberSession: WebSocketApp, Subscriber {
     private var groups: [GroupReader] = []
     private var queueWorker: QueueWorker?
     private var isClosed = false
+    /// Ops waiting on Redis (publishes, acks, subscribes not yet confirmed). Capped like HTTP
+    /// pipelining: one client cannot make the loop hold its requests without bound (a
+    /// subscribe op repeated while Redis is away would otherwise pile up confirmations).
+    private var inFlight = 0
+    static let maxInFlight = 64
 
     init(connection: ClientConnection, format: SubscribeAPI.Format, grant: Grant) {
         self.connection = connection
@@ -92,11 +97,14 @@ final class SubscriberSession: WebSocketApp, Subscriber {
             sendJSON(Envelope.error(code: "bad_request", message: "op is missing", id: id))
             return
         }
-        do {
+        do throws(HTTPError) {
+            if inFlight >= Self.maxInFlight && ["subscribe", "psubscribe", "ssubscribe", "publish", "ack"].contains(op) {
+                throw HTTPError.overloaded("\(Self.maxInFlight) requests of this connection are waiting on Redis; wait for their answers")
+            }
             switch op {
-            case "subscribe": try checkedSubscribe(.channel, try names(json, plural: "channels", singular: "channel", required: true), id: id)
-            case "psubscribe": try checkedSubscribe(.pattern, try names(json, plural: "patterns", singular: "pattern", required: true), id: id)
-            case "ssubscribe": try checkedSubscribe(.shard, try names(json, plural: "channels", singular: "channel", required: true), id: id)
+            case "subscribe": try checkedSubscribe(.channel, json, plural: "channels", singular: "channel", id: id)
+            case "psubscribe": try checkedSubscribe(.pattern, json, plural: "patterns", singular: "pattern", id: id)
+            case "ssubscribe": try checkedSubscribe(.shard, json, plural: "channels", singular: "channel", id: id)
             case "unsubscribe": try unsubscribe(json, id: id)
             case "publish": try publish(json, id: id)
             case "ack": try ack(json, id: id)
@@ -110,17 +118,29 @@ final class SubscriberSession: WebSocketApp, Subscriber {
         }
     }
 
-    /// A subscribe op, within the credential's globs and the per-connection limit.
-    private func checkedSubscribe(_ kind: SubscriptionKind, _ names: [String], id: JSONValue?) throws(HTTPError) {
+    /// Everything this connection is subscribed to, of every kind: what `--max-subscriptions`
+    /// caps (a stream read, a group member and a queue worker each count one).
+    private var heldCount: Int {
+        subscriptions.values.reduce(0) { $0 + $1.count } + readers.count + groups.count + (queueWorker == nil ? 0 : 1)
+    }
+
+    /// A subscribe op, within the per-connection limit and the credential's globs. The limit is
+    /// checked while the names are read, so an op listing a million names costs no more than
+    /// reading it.
+    private func checkedSubscribe(_ kind: SubscriptionKind, _ json: JSONValue, plural: String, singular: String,
+                                  id: JSONValue?) throws(HTTPError) {
+        let limit = worker.config.maxSubscriptions
+        let held = heldCount
+        let current = subscriptions[kind] ?? []
+        var added = 0
+        let names = try names(json, plural: plural, singular: singular, required: true) { (name) throws(HTTPError) in
+            guard !current.contains(name) else { return }  // held already: costs nothing
+            added += 1
+            if held + added > limit { throw .tooManySubscriptions(limit: limit) }
+        }
         let allowed = { (name: String) in kind == .pattern ? self.grant.maySubscribe(pattern: name) : self.grant.maySubscribe(name) }
         if let denied = names.first(where: { !allowed($0) }) {
             throw AccessPolicy.forbidden("subscribing to \(denied)")
-        }
-        let held = subscriptions.values.reduce(0) { $0 + $1.count }
-        let added = Set(names.map(RedisName.init)).subtracting(subscriptions[kind] ?? []).count
-        let limit = worker.config.maxSubscriptions
-        guard held + added <= limit else {
-            throw .tooManySubscriptions(limit: limit)
         }
         subscribe(kind, names, id: id)
     }
@@ -129,9 +149,11 @@ final class SubscriberSession: WebSocketApp, Subscriber {
 
     func subscribe(_ kind: SubscriptionKind, _ names: [String], id: JSONValue?) {
         subscriptions[kind, default: []].formUnion(names.map(RedisName.init))
+        inFlight += 1
         // Strong captures here: a weak one would give the session a side table, and the Hub
         // retains it on every delivery. A closed session lives on only until Redis confirms.
         worker.hub.subscribe(self, kind: kind, names: names) {
+            self.inFlight -= 1
             guard !self.isClosed else { return }
             self.sendJSON(Envelope.subscribed("subscribed", kind: kind, names: names, id: id))
         }
@@ -176,7 +198,9 @@ final class SubscriberSession: WebSocketApp, Subscriber {
             ids.append(parsed)
         }
         guard !ids.isEmpty else { throw .badRequest("ids must be a non-empty array of entry ids") }
+        inFlight += 1
         reader.ack(ids) { result in
+            self.inFlight -= 1
             guard !self.isClosed else { return }
             switch result {
             case .success(let count):
@@ -205,7 +229,9 @@ final class SubscriberSession: WebSocketApp, Subscriber {
 
     private func publish(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
         let message = try PublishAPI.message(from: json)
+        inFlight += 1
         PublishAPI.publish(message, grant: grant, on: worker) { result in
+            self.inFlight -= 1
             guard !self.isClosed else { return }
             switch result {
             case .success(let receivers):
@@ -219,19 +245,30 @@ final class SubscriberSession: WebSocketApp, Subscriber {
         }
     }
 
-    /// Names given as `plural: [..]` or `singular: ".."`; each a non-empty string.
-    private func names(_ json: JSONValue, plural: String, singular: String, required: Bool) throws(HTTPError) -> [String] {
+    /// Names given as `plural: [..]` or `singular: ".."`; each a non-empty string, each once
+    /// (by bytes), in the order given. `admit` sees each distinct name as it is read and may
+    /// refuse the op before the rest is read.
+    private func names(_ json: JSONValue, plural: String, singular: String, required: Bool,
+                       admit: (RedisName) throws(HTTPError) -> Void = { _ in }) throws(HTTPError) -> [String] {
         var names: [String] = []
+        var seen: Set<RedisName> = []
+        func add(_ name: String) throws(HTTPError) {
+            let key = RedisName(name)
+            guard !seen.contains(key) else { return }
+            try admit(key)
+            seen.insert(key)
+            names.append(name)
+        }
         if let list = json[plural] {
             guard let items = list.arrayValue else { throw .badRequest("\(plural) must be an array of strings") }
             for item in items {
                 guard let name = item.stringValue, !name.isEmpty else { throw .badRequest("\(plural) must hold non-empty strings") }
-                if !names.containsName(name) { names.append(name) }
+                try add(name)
             }
         }
         if let one = json[singular] {
             guard let name = one.stringValue, !name.isEmpty else { throw .badRequest("\(singular) must be a non-empty string") }
-            if !names.containsName(name) { names.append(name) }
+            try add(name)
         }
         if required && names.isEmpty { throw .badRequest("give \(plural) (an array) or \(singular) (a string)") }
         return names

@@ -20,8 +20,3 @@ public struct RedisName: Hashable, Comparable, Sendable, CustomStringConvertible
 
     public var description: String { text }
 }
-
-extension Sequence where Element == String {
-    /// Whether an element has exactly `name`'s bytes (not merely equivalent text).
-    public func containsName(_ name: String) -> Bool { contains { RedisName($0) == RedisName(name) } }
-}

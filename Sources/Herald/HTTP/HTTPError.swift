@@ -55,6 +55,10 @@ public struct HTTPError: Error, Equatable, Sendable {
     public static func redisUnavailable(_ message: String) -> HTTPError {
         HTTPError(status: 503, code: "redis_unavailable", message: message)
     }
+    /// Too much already waits on Redis (the loop's `--max-pending`, or one WebSocket's ops).
+    public static func overloaded(_ message: String) -> HTTPError {
+        HTTPError(status: 503, code: "overloaded", message: message, headers: ["Retry-After": "1"])
+    }
     public static func tooManySubscriptions(limit: Int) -> HTTPError {
         HTTPError(status: 400, code: "too_many_subscriptions", message: "at most \(limit) subscriptions per connection")
     }

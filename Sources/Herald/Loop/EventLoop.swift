@@ -16,6 +16,8 @@ public enum IOEvents {
     public static let readable = UInt32(EPOLLIN.rawValue)
     public static let writable = UInt32(EPOLLOUT.rawValue)
     public static let hangup = UInt32(EPOLLHUP.rawValue) | UInt32(EPOLLERR.rawValue) | UInt32(EPOLLRDHUP.rawValue)
+    /// The connection is reset or shut both ways; reported even when nothing is asked for.
+    public static let failed = UInt32(EPOLLHUP.rawValue) | UInt32(EPOLLERR.rawValue)
 }
 
 /// The thread-safe face of a loop: other threads may ask it to stop, and nothing else.

@@ -61,6 +61,16 @@ public struct OutboundQueue {
         }
     }
 
+    /// Drops every chunk not yet begun (a chunk partly written stays: the peer must see whole
+    /// frames), so what is queued next goes out right after it.
+    public mutating func dropUnstarted() {
+        let keep = headOffset > 0 ? head + 1 : head
+        guard keep < chunks.count else { return }
+        for chunk in chunks[keep...] { byteCount -= chunk.count }
+        chunks.removeSubrange(keep...)
+        compact()
+    }
+
     /// Releases written chunks. An empty queue keeps a small array (reallocating it for every
     /// message to every subscriber was one malloc per delivery) but gives a large one back.
     private mutating func compact() {

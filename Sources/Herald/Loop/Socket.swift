@@ -97,6 +97,14 @@ public enum Socket {
         ["127.0.0.1", "::1", "[::1]", "localhost"].contains(host) || host.hasPrefix("127.")
     }
 
+    /// Reads and drops what the peer sent and Herald did not read (at most a few buffers: the
+    /// kernel's receive buffer is bounded), so that closing sends FIN rather than a reset.
+    public static func discardInput(_ fd: Int32, scratch: UnsafeMutableRawBufferPointer) {
+        for _ in 0..<64 {
+            guard case .bytes = read(fd, into: scratch) else { return }
+        }
+    }
+
     public static func close(_ fd: Int32) {
         Glibc.close(fd)
     }

@@ -56,6 +56,10 @@ public final class ClientConnection: IOHandler {
     private var droppedUnreported = 0
     /// Accepted beyond `--max-connections`: its first request is refused.
     var overLimit = false
+    /// The outbound queue held more than `largeQueue` bytes since it was last empty: when it
+    /// empties or the connection closes, the loop gives freed memory back to the kernel.
+    private var heldLargeQueue = false
+    private static let largeQueue = 1 << 20
 
     init(fd: Int32, worker: Worker) {
         self.fd = fd
@@ -72,6 +76,11 @@ public final class ClientConnection: IOHandler {
     public func handleEvents(_ events: UInt32) {
         if events & (IOEvents.readable | IOEvents.hangup) != 0 && !readPaused {
             readInput()
+        } else if events & IOEvents.failed != 0 {
+            // Reset or gone while not being read: nothing more can reach the client, and the
+            // (level-triggered) event would otherwise fire every tick.
+            close()
+            return
         }
         if events & IOEvents.writable != 0 && !isClosed {
             flush()
@@ -259,6 +268,13 @@ public final class ClientConnection: IOHandler {
         guard let decoder, var assembler = self.assembler else { return }
         defer { self.assembler = assembler }
         while !isClosed && !closeAfterFlush {
+            // Backpressure: answers to the client's own frames (pongs, op answers) count against
+            // its outbound limit too. A client that writes without reading stops being read, so
+            // it can fill only its own bounded queue; reading resumes as the queue drains.
+            if outbound.byteCount > worker.config.maxOutbound {
+                setReading(false)
+                return
+            }
             do {
                 guard let frame = try decoder.next(&inbound) else { return }
                 guard let event = try assembler.receive(frame) else { continue }
@@ -351,12 +367,21 @@ public final class ClientConnection: IOHandler {
     func flush() {
         flushQueued = false
         guard !isClosed else { return }
+        if outbound.byteCount > Self.largeQueue { heldLargeQueue = true }
         switch outbound.flush(to: fd) {
         case .failure:
             close()
         case .success(false):
             setWriteInterest(true)
+            if readPaused && wire == .webSocket && !closeAfterFlush && outbound.byteCount <= worker.config.maxOutbound / 2 {
+                setReading(true)
+                process()
+            }
         case .success(true):
+            if heldLargeQueue {
+                heldLargeQueue = false
+                worker.trimMemorySoon()
+            }
             setWriteInterest(false)
             if droppedUnreported > 0 && closeSentMs == nil {
                 let count = droppedUnreported
@@ -436,6 +461,9 @@ public final class ClientConnection: IOHandler {
             closeAfterFlush = true
             scheduleFlush()
         } else if isWebSocket {
+            // The close frame goes before queued deliveries (at-most-once; stream readers resume
+            // by id), so a slow client hears it at once and not after megabytes of backlog.
+            outbound.dropUnstarted()
             closeWebSocket(code: CloseCode.goingAway, reason: "Herald is shutting down")
         } else if slots.isEmpty && !parser.isMidRequest(inbound) {
             // An answer filled this tick may still sit in the queue: write it, then close.
@@ -451,7 +479,11 @@ public final class ClientConnection: IOHandler {
         guard !isClosed else { return }
         isClosed = true
         worker.loop.unregister(fd: fd)
+        // Input left unread (a client Herald stopped reading) would make the kernel answer the
+        // close with a reset, which can destroy the last answers still in flight to the client.
+        if readPaused { Socket.discardInput(fd, scratch: worker.readScratch) }
         Socket.close(fd)
+        if heldLargeQueue { worker.trimMemorySoon() }
         switch wire {
         case .http: worker.stats.httpConnections.bump(-1)
         case .webSocket: worker.stats.webSocketConnections.bump(-1)

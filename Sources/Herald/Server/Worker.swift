@@ -1,5 +1,6 @@
 // One event loop and everything it owns: its listener, its client connections, its Redis
 // command link, its subscriber link and Hub. Shared nothing: no other thread touches these.
+import CHiredis
 import Glibc
 import Logging
 
@@ -36,6 +37,9 @@ public final class Worker: IOHandler {
     var deliveredCount = 0
     var droppedCount = 0
     private var drainDeadline: Int64 = 0
+    /// A connection that held a large queue emptied or closed: give freed heap back to the
+    /// kernel at the next housekeeping (glibc keeps freed pages in its arenas otherwise).
+    private var memoryToTrim = false
     private var acceptPausedUntil: Int64 = 0
 
     public init(index: Int, listener: Int32, handle: LoopHandle, config: Config, process: ProcessStats, logger: Logger) throws {
@@ -143,6 +147,10 @@ public final class Worker: IOHandler {
         pendingFlushes.append(connection)
     }
 
+    func trimMemorySoon() {
+        memoryToTrim = true
+    }
+
     private func scheduleHousekeeping() {
         loop.schedule(afterMs: min(500, config.pingIntervalMs / 2, config.headerTimeoutMs / 2)) { [unowned self] in
             self.housekeeping()
@@ -153,6 +161,10 @@ public final class Worker: IOHandler {
     private func housekeeping() {
         let now = Clock.nowMs()
         for connection in Array(connections.values) { connection.checkTimers(now: now) }
+        if memoryToTrim {
+            memoryToTrim = false
+            malloc_trim(0)
+        }
         redis.checkTimeouts(now: now)
         blocking.checkTimeouts(now: now)
         tailer.checkTimeouts(now: now)
