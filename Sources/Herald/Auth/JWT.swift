@@ -62,7 +62,7 @@ public enum JWT {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count * 3 / 4)
         var pending: UInt32 = 0  // bits read but not yet emitted, right-aligned
-        var pendingCount = 0  // how many
+        var pendingCount = 0  // bits in `pending`: 0, 2, 4 or 6 between characters
         for c in text.utf8 {
             let value: UInt8
             switch c {
