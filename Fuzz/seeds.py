@@ -198,6 +198,46 @@ auth = {
     "garbage": "a.b.c\n[^a-c]?*\\\nabc\n*?*?*?*?*?*?*?*?*?*?b\naaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 }
 
+# --------------------------------------------------------------------------- issue 11: tokens, close codes, origins
+
+def jwt_with_header(header, claims, secret=b"fuzz-secret-fuzz-secret-fuzz-secret!"):
+    import hashlib
+    import hmac
+    head = b64url(json.dumps(header, separators=(",", ":")).encode())
+    body = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    sig = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64url(sig)}"
+
+
+def twin(token):
+    """The same token with the unused low bits of its last character set (same bytes decoded)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    return token[:-1] + alphabet[alphabet.index(token[-1]) | 3]
+
+
+_valid = jwt({"sub": "u", "exp": 4102444800, "subscribe": ["news.*"]})
+auth.update({
+    # Line 1 is also judged as an Origin header against a list and the default policy.
+    "crit-unknown": jwt_with_header({"alg": "HS256", "crit": ["x"], "x": 1}, {"subscribe": ["*"]}) + "\nnews.*\nnews.a\n*",
+    "crit-empty": jwt_with_header({"alg": "HS256", "crit": []}, {"subscribe": ["*"]}),
+    "crit-null": jwt_with_header({"alg": "HS256", "crit": None}, {"subscribe": ["*"]}),
+    "signature-twin": twin(_valid),
+    "standard-alphabet": _valid.replace("-", "+").replace("_", "/") + "==",
+    "origin-loopback": "http://localhost:5173\nroom-?\nroom-1\nroom-*",
+    "origin-loopback-v6": "http://[::1]:8080",
+    "origin-lookalike": "http://localhost:80@evil.example",
+    "origin-listed": "https://a.example",
+    "origin-null": "null",
+})
+
+ws.update({
+    "close-1012": close(1012, b"restart"),
+    "close-1013": close(1013),
+    "close-1014": close(1014, b"gateway"),
+    "bad-close-1015": close(1015),
+    "bad-close-1016": close(1016),
+})
+
 # --------------------------------------------------------------------------- config
 
 config = {

@@ -52,7 +52,7 @@ struct HeraldCommand: ParsableCommand {
     var apiKeys: String?
     @Option(parsing: .unconditional, help: "Secret (32+ bytes) for HS256 tokens with publish/subscribe channel globs; turns auth on. [HERALD_JWT_SECRET]")
     var jwtSecret: String?
-    @Option(parsing: .unconditional, help: "Comma-separated origins allowed for WebSockets and CORS, or *. [HERALD_ALLOWED_ORIGINS, default any]")
+    @Option(parsing: .unconditional, help: "Comma-separated origins whose pages may call Herald (broker endpoints, WebSockets, CORS), or *. [HERALD_ALLOWED_ORIGINS, default Herald's own origin and loopback pages]")
     var allowedOrigins: String?
     @Option(parsing: .unconditional, help: "Most client connections at once; beyond, 503 or close 1013. [HERALD_MAX_CONNECTIONS, default: the file limit less a reserve]")
     var maxConnections: String?

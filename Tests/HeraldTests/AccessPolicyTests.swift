@@ -224,27 +224,69 @@ final class AccessPolicyTests: XCTestCase {
 
     // MARK: Origins
 
-    func testAnyOriginWhenNoneConfigured() {
+    func testWithoutAListOnlyHeraldsOwnOriginAndLoopbackPages() {
         let policy = AccessPolicy()
-        XCTAssertTrue(policy.allows(origin: "https://evil.example"))
-        XCTAssertTrue(policy.allows(origin: nil))
+        let host = "herald.internal:8080"
+        XCTAssertTrue(policy.allows(origin: nil, host: host), "no Origin header: not a page's cross-origin call")
+        // Herald's own origin: the demo page it serves, under whatever name it was reached.
+        XCTAssertTrue(policy.allows(origin: "http://herald.internal:8080", host: host))
+        XCTAssertTrue(policy.allows(origin: "https://herald.internal:8080", host: host), "behind a TLS proxy passing Host")
+        XCTAssertTrue(policy.allows(origin: "https://Herald.Internal:8080", host: host), "hosts compare without case")
+        XCTAssertFalse(policy.allows(origin: "http://herald.internal:8081", host: host), "another port is another origin")
+        XCTAssertFalse(policy.allows(origin: "http://herald.internal", host: host))
+        XCTAssertFalse(policy.allows(origin: "http://herald.internal:8080", host: nil))
+        XCTAssertFalse(policy.allows(origin: "http://", host: ""), "an empty Host is no origin")
+        // Pages on this machine (a dev server on another port).
+        for page in ["http://localhost:5173", "http://127.0.0.1:3000", "http://[::1]:8081", "https://localhost",
+                     "http://LocalHost:4200", "http://127.0.0.1"] {
+            XCTAssertTrue(policy.allows(origin: page, host: host), page)
+        }
+        // Pages of other sites, and look-alikes of loopback.
+        for page in ["https://evil.example", "http://localhost.evil.example", "http://127.0.0.1.evil.example",
+                     "http://localhost:80@evil.example", "http://localhost:", "http://localhost:123456",
+                     "http://localhost:+80", "http://[::1", "http://[::2]:80", "http://127.0.0.2", "ws://localhost",
+                     "null", "file://", "", "localhost"] {
+            XCTAssertFalse(policy.allows(origin: page, host: host), page)
+        }
     }
 
     func testOnlyListedOriginsWhenConfigured() {
         let policy = AccessPolicy(allowedOrigins: ["https://app.example", "http://localhost:8080"])
-        XCTAssertTrue(policy.allows(origin: "https://app.example"))
-        XCTAssertTrue(policy.allows(origin: "http://localhost:8080"))
-        XCTAssertFalse(policy.allows(origin: "https://evil.example"))
-        XCTAssertFalse(policy.allows(origin: "http://app.example"))
-        XCTAssertFalse(policy.allows(origin: "https://app.example.evil.example"))
-        XCTAssertFalse(policy.allows(origin: "http://localhost:8081"))
-        XCTAssertFalse(policy.allows(origin: "null"))
-        XCTAssertTrue(policy.allows(origin: nil), "no Origin header: not a browser")
+        let host = "127.0.0.1:8080"
+        XCTAssertTrue(policy.allows(origin: "https://app.example", host: host))
+        XCTAssertTrue(policy.allows(origin: "http://localhost:8080", host: host))
+        XCTAssertFalse(policy.allows(origin: "https://evil.example", host: host))
+        XCTAssertFalse(policy.allows(origin: "http://app.example", host: host))
+        XCTAssertFalse(policy.allows(origin: "https://app.example.evil.example", host: host))
+        XCTAssertFalse(policy.allows(origin: "http://localhost:8081", host: host), "a list replaces the loopback default")
+        XCTAssertFalse(policy.allows(origin: "null", host: host))
+        XCTAssertTrue(policy.allows(origin: nil, host: host), "no Origin header: not a browser")
+        // With a list the Host header widens nothing: under DNS rebinding the page chooses it.
+        XCTAssertFalse(policy.allows(origin: "http://evil.example:8080", host: "evil.example:8080"))
     }
 
     func testStarAllowsEveryOrigin() {
         let policy = AccessPolicy(allowedOrigins: ["https://app.example", "*"])
-        XCTAssertTrue(policy.allows(origin: "https://evil.example"))
-        XCTAssertTrue(policy.allows(origin: "null"))
+        XCTAssertTrue(policy.allows(origin: "https://evil.example", host: "127.0.0.1:8080"))
+        XCTAssertTrue(policy.allows(origin: "null", host: nil))
+    }
+
+    func testAllowsOriginOfARequestReadsOriginAndHost() {
+        let policy = AccessPolicy()
+        func request(_ headers: [(String, String)]) -> HTTPRequest { HTTPRequest(method: "POST", target: "/publish/a", headers: headers) }
+        XCTAssertTrue(policy.allowsOrigin(of: request([("host", "h:1"), ("origin", "http://h:1")])))
+        XCTAssertFalse(policy.allowsOrigin(of: request([("host", "h:1"), ("origin", "http://evil.example")])))
+        XCTAssertTrue(policy.allowsOrigin(of: request([("host", "h:1")])))
+    }
+
+    func testNoCORSCrossOriginRequestsAreThoseMarkedBySecFetchSiteWithoutOrigin() {
+        func request(_ headers: [(String, String)]) -> HTTPRequest { HTTPRequest(method: "GET", target: "/queues/jobs", headers: headers) }
+        XCTAssertTrue(AccessPolicy.isNoCORSCrossOrigin(request([("sec-fetch-site", "cross-site")])))
+        XCTAssertTrue(AccessPolicy.isNoCORSCrossOrigin(request([("sec-fetch-site", "same-site")])))
+        XCTAssertFalse(AccessPolicy.isNoCORSCrossOrigin(request([("sec-fetch-site", "same-origin")])))
+        XCTAssertFalse(AccessPolicy.isNoCORSCrossOrigin(request([("sec-fetch-site", "none")])), "typed in the address bar")
+        XCTAssertFalse(AccessPolicy.isNoCORSCrossOrigin(request([])), "curl, backends, old browsers")
+        XCTAssertFalse(AccessPolicy.isNoCORSCrossOrigin(request([("sec-fetch-site", "cross-site"), ("origin", "https://a.example")])),
+                       "a CORS request is judged by its Origin")
     }
 }

@@ -60,6 +60,16 @@ final class JWTTests: XCTestCase {
         // {"alg":"HS256","typ":"JWT"} . {not json
         "payloadBroken": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e25vdCBqc29u.p31-Y6cSatiQH90kEszWze0tsNMMDJSbL-tzZ823EdM",
         // {"alg":"HS256"} . {"publish":["a.*"],"subscribe":[],"n":1.5}
+        // {"alg":"HS256","crit":["x-ext"],"x-ext":1} . {"sub":"a"}
+        "critExt": "eyJhbGciOiJIUzI1NiIsImNyaXQiOlsieC1leHQiXSwieC1leHQiOjF9.eyJzdWIiOiJhIn0.45-hWfEM1JP-rtbEdkqCiBzlX7cuDl9MD6Y4-LOVDGo",
+        // {"alg":"HS256","crit":[]} . {"sub":"a"}
+        "critEmpty": "eyJhbGciOiJIUzI1NiIsImNyaXQiOltdfQ.eyJzdWIiOiJhIn0.6ooK1uuRUc9Lpda2cIY22DeRN8wtrBRMygNnoFIKSXA",
+        // {"alg":"HS256","crit":"exp"} . {"sub":"a"}
+        "critString": "eyJhbGciOiJIUzI1NiIsImNyaXQiOiJleHAifQ.eyJzdWIiOiJhIn0.ulAHUDSHeijFL0zpWJB0qZDw5rwqJ_qrN0Y-PS9UBpg",
+        // {"alg":"HS256","crit":null} . {"sub":"a"}
+        "critNull": "eyJhbGciOiJIUzI1NiIsImNyaXQiOm51bGx9.eyJzdWIiOiJhIn0.yySQGSX6XXPNcPO463p0fyeR9kEnZ85MsTPVFiAIWvs",
+        // {"alg":"HS256","b64":false,"crit":["b64"]} . {"sub":"a"} (RFC 7797 would change what is signed)
+        "critB64": "eyJhbGciOiJIUzI1NiIsImI2NCI6ZmFsc2UsImNyaXQiOlsiYjY0Il19.eyJzdWIiOiJhIn0.YWpToEvceAANOq7CihxhhJuGDSOrKhDiDbNXB63CJzg",
         "claims": "eyJhbGciOiJIUzI1NiJ9.eyJwdWJsaXNoIjpbImEuKiJdLCJzdWJzY3JpYmUiOltdLCJuIjoxLjV9"
             + ".9m8JYWy4-7BdlST4HWbXy4poI6PNkuVauTj5JZnJ91g",
     ]
@@ -115,6 +125,66 @@ final class JWTTests: XCTestCase {
             + ".QTGED7eqFDZUjllvWXQKKV1_A8yY3aTwbMcLzEFW7tk"
         // RFC 7515 §2: base64url with the trailing `=` omitted.
         XCTAssertTrue(isMalformed(failure(good + "=")))
+    }
+
+    /// The token of `testBase64URLAlphabetWithoutPadding`: its signature ends in `_A8yY3aTwbMcLzEFW7tk`.
+    private let canonical = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjQxMDI0NDQ4MDAsInN1YiI6Ij4-Pj8_PyJ9"
+        + ".QTGED7eqFDZUjllvWXQKKV1_A8yY3aTwbMcLzEFW7tk"
+
+    func testSignatureWhoseLastCharacterDiffersOnlyInUnusedBitsIsRefused() throws {
+        XCTAssertNoThrow(try JWT.verify(canonical, secret: secret, now: now))
+        // 43 characters carry 258 bits for 256: the last character's low 2 bits are unused.
+        // `k` (36) is the canonical spelling; `l`, `m`, `n` (37-39) decode to the same bytes.
+        for twin in ["l", "m", "n"] {
+            let token = String(canonical.dropLast()) + twin
+            XCTAssertTrue(isMalformed(failure(token)), "signature ending in \(twin) must not verify")
+        }
+    }
+
+    func testHeaderOrPayloadWithNonZeroUnusedBitsIsRefused() {
+        // withKid's header (51 characters) and payload (15) both end in `0` (52) with 2 unused
+        // bits; `1` (53) decodes to the same JSON. Refused as malformed, before the signature.
+        let parts = signed["withKid"]!.split(separator: ".").map(String.init)
+        XCTAssertTrue(isMalformed(failure("\(parts[0].dropLast())1.\(parts[1]).\(parts[2])")), "header")
+        XCTAssertTrue(isMalformed(failure("\(parts[0]).\(parts[1].dropLast())1.\(parts[2])")), "payload")
+    }
+
+    func testStandardBase64AlphabetIsRefused() {
+        // `_` spelled `/` (standard base64) decodes to the same bytes: one token, one spelling.
+        let standard = canonical.replacingOccurrences(of: "V1_A8", with: "V1/A8")
+        XCTAssertNotEqual(standard, canonical)
+        XCTAssertTrue(isMalformed(failure(standard)))
+        let parts = canonical.split(separator: ".").map(String.init)
+        let payloadPlus = parts[1].replacingOccurrences(of: "-", with: "+")
+        XCTAssertTrue(isMalformed(failure("\(parts[0]).\(payloadPlus).\(parts[2])")))
+    }
+
+    func testCharactersOutsideTheAlphabetAreRefused() {
+        let parts = canonical.split(separator: ".").map(String.init)
+        for odd in [" ", "\n", "\t", "=", "==", "%3D", "!", "\u{00e9}", "\u{0}"] {
+            let sig = String(parts[2].prefix(20)) + odd + String(parts[2].dropFirst(20))
+            XCTAssertTrue(isMalformed(failure("\(parts[0]).\(parts[1]).\(sig)")), "signature with \(odd.debugDescription)")
+        }
+        XCTAssertTrue(isMalformed(failure(canonical + "==")), "padding")
+        XCTAssertTrue(isMalformed(failure("\(parts[0])=.\(parts[1]).\(parts[2])")), "padded header")
+    }
+
+    func testLengthOfFourNPlusOneIsRefused() {
+        let parts = canonical.split(separator: ".").map(String.init)
+        // 45 characters: one more than a whole group, which no byte count encodes to.
+        XCTAssertTrue(isMalformed(failure("\(parts[0]).\(parts[1]).\(parts[2])AA")))
+    }
+
+    func testCritHeaderIsRefusedWhateverItLists() {
+        // RFC 7515 §4.1.11: Herald understands no extension, and an empty or malformed `crit`
+        // is invalid too; every one of these is validly signed.
+        for name in ["critExt", "critEmpty", "critString", "critNull", "critB64"] {
+            guard case .malformed(let why)? = failure(signed[name]!) else {
+                XCTFail("\(name) was not refused as malformed: \(String(describing: failure(signed[name]!)))")
+                continue
+            }
+            XCTAssertTrue(why.contains("crit"), "\(name): the reason names crit: \(why)")
+        }
     }
 
     func testRFC7515AppendixA1Vector() {

@@ -93,8 +93,31 @@ final class MessageAssemblerTests: XCTestCase {
 
     func testValidCloseWithReason() throws {
         XCTAssertEqual(try events(ClientFrameEncoder.close(code: 1000, reason: "bye ✓")), [.close(code: 1000, reason: "bye ✓")])
-        for code: UInt16 in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999] {
+        for code: UInt16 in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999] {
             XCTAssertEqual(try events(ClientFrameEncoder.close(code: code)), [.close(code: code, reason: "")], "code \(code)")
+        }
+    }
+
+    func testRegisteredCodes1012To1014AreAccepted() throws {
+        // IANA's WebSocket close code registry: 1012 Service Restart, 1013 Try Again Later,
+        // 1014 Bad Gateway. Herald sends 1013 itself; a client may send them too.
+        for code: UInt16 in [1012, 1013, 1014] {
+            XCTAssertEqual(try events(ClientFrameEncoder.close(code: code, reason: "r")), [.close(code: code, reason: "r")], "code \(code)")
+        }
+    }
+
+    func testEveryCloseCodeIsJudgedByTheRegistry() {
+        // Valid: the registered codes a peer may send (1000-1003, 1007-1014) and the ranges for
+        // libraries and applications (3000-4999). 1004-1006 and 1015 are reserved (never on the
+        // wire), 1016-2999 unassigned, 0-999 and 5000+ outside the code space.
+        func valid(_ code: UInt16) -> Bool { (1000...1003).contains(code) || (1007...1014).contains(code) || (3000...4999).contains(code) }
+        for code in UInt16(0)...UInt16(5100) {
+            let error = refusal(ClientFrameEncoder.close(code: code))
+            if valid(code) {
+                XCTAssertNil(error, "code \(code) must be accepted")
+            } else {
+                XCTAssertEqual(error?.code, 1002, "code \(code) must close with 1002")
+            }
         }
     }
 
@@ -103,7 +126,7 @@ final class MessageAssemblerTests: XCTestCase {
     }
 
     func testInvalidCloseCodesAre1002() {
-        for code: UInt16 in [0, 999, 1004, 1005, 1006, 1016, 1100, 2000, 2999, 5000, 65535] {
+        for code: UInt16 in [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
             XCTAssertEqual(refusal(ClientFrameEncoder.close(code: code))?.code, 1002, "code \(code)")
         }
     }

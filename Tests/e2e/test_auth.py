@@ -555,20 +555,32 @@ def test_cors_preflight_and_answer_headers(auth_herald):
         f"answer to a foreign origin carries CORS headers: {status} {dict(hdrs)}")
 
 
-def test_default_allows_any_origin_and_star(start_herald):
+def test_default_allows_own_and_loopback_origins_and_star_any(start_herald):
+    """No --allowed-origins: Herald's own origin and loopback pages (local development), not
+    any site (issue 11, decision c; it was any origin before). `*` is any origin."""
     default = start_herald()
     star = start_herald("--allowed-origins", "*")
-    for server in (default, star):
-        resp = handshake(server.port, "/subscribe?channel=o-any", "https://anything.example")
-        assert resp.status == 101, f"{server.args}: WebSocket from any origin answered {resp.status}"
+    for server, origin in ((default, "http://localhost:5173"), (default, server_origin(default)),
+                           (star, "https://anything.example")):
+        resp = handshake(server.port, "/subscribe?channel=o-any", origin)
+        assert resp.status == 101, f"{server.args}: WebSocket from {origin} answered {resp.status}"
         status, hdrs, _ = http("OPTIONS", server.base_url + "/publish/o-any",
-                               headers={"Origin": "https://anything.example",
-                                        "Access-Control-Request-Method": "POST"})
-        assert status == 204, f"{server.args}: preflight answered {status}"
-        assert hdrs.get("Access-Control-Allow-Origin") == "https://anything.example", dict(hdrs)
+                               headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
+        assert status == 204, f"{server.args}: preflight from {origin} answered {status}"
+        assert hdrs.get("Access-Control-Allow-Origin") == origin, dict(hdrs)
         # Auth is off by default: publishing needs nothing.
         status, _, data = http("POST", server.base_url + "/publish/o-any", b"m")
         assert status == 200, data
+    resp = handshake(default.port, "/subscribe?channel=o-any", "https://anything.example")
+    assert resp.status == 403, f"default: WebSocket from another site answered {resp.status}"
+    status, hdrs, _ = http("OPTIONS", default.base_url + "/publish/o-any",
+                           headers={"Origin": "https://anything.example", "Access-Control-Request-Method": "POST"})
+    assert status == 403 and hdrs.get("Access-Control-Allow-Origin") is None, (status, dict(hdrs))
+
+
+def server_origin(server):
+    """The origin of a page Herald itself serves (the demo page)."""
+    return f"http://127.0.0.1:{server.port}"
 
 
 # --------------------------------------------------------------------------- start-up warning

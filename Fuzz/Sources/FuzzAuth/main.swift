@@ -40,7 +40,17 @@ func checkToken(_ token: String) {
         }
     }
     _ = try? JWT.verify(token, secret: secret, now: 1e9)
-    _ = policy.allows(origin: token)
+    // Origins: an attacker's Origin and Host headers. A list admits exactly its entries; the
+    // default admits no look-alike of loopback (`localhost.evil`, `localhost:1@evil`).
+    let host = token.split(separator: " ").last.map(String.init)
+    invariant(policy.allows(origin: token, host: host) == (token == "https://a.example"), "a listed policy admitted \(token.debugDescription)")
+    if AccessPolicy().allows(origin: token, host: nil) {
+        let authority = token.drop { $0 != "/" }.dropFirst(2)
+        let name = authority.hasPrefix("[") ? String(authority.prefix { $0 != "]" }) + "]" : String(authority.prefix { $0 != ":" })
+        invariant(["localhost", "127.0.0.1", "[::1]"].contains(name.lowercased()) && !authority.contains("@") && !authority.contains("/"),
+                  "the default admitted \(token.debugDescription) without a Host")
+    }
+    _ = AccessPolicy().allows(origin: token, host: host)
 }
 
 func checkGlobs(pattern: String, channel: String, globs: [String]) {

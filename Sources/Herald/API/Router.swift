@@ -40,8 +40,14 @@ public struct Router {
             }
         }
 
-        /// Runs `handler` with the request's grant and decoded query, or answers 400/401.
+        /// Runs `handler` with the request's grant and decoded query, or answers 403/400/401.
+        /// A page of an origin not allowed is refused before anything runs: CORS would only
+        /// hide the answer from it, while a simple POST or GET still publishes or pops.
         func authorized(_ handler: (Caller) -> Void) {
+            guard access.allowsOrigin(of: request) else {
+                responder.fail(.originNotAllowed)
+                return
+            }
             guard let query = PercentDecoding.query(request.query) else {
                 responder.fail(.badRequest("the query string is badly encoded"))
                 return
@@ -67,7 +73,13 @@ public struct Router {
         case _ where path.utf8.starts(with: "/queues/".utf8):
             allow(Self.queueMethods) {
                 authorized { caller in
-                    if method == "POST" { QueuesAPI.push(request, responder, caller) } else { QueuesAPI.pop(request, responder, caller) }
+                    if method == "POST" {
+                        QueuesAPI.push(request, responder, caller)
+                    } else if AccessPolicy.isNoCORSCrossOrigin(request) {
+                        responder.fail(.noCORSPop)
+                    } else {
+                        QueuesAPI.pop(request, responder, caller)
+                    }
                 }
             }
         case "/subscribe":
@@ -105,8 +117,8 @@ public struct Router {
 
     /// CORS preflight (Fetch standard): which origins, methods and headers may call Herald.
     private func preflight(_ request: HTTPRequest, _ responder: Responder) {
-        guard let origin = request.header("origin"), access.allows(origin: origin) else {
-            responder.fail(HTTPError(status: 403, code: "forbidden", message: "this origin may not call Herald"))
+        guard request.header("origin") != nil, access.allowsOrigin(of: request) else {
+            responder.fail(.originNotAllowed)
             return
         }
         responder.respond(HTTPResponse(status: 204, headers: [

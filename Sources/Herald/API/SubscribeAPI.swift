@@ -21,8 +21,8 @@ enum SubscribeAPI {
         }
         // Cross-site WebSocket hijacking: a page from another origin must not ride the
         // browser's ambient access to Herald.
-        guard access.allows(origin: request.header("origin")) else {
-            responder.fail(HTTPError(status: 403, code: "forbidden", message: "subscriptions from this origin are not allowed"))
+        guard access.allowsOrigin(of: request) else {
+            responder.fail(.originNotAllowed)
             return
         }
         guard let query = PercentDecoding.query(request.query) else {

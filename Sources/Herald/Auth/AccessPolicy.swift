@@ -50,7 +50,8 @@ public struct Grant: Sendable {
 public struct AccessPolicy: Sendable {
     public let apiKeys: Set<String>
     public let jwtSecret: [UInt8]?
-    /// Origins allowed to open WebSockets and call from browsers; empty = any.
+    /// Origins whose pages may call the broker endpoints and read answers (CORS); `*` = any;
+    /// empty = Herald's own origin and loopback pages (see `allows(origin:host:)`).
     public let allowedOrigins: [String]
 
     public init(apiKeys: Set<String> = [], jwtSecret: [UInt8]? = nil, allowedOrigins: [String] = []) {
@@ -93,10 +94,57 @@ public struct AccessPolicy: Sendable {
         return Grant(publish: globs("publish"), subscribe: globs("subscribe"))
     }
 
-    /// Whether a browser page from `origin` may connect (no Origin header: not a browser).
-    public func allows(origin: String?) -> Bool {
-        guard let origin, !allowedOrigins.isEmpty else { return true }
-        return allowedOrigins.contains("*") || allowedOrigins.contains(origin)
+    /// Whether a page of `origin` may use Herald, for a request that named `host` in its Host
+    /// header. No Origin: not a page's cross-origin call (curl, a backend, a same-origin GET).
+    /// With a list: exactly its origins, the Host playing no part (under DNS rebinding a
+    /// hostile page chooses it). Without (local development): Herald's own origin, the Origin's
+    /// host and port being the Host header's, and pages on this machine (`localhost`,
+    /// `127.0.0.1`, `[::1]`, any port): a dev server works, a site visited meanwhile does not.
+    public func allows(origin: String?, host: String?) -> Bool {
+        guard let origin else { return true }
+        if !allowedOrigins.isEmpty { return allowedOrigins.contains("*") || allowedOrigins.contains(origin) }
+        let authority: Substring
+        if origin.hasPrefix("http://") {
+            authority = origin.dropFirst(7)
+        } else if origin.hasPrefix("https://") {
+            authority = origin.dropFirst(8)
+        } else {
+            return false  // `null` (sandboxed frames, files, redirects) and other schemes
+        }
+        if let host, !host.isEmpty, authority.lowercased() == host.lowercased() { return true }
+        return Self.isLoopback(authority)
+    }
+
+    /// Whether the page that sent `request` (its Origin header) may use Herald.
+    public func allowsOrigin(of request: HTTPRequest) -> Bool {
+        allows(origin: request.header("origin"), host: request.header("host"))
+    }
+
+    /// Whether `authority` (host, then an optional `:port`) names this machine's loopback.
+    static func isLoopback(_ authority: Substring) -> Bool {
+        let host: Substring
+        if authority.hasPrefix("[") {
+            guard let end = authority.firstIndex(of: "]") else { return false }
+            host = authority[...end]
+        } else {
+            host = authority.prefix { $0 != ":" }
+        }
+        let port = authority[host.endIndex...].utf8
+        let digits = port.dropFirst()
+        guard port.isEmpty || (port.first == UInt8(ascii: ":") && (1...5).contains(digits.count)
+                               && digits.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else {
+            return false
+        }
+        return ["localhost", "127.0.0.1", "[::1]"].contains(host.lowercased())
+    }
+
+    /// Whether a browser made `request` without CORS for a page of another origin: a link, an
+    /// image, a form's GET. Only CORS requests and non-GETs carry an Origin, so these pass the
+    /// origin check; browsers mark them `Sec-Fetch-Site: cross-site` or `same-site` (Fetch
+    /// Metadata). Harmless for a read (the page cannot see the answer), not for a queue pop.
+    public static func isNoCORSCrossOrigin(_ request: HTTPRequest) -> Bool {
+        guard request.header("origin") == nil, let site = request.header("sec-fetch-site") else { return false }
+        return site == "cross-site" || site == "same-site"
     }
 
     static func unauthorized(_ message: String) -> HTTPError {

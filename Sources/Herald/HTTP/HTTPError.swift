@@ -59,6 +59,12 @@ public struct HTTPError: Error, Equatable, Sendable {
     public static func overloaded(_ message: String) -> HTTPError {
         HTTPError(status: 503, code: "overloaded", message: message, headers: ["Retry-After": "1"])
     }
+    /// A page whose Origin may not use Herald (`AccessPolicy.allows(origin:host:)`).
+    public static let originNotAllowed = HTTPError(status: 403, code: "forbidden",
+        message: "pages of this origin may not call Herald; list it in --allowed-origins")
+    /// A queue pop a page made without CORS (a link, an image): a cross-site state change.
+    public static let noCORSPop = HTTPError(status: 403, code: "forbidden",
+        message: "a page of another origin may pop only with a CORS request (fetch), not a link, image or form")
     public static func tooManySubscriptions(limit: Int) -> HTTPError {
         HTTPError(status: 400, code: "too_many_subscriptions", message: "at most \(limit) subscriptions per connection")
     }

@@ -149,7 +149,7 @@ public final class ClientConnection: IOHandler {
             worker.stats.requests.bump()
             let slot = ResponseSlot(keepAlive: request.keepAlive && !worker.isDraining && !overLimit, head: request.method == "HEAD")
             if worker.config.accessLog { slot.access = (request.method, request.target, Clock.nowMicros()) }
-            if let origin = request.header("origin"), worker.router.access.allows(origin: origin) { slot.corsOrigin = origin }
+            if let origin = request.header("origin"), worker.router.access.allowsOrigin(of: request) { slot.corsOrigin = origin }
             slots.append(slot)
             worker.router.route(request, Responder(connection: self, slot: slot))
         }

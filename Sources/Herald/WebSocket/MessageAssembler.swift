@@ -55,7 +55,10 @@ public struct MessageAssembler {
         if payload.isEmpty { return .close(code: nil, reason: "") }
         guard payload.count >= 2 else { throw WebSocketError(CloseCode.protocolError, "close payload of one byte") }
         let code = UInt16(payload[0]) << 8 | UInt16(payload[1])
-        let valid = (1000...1003).contains(code) || (1007...1011).contains(code) || (3000...4999).contains(code)
+        // §7.4 and IANA's close code registry: the registered codes a peer may send (1012
+        // Service Restart, 1013 Try Again Later, 1014 Bad Gateway included) and the library and
+        // application ranges. 1004-1006 and 1015 are reserved, never sent; the rest unassigned.
+        let valid = (1000...1003).contains(code) || (1007...1014).contains(code) || (3000...4999).contains(code)
         guard valid else { throw WebSocketError(CloseCode.protocolError, "invalid close code \(code)") }
         let reason = payload.dropFirst(2)
         guard UTF8Validation.isValid(reason) else { throw WebSocketError(CloseCode.invalidPayload, "close reason is not valid UTF-8") }
