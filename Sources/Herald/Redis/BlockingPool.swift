@@ -132,6 +132,8 @@ public final class BlockingPool {
 
     /// The client of `ticket`'s command went away: ends its wait now. The reply still reaches
     /// the command's callback: nil, or what Redis had already popped (the caller puts it back).
+    /// An UNBLOCK still on its way when its command ends anyway may, rarely, cut short the next
+    /// wait on the same connection: that one then ends empty early, and nothing is lost.
     public func cancel(_ ticket: Ticket) {
         let member = ticket.member
         guard member.busy, member.started == ticket.number else { return }
