@@ -333,6 +333,27 @@ def test_item_arriving_as_waiters_leave_is_not_lost(start_redis, start_herald):
         wait_until(lambda: sorted(lrange(redis, name)) == items, timeout=5, what=f"the 4 items of {name}")
 
 
+def test_item_popped_as_the_client_leaves_goes_back(start_redis, start_herald):
+    """The worst order: Redis pops an item for a waiting client, then the client leaves, both
+    before Herald looks (it is stopped meanwhile). Herald handles Redis's answer first, sees
+    on the socket that the client is gone, and puts the item back instead of writing it into
+    a dead connection."""
+    redis = start_redis()
+    herald = start_herald(redis_url=redis.url, loops=1)
+    name = unique("stopped")
+    sock = start_waiter(herald.port, name)
+    wait_until(lambda: blocked(redis, "brpop") == 1, timeout=5, what="the BRPOP to block")
+    herald.proc.send_signal(signal.SIGSTOP)
+    try:
+        redis.cli("LPUSH", name, "precious")  # served at once: the answer waits in Herald's socket
+        assert blocked(redis, "brpop") == 0
+        sock.close()
+        time.sleep(0.2)
+    finally:
+        herald.proc.send_signal(signal.SIGCONT)
+    wait_until(lambda: lrange(redis, name) == ["precious"], timeout=5, what="the item to be put back")
+
+
 def test_pipelined_pop_dropped_after_connection_close_frees_its_connection(start_redis, start_herald):
     """A waiting pop pipelined behind a `Connection: close` request is never answered: it must
     not keep its blocking connection (nor take an item) for its whole wait."""
