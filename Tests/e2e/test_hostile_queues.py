@@ -121,7 +121,7 @@ def start_waiter(port, name, wait=300):
 # --------------------------------------------------------------------------- 3. key collisions
 
 def test_colliding_names_keep_their_own_items(start_redis, start_herald):
-    """`jobs{eu}` and `eu}:jobs{eu}` once shared their processing lists and lease registry: after
+    """`jobs{eu}` and `eu}:jobs{eu` once shared their processing lists and lease registry: after
     a lease ran out, a token granted only `eu}*` popped the item held for `jobs{eu}` (which it
     gets 403 for directly). Now each name has its own keys: the item goes back to `jobs{eu}`."""
     redis = start_redis()
@@ -331,6 +331,7 @@ def test_item_arriving_as_waiters_leave_is_not_lost(start_redis, start_herald):
         wait_until(lambda: blocked(redis, "brpop") == 0, timeout=5, what="the BRPOPs to end")
     for name, items in pushed.items():
         wait_until(lambda: sorted(lrange(redis, name)) == items, timeout=5, what=f"the 4 items of {name}")
+        assert sorted(pop(herald, name, wait=1)[2] for _ in items) == [i.encode() for i in items]
 
 
 def test_item_popped_as_the_client_leaves_goes_back(start_redis, start_herald):

@@ -161,10 +161,13 @@ public final class BlockingPool {
                 self.retryCancel(ticket, afterMs: 250)
             }
         }
-        let sent = if let cluster, let address = member.address {
-            cluster.send(node: address, unblock, answered)
+        let sent: Bool
+        if let cluster {
+            // Client ids are per node: the UNBLOCK must reach the node the link is on.
+            guard let address = member.address else { return }
+            sent = cluster.send(node: address, unblock, answered)
         } else {
-            control.send(key: nil, unblock, answered)
+            sent = control.send(key: nil, unblock, answered)
         }
         if !sent { retryCancel(ticket, afterMs: 250) }
     }
