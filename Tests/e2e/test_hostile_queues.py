@@ -393,6 +393,27 @@ def test_departed_websocket_worker_frees_its_blocking_connection(start_redis, st
     assert (status, body) == (200, b"kept"), "the single blocking connection is free again"
 
 
+def test_departed_waiters_are_unblocked_on_their_own_cluster_node(redis_cluster):
+    """In a cluster a waiting pop blocks on its queue's master; when its client leaves, the
+    CLIENT UNBLOCK must go to that node (client ids are per node)."""
+    herald = launch_herald(redis_url=redis_cluster.url, loops=1)
+    try:
+        queues = redis_cluster.names_on_every_master("gone")
+        waiters = [start_waiter(herald.port, name) for name in queues.values()]
+
+        def blocked_on(port):
+            lines = redis_cluster.cli(port, "CLIENT", "LIST").splitlines()
+            return sum(1 for line in lines if " flags=b " in f" {line} " and " cmd=brpop " in f" {line} ")
+        wait_until(lambda: all(blocked_on(port) == 1 for port in queues), timeout=5,
+                   what="a BRPOP blocked on every master")
+        for sock in waiters:
+            sock.close()
+        wait_until(lambda: all(blocked_on(port) == 0 for port in queues), timeout=3,
+                   what="every departed client's BRPOP to end on its own node")
+    finally:
+        herald.stop()
+
+
 def test_idle_blocking_connections_close(start_redis, start_herald):
     """Blocking connections opened by a burst of waits close after --blocking-idle seconds, and
     are not reopened after Redis restarts."""
