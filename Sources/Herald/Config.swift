@@ -41,6 +41,8 @@ public struct Config: Sendable {
     public var keepAliveTimeoutMs: Int64 = 60_000
     /// Connections per loop for blocking pops (queue waits); past it, pops answer 503.
     public var maxBlocking = 64
+    /// A blocking connection unused this long is closed, ms.
+    public var blockingIdleMs: Int64 = 30_000
     /// A consumer-group entry pending this long on a vanished consumer is claimed, ms.
     public var claimIdleMs: Int64 = 30_000
     /// A queue worker's processing list not renewed for this long is put back in its queue, ms.
@@ -132,6 +134,9 @@ public struct Config: Sendable {
         },
         Option(flag: "max-blocking", environment: "HERALD_MAX_BLOCKING") { c, v throws(ConfigError) in
             c.maxBlocking = try integer("--max-blocking", v, in: 1...10_000)
+        },
+        Option(flag: "blocking-idle", environment: "HERALD_BLOCKING_IDLE") { c, v throws(ConfigError) in
+            c.blockingIdleMs = try seconds("--blocking-idle", v)
         },
         Option(flag: "claim-idle", environment: "HERALD_CLAIM_IDLE") { c, v throws(ConfigError) in
             c.claimIdleMs = try seconds("--claim-idle", v)

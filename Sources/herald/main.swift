@@ -44,6 +44,8 @@ struct HeraldCommand: ParsableCommand {
     var keepaliveTimeout: String?
     @Option(parsing: .unconditional, help: "Redis connections per loop for blocking queue pops; past it pops answer 503. [HERALD_MAX_BLOCKING, default 64]")
     var maxBlocking: String?
+    @Option(parsing: .unconditional, help: "Seconds an unused blocking Redis connection stays open. [HERALD_BLOCKING_IDLE, default 30]")
+    var blockingIdle: String?
     @Option(parsing: .unconditional, help: "Seconds a consumer-group entry may stay pending on a vanished consumer before another claims it. [HERALD_CLAIM_IDLE, default 30]")
     var claimIdle: String?
     @Option(parsing: .unconditional, help: "Seconds a queue worker's processing list lives without renewal; then any Herald puts its items back (a Herald killed with items held). [HERALD_QUEUE_LEASE, default 30]")
@@ -89,6 +91,7 @@ struct HeraldCommand: ParsableCommand {
         flags["ping-interval"] = pingInterval
         flags["keepalive-timeout"] = keepaliveTimeout
         flags["max-blocking"] = maxBlocking
+        flags["blocking-idle"] = blockingIdle
         flags["claim-idle"] = claimIdle
         flags["queue-lease"] = queueLease
         flags["api-keys"] = apiKeys

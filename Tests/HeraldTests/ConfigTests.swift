@@ -203,6 +203,9 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(refusedOption(["queue-lease": "0.1"]), "--queue-lease", "shorter than a renewal round trip")
         XCTAssertEqual(try resolve(["queue-lease": "1.5"]).queueLeaseMs, 1500)
         XCTAssertEqual(try resolve().queueLeaseMs, 30_000)
+        XCTAssertEqual(refusedOption(["blocking-idle": "0"]), "--blocking-idle")
+        XCTAssertEqual(try resolve(env: ["HERALD_BLOCKING_IDLE": "0.5"]).blockingIdleMs, 500)
+        XCTAssertEqual(try resolve().blockingIdleMs, 30_000)
         XCTAssertEqual(refusedOption(["redis": "redis://a:1,redis://b:2/3"]), "--redis")
         do throws(ConfigError) {
             _ = try Config.resolve(flags: ["jwt-secret": "leaky-but-short"], environment: [:])

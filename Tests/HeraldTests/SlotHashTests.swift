@@ -79,13 +79,5 @@ final class SlotHashTests: XCTestCase {
         XCTAssertNil(SlotHash.tag(of: "a{}b"), "an empty tag does not count; the whole name, } included, is hashed")
         XCTAssertEqual(SlotHash.tag(of: "{x}{y}"), "x")
         XCTAssertNil(SlotHash.tag(of: "a}b"), "no {T} can hold a name with } outside a tag")
-        for name in ["jobs", "jobs{eu}-1", "{x}{y}", "a{b", "caf\u{00E9}{\u{00E9}}"] {
-            let slot = SlotHash.slot(Array(name.utf8))
-            XCTAssertEqual(SlotHash.slot(Array(QueueKeys.processingList(name, id: "w1").utf8)), slot, name)
-            XCTAssertEqual(SlotHash.slot(Array(QueueKeys.registry(name).utf8)), slot, name)
-        }
-        XCTAssertEqual(QueueKeys.registry("jobs"), "herald:consumers:{jobs}", "plain names keep the documented form")
-        XCTAssertEqual(QueueKeys.processingList("jobs{eu}", id: "w1"), "herald:processing:{eu}:jobs{eu}:w1")
-        XCTAssertNotEqual(QueueKeys.registry("a{t}1"), QueueKeys.registry("a{t}2"), "queues sharing a tag keep apart")
     }
 }

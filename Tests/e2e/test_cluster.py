@@ -84,7 +84,7 @@ def cluster_lrange(cluster, key):
 
 def processing_lists(cluster, queue):
     """Herald's processing lists for `queue`: they share its hash tag, so they live on its owner."""
-    out = cluster.cli(cluster.owner(queue), "KEYS", f"herald:processing:{{{queue}}}:*")
+    out = cluster.cli(cluster.owner(queue), "KEYS", f"herald:processing:{{{queue}}}:{len(queue.encode())}:{queue}:*")
     return [line for line in out.splitlines() if line]
 
 
@@ -298,9 +298,10 @@ def test_queue_worker_on_a_name_with_its_own_hash_tag(cherald, redis_cluster):
         _, _, payload = worker.recv_frame()
         assert json.loads(payload)["data"] == "tagged", payload
         lists = [k for k in redis_cluster.cli(owner, "KEYS", f"herald:processing:{{{tag}}}:*").splitlines() if k]
-        assert lists == [k for k in lists if k.startswith(f"herald:processing:{{{tag}}}:{name}:")] and len(lists) == 1, lists
+        scope = f"{{{tag}}}:{len(name.encode())}:{name}"
+        assert lists == [k for k in lists if k.startswith(f"herald:processing:{scope}:")] and len(lists) == 1, lists
         assert redis_cluster.keyslot(lists[0]) == redis_cluster.keyslot(name)
-        registry = f"herald:consumers:{{{tag}}}:{name}"
+        registry = f"herald:consumers:{scope}"
         assert redis_cluster.cli(owner, "ZRANGE", registry, 0, -1).split() == lists
     finally:
         worker.close()  # abrupt: no close frame

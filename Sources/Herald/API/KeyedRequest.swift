@@ -16,12 +16,18 @@ struct KeyedRequest {
     let name: String
     let query: [(name: String, value: String)]
 
-    /// Validates `request`; answers the error and returns nil when something is wrong.
-    init?(_ request: HTTPRequest, _ responder: Responder, prefix: String, noun: String, access: Access, verb: String, caller: Caller) {
+    /// Validates `request`; answers the error and returns nil when something is wrong. A name
+    /// that `isKey` (not a pub/sub channel) must lie outside Herald's own key space.
+    init?(_ request: HTTPRequest, _ responder: Responder, prefix: String, noun: String, access: Access, verb: String, caller: Caller,
+          isKey: Bool = true) {
         // By bytes: Character counting and indexing would walk grapheme boundaries.
         let encoded = Substring(request.path.utf8.dropFirst(prefix.utf8.count))
         guard let name = PercentDecoding.decodeText(encoded), !name.isEmpty else {
             responder.fail(.badRequest("the \(noun) in the path is empty or badly encoded"))
+            return nil
+        }
+        guard !isKey || !InternalKeys.isReserved(name) else {
+            responder.fail(.reservedName(name))
             return nil
         }
         guard access == .write ? caller.grant.mayPublish(name) : caller.grant.maySubscribe(name) else {

@@ -57,6 +57,8 @@ enum OpsAPI {
         metric("herald_messages_dropped_total", "counter", "Deliveries dropped for slow subscribers.", [("", p.total { $0.dropped.value })])
         metric("herald_redis_reconnects_total", "counter", "Reconnections to Redis after a failure.", [("", p.total { $0.redisReconnects.value })])
         metric("herald_redis_errors_total", "counter", "Error replies from Redis.", [("", p.total { $0.redisErrors.value })])
+        metric("herald_queue_lease_errors_total", "counter", "Queue lease scripts (renew, reap, put back) Redis refused; each is tried again.",
+               [("", p.total { $0.queueLeaseErrors.value })])
         metric("herald_ready", "gauge", "1 when every Redis link is up.", [("", p.isReady ? 1 : 0)])
 
         let name = "herald_publish_duration_seconds"

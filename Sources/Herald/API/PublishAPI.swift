@@ -50,7 +50,7 @@ enum PublishAPI {
 
     static func publishPath(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller) {
         guard let target = KeyedRequest(request, responder, prefix: "/publish/", noun: "channel", access: .write,
-                                        verb: "publishing to", caller: caller) else { return }
+                                        verb: "publishing to", caller: caller, isKey: false) else { return }
         let sharded: Bool
         switch target.value("sharded") {
         case nil, "false", "0": sharded = false

@@ -44,12 +44,17 @@ enum QueuesAPI {
                 return
             }
             guard let item else {
-                responder.respond(HTTPResponse(status: 204))
+                if worker.drainExpired && command == "BRPOP" {
+                    responder.fail(.shuttingDown)  // the wait was cut short by the drain's end
+                } else {
+                    responder.respond(HTTPResponse(status: 204))
+                }
                 return
             }
-            // The client left while waiting: put the item back where the next pop takes it.
-            if responder.connection.isClosed {
-                worker.redis.send(key: key, [Array("RPUSH".utf8), key, item]) { _ in }
+            // The client left while waiting (its wait was cut short, but Redis had already
+            // popped): put the item back where the next pop takes it.
+            if responder.isAbandoned {
+                pushBack(item, to: key, on: worker)
                 return
             }
             responder.respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/octet-stream")], body: item))
@@ -64,10 +69,28 @@ enum QueuesAPI {
             responder.fail(RedisErrors.unreachable(worker.redis))
             return
         }
-        let started = worker.blocking.run(key: key, [Array("BRPOP".utf8), key, Array(String(wait).utf8)]) { answer($0, "BRPOP") }
-        if !started {
-            responder.fail(HTTPError(status: 503, code: "too_many_waiters",
-                message: "all \(worker.blocking.capacity) blocking Redis connections of this loop are waiting; retry later or use wait=0"))
+        guard let ticket = worker.blocking.run(key: key, [Array("BRPOP".utf8), key, Array(String(wait).utf8)], { answer($0, "BRPOP") }) else {
+            responder.fail(.tooManyWaiters(capacity: worker.blocking.capacity))
+            return
         }
+        // A client that leaves frees its blocking connection at once.
+        responder.onAbandon { worker.blocking.cancel(ticket) }
+    }
+
+    /// Puts an item popped for a client that left back at the pop end of `key`. The item now
+    /// exists only here, so a failed push is tried again every half second for half a minute.
+    private static func pushBack(_ item: [UInt8], to key: [UInt8], on worker: Worker, tries: Int = 60) {
+        let retry = {
+            guard tries > 1 else {
+                worker.logger.error("an item popped for a client that left could not be put back",
+                                    metadata: ["queue": "\(String(decoding: key, as: UTF8.self))", "bytes": "\(item.count)"])
+                return
+            }
+            worker.loop.schedule(afterMs: 500) { pushBack(item, to: key, on: worker, tries: tries - 1) }
+        }
+        let sent = worker.redis.send(key: key, [Array("RPUSH".utf8), key, item]) { reply in
+            if reply.errorMessage != nil { retry() }
+        }
+        if !sent { retry() }
     }
 }

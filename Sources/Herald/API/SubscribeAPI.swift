@@ -148,6 +148,9 @@ struct StreamPlan {
     var queue: String?
 
     init(streams: [String], options: [String: String], lastEventID: String?) throws(HTTPError) {
+        if let reserved = (streams + [options["queue"] ?? ""]).first(where: InternalKeys.isReserved) {
+            throw .reservedName(reserved)
+        }
         self.streams = streams
         // A browser's automatic reconnect repeats the URL (from=0, say) and adds Last-Event-ID:
         // the id it last saw wins, or every reconnect would replay the whole history.

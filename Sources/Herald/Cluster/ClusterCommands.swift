@@ -139,6 +139,13 @@ public final class ClusterCommands: CommandSender {
         return dispatch(link, arguments, asking: false, redirects: 0, callback)
     }
 
+    /// Sends a command meant for one node (CLIENT UNBLOCK of a connection there), unredirected.
+    @discardableResult
+    public func send(node address: String, _ arguments: [[UInt8]], _ callback: @escaping (RedisReply) -> Void) -> Bool {
+        guard let link = links[address], link.isReady else { return false }
+        return link.send(arguments, callback)
+    }
+
     private func dispatch(_ link: RedisConnection, _ arguments: [[UInt8]], asking: Bool, redirects: Int,
                           _ callback: @escaping (RedisReply) -> Void) -> Bool {
         if asking { link.send(.command("ASKING")) { _ in } }

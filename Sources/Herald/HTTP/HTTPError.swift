@@ -65,6 +65,19 @@ public struct HTTPError: Error, Equatable, Sendable {
     /// A queue pop a page made without CORS (a link, an image): a cross-site state change.
     public static let noCORSPop = HTTPError(status: 403, code: "forbidden",
         message: "a page of another origin may pop only with a CORS request (fetch), not a link, image or form")
+    /// A client named a key in Herald's own space (`InternalKeys`): refused whatever its grant.
+    public static func reservedName(_ name: String) -> HTTPError {
+        HTTPError(status: 403, code: "reserved_name",
+                  message: "'\(name)' is reserved: keys starting with '\(InternalKeys.prefix)' are Herald's own")
+    }
+    /// A waiting pop cut short because Herald is shutting down (the drain's time is up).
+    public static let shuttingDown = HTTPError(status: 503, code: "shutting_down",
+        message: "Herald is shutting down; the wait ended with no item: retry (another instance will serve it)",
+        closesConnection: true)
+    public static func tooManyWaiters(capacity: Int) -> HTTPError {
+        HTTPError(status: 503, code: "too_many_waiters",
+                  message: "all \(capacity) blocking Redis connections of this loop are waiting; retry later or use wait=0")
+    }
     public static func tooManySubscriptions(limit: Int) -> HTTPError {
         HTTPError(status: 400, code: "too_many_subscriptions", message: "at most \(limit) subscriptions per connection")
     }

@@ -75,6 +75,18 @@ public enum Socket {
         }
     }
 
+    /// Whether the peer has closed (or reset) the connection, as far as the kernel knows now,
+    /// looked at without consuming input (a byte of unread input reads as still open).
+    public static func peerHasClosed(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        while true {
+            let n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+            if n >= 0 { return n == 0 }
+            if errno == EINTR { continue }
+            return errno != EAGAIN && errno != EWOULDBLOCK
+        }
+    }
+
     /// Writes the gathered buffers; returns bytes written, 0 when the socket would block.
     public static func writev(_ fd: Int32, _ iov: UnsafePointer<iovec>, count: Int32) -> Result<Int, SocketError> {
         while true {

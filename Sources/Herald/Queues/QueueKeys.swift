@@ -1,22 +1,53 @@
 // Where a queue's worker bookkeeping lives in Redis: the processing lists and the lease
-// registry, always in the queue's own hash slot so that BLMOVE, LMOVE and the lease scripts
-// work on a Redis Cluster.
-//   queue `jobs`       -> herald:processing:{jobs}:<id>,          herald:consumers:{jobs}
-//   queue `jobs{eu}`   -> herald:processing:{eu}:jobs{eu}:<id>,   herald:consumers:{eu}:jobs{eu}
-// A queue with a tag of its own is hashed by that tag, so the keys carry the same tag and the
-// queue's full name. A name holding `}` outside a tag cannot be co-located: it keeps the plain
-// form (fine on one Redis; on a cluster its workers get Redis's CROSSSLOT error).
+// registry. Each key sits in the queue's own hash slot (BLMOVE, LMOVE and the lease scripts
+// need one slot on a Redis Cluster) and names its queue exactly, so no two queues share one:
+//   queue `jobs`       -> herald:processing:{jobs}:4:jobs:<id>,        herald:consumers:{jobs}:4:jobs
+//   queue `jobs{eu}`   -> herald:processing:{eu}:8:jobs{eu}:<id>,      herald:consumers:{eu}:8:jobs{eu}
+//   queue `a}b`        -> herald:processing:{<slot tag>}:3:a}b:<id>,   herald:consumers:{<slot tag>}:3:a}b
+// `{T}` puts a key in the queue's slot: T is the queue's own hash tag, or the whole name when it
+// has none; a name with a `}` outside a tag (no `{T}` can carry it) gets a short tag of the same
+// slot from a table. The name follows with its length in bytes. The mapping is one to one: T
+// never holds `}`, so the first `}` ends it; the length then says where the name ends, whatever
+// the name holds (`:`, `{`, `}`, digits). Up to Herald 0.4.0 the keys were `herald:consumers:{jobs}`
+// and `herald:consumers:{eu}:jobs{eu}`, which two names could share (`jobs{eu}` and
+// `eu}:jobs{eu}`); they are not read any more (README, "Upgrading").
 
 public enum QueueKeys {
-    /// The part after the key's prefix that puts it in `queue`'s slot and names the queue.
+    /// The hash tag of `queue`'s keys: a non-empty string without `}` whose slot is the queue's.
+    private static func tag(_ queue: String) -> String {
+        if let tag = SlotHash.tag(of: queue), !tag.isEmpty { return tag }
+        return slotTags[SlotHash.slot(Array(queue.utf8))]
+    }
+
+    /// The part after a key's prefix: the slot's `{tag}`, then the queue's name, length first.
     private static func scope(_ queue: String) -> String {
-        guard let tag = SlotHash.tag(of: queue), tag != queue else { return "{\(queue)}" }
-        return "{\(tag)}:\(queue)"
+        "{\(tag(queue))}:\(queue.utf8.count):\(queue)"
     }
 
     /// The sorted set of `queue`'s leased processing lists.
-    public static func registry(_ queue: String) -> String { "herald:consumers:" + scope(queue) }
+    public static func registry(_ queue: String) -> String { InternalKeys.prefix + "consumers:" + scope(queue) }
 
     /// A worker's processing list for `queue`.
-    public static func processingList(_ queue: String, id: String) -> String { "herald:processing:" + scope(queue) + ":" + id }
+    public static func processingList(_ queue: String, id: String) -> String {
+        InternalKeys.prefix + "processing:" + scope(queue) + ":" + id
+    }
+
+    /// One tag per slot, for names that cannot lend theirs: for each slot, the first of `0`,
+    /// `1`, .. (base 36) that hashes there. Built once (about 170,000 short CRCs), the same in
+    /// every Herald, as every Herald must name a queue's keys alike.
+    private static let slotTags: [String] = {
+        var tags = [String](repeating: "", count: SlotHash.slotCount)
+        var left = SlotHash.slotCount
+        var n = 0
+        while left > 0 {
+            let candidate = String(n, radix: 36)
+            let slot = Int(SlotHash.crc16(candidate.utf8)) % SlotHash.slotCount
+            if tags[slot].isEmpty {
+                tags[slot] = candidate
+                left -= 1
+            }
+            n += 1
+        }
+        return tags
+    }()
 }

@@ -9,10 +9,17 @@
 // After this loop's link to Redis comes back, it renews its own lists at once and reaps nothing
 // for one lease period, so the lists of Heralds still reconnecting after the same outage are
 // not taken for dead.
+// A script Redis refuses (a key of Herald's turned into another type behind its back) is
+// counted (`herald_queue_lease_errors_total`), logged at most every 10 s, and tried again: a
+// renewal at the next period, a reap the next time one is due, a put-back every second until it
+// works or the list's lease has run out (from then on reapers take over).
+import Logging
 
 /// One loop's lease keeping and reaping; confined to its loop.
 public final class QueueLeases {
     private let redis: CommandSender
+    private let loop: EventLoop
+    private let logger: Logger
     /// How long a registration lasts without renewal, ms.
     public let leaseMs: Int64
     /// When each queue was last reaped by this loop (monotonic ms).
@@ -23,10 +30,17 @@ public final class QueueLeases {
     private var reconnectsSeen = 0
     /// No reaping before this (monotonic ms): a lease period after the link came back.
     private var quietUntil: Int64 = 0
+    /// Scripts Redis answered with an error, for metrics.
+    public private(set) var scriptErrors = 0
+    /// Monotonic ms of the last logged failure, and failures since then not logged.
+    private var loggedMs: Int64?
+    private var unlogged = 0
 
-    public init(redis: CommandSender, leaseMs: Int64) {
+    public init(redis: CommandSender, loop: EventLoop, leaseMs: Int64, logger: Logger) {
         self.redis = redis
+        self.loop = loop
         self.leaseMs = leaseMs
+        self.logger = logger
     }
 
     /// The sorted set of a queue's processing lists; shares the queue's hash slot.
@@ -36,7 +50,7 @@ public final class QueueLeases {
     public func renew(_ list: String, of queue: String) {
         live[RedisName(list)] = queue
         noticeReconnect()
-        send(queue, .command("EVAL", Self.renewScript, "1", Self.registry(of: queue), list, String(leaseMs)))
+        send(queue, .command("EVAL", Self.renewScript, "1", Self.registry(of: queue), list, String(leaseMs)), script: "renew")
     }
 
     /// The worker of `list` is gone: this loop no longer renews it.
@@ -50,7 +64,23 @@ public final class QueueLeases {
     /// also leaves the registry (its worker is done with it); without, its lease runs out.
     public func putBack(_ list: String, of queue: String, unregister: Bool = true) {
         if unregister { forget(list) }
-        send(queue, .command("EVAL", Self.putBackScript, "3", list, queue, Self.registry(of: queue), unregister ? "1" : "0"))
+        putBack(list, of: queue, unregister: unregister, until: Clock.nowMs() + leaseMs)
+    }
+
+    /// One put-back attempt; a failed one is tried again every second until `deadline` (by
+    /// then the list's lease has run out and any reaper puts its items back).
+    private func putBack(_ list: String, of queue: String, unregister: Bool, until deadline: Int64) {
+        let arguments: [[UInt8]] = .command("EVAL", Self.putBackScript, "3", list, queue, Self.registry(of: queue), unregister ? "1" : "0")
+        let retry = {
+            guard Clock.nowMs() < deadline else { return }
+            self.loop.schedule(afterMs: min(1000, max(100, self.leaseMs / 3))) {
+                self.putBack(list, of: queue, unregister: unregister, until: deadline)
+            }
+        }
+        let sent = redis.send(key: Array(queue.utf8), arguments) { reply in
+            if self.failed(reply, script: "put back", queue: queue) { retry() }
+        }
+        if !sent { retry() }
     }
 
     /// Puts back the items of `queue`'s lists whose lease ended; at most once per third of a
@@ -63,7 +93,7 @@ public final class QueueLeases {
         if let last = lastReap[name], now - last < leaseMs / 3 { return }
         if lastReap.count >= 10_000 { lastReap = lastReap.filter { now - $0.value < leaseMs } }
         lastReap[name] = now
-        send(queue, .command("EVAL", Self.reapScript, "2", Self.registry(of: queue), queue))
+        send(queue, .command("EVAL", Self.reapScript, "2", Self.registry(of: queue), queue), script: "reap")
     }
 
     /// A reconnect since the last look: renew every live list now, reap nothing for a lease.
@@ -72,13 +102,36 @@ public final class QueueLeases {
         reconnectsSeen = redis.reconnects
         quietUntil = Clock.nowMs() + leaseMs
         for (list, queue) in live {
-            send(queue, .command("EVAL", Self.renewScript, "1", Self.registry(of: queue), list.text, String(leaseMs)))
+            send(queue, .command("EVAL", Self.renewScript, "1", Self.registry(of: queue), list.text, String(leaseMs)), script: "renew")
         }
     }
 
-    /// Failures need no answer: an unrenewed lease runs out and a later reap puts things back.
-    private func send(_ queue: String, _ arguments: [[UInt8]]) {
-        redis.send(key: Array(queue.utf8), arguments) { _ in }
+    /// Sends a renewal or a reap; a failed one is counted and logged, and runs again when next
+    /// due (an unrenewed lease runs out, and a later reap puts things back).
+    private func send(_ queue: String, _ arguments: [[UInt8]], script: String) {
+        redis.send(key: Array(queue.utf8), arguments) { reply in
+            _ = self.failed(reply, script: script, queue: queue)
+        }
+    }
+
+    /// Whether `reply` says the script did not (or may not have) run. Redis's refusals are
+    /// counted and logged, the first at once, then at most one line per 10 s with the number
+    /// not logged; a link lost before the answer is Redis's link's own news.
+    private func failed(_ reply: RedisReply, script: String, queue: String) -> Bool {
+        guard let message = reply.errorMessage else { return false }
+        if message.hasPrefix("HERALD_LINK_DOWN") { return true }
+        scriptErrors += 1
+        let now = Clock.nowMs()
+        if let logged = loggedMs, now - logged < 10_000 {
+            unlogged += 1
+            return true
+        }
+        logger.error("queue lease script failed; it will be tried again", metadata: [
+            "script": "\(script)", "queue": "\(queue)", "error": "\(message)", "failuresNotLogged": "\(unlogged)",
+        ])
+        loggedMs = now
+        unlogged = 0
+        return true
     }
 
     /// Redis's clock in ms (TIME inside a script is replicated by effect since Redis 5).

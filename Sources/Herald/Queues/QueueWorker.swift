@@ -15,6 +15,8 @@ final class QueueWorker {
     private var held: [Int: [UInt8]] = [:]
     private var nextTag = 1
     private var popping = false
+    /// The waiting pop's place in the blocking pool, to cut it short if the client leaves.
+    private var waiting: BlockingPool.Ticket?
     private var stopped = false
 
     init(queue: String, connection: ClientConnection) {
@@ -54,6 +56,7 @@ final class QueueWorker {
         // still be put back.
         let handle: (RedisReply) -> Void = { reply in
             self.popping = false
+            self.waiting = nil
             if self.stopped {
                 // The client left while the pop waited: whatever landed goes back (even after
                 // an error reply: the link may have died after Redis moved the item).
@@ -86,7 +89,8 @@ final class QueueWorker {
         if wait == 0 {
             started = worker.redis.send(key: key, .command("LMOVE", queue, processing, "RIGHT", "LEFT"), handle)
         } else {
-            started = worker.blocking.run(key: key, .command("BLMOVE", queue, processing, "RIGHT", "LEFT", String(wait)), handle)
+            waiting = worker.blocking.run(key: key, .command("BLMOVE", queue, processing, "RIGHT", "LEFT", String(wait)), handle)
+            started = waiting != nil
         }
         if !started {
             popping = false
@@ -124,13 +128,15 @@ final class QueueWorker {
 
     /// The client left: everything it held goes back to the pop end of the queue, oldest last
     /// in, so the oldest is taken first again (an item still on its way from a pop follows when
-    /// it lands). If Redis is unreachable now, the lease runs out and a reaper does it.
+    /// it lands). A waiting pop is cut short, freeing its blocking connection. If Redis is
+    /// unreachable now, the lease runs out and a reaper does it.
     func stop() {
         guard !stopped else { return }
         stopped = true
         held = [:]
         // With a pop still waiting, the list stays registered (and leased) until it answers.
         worker.queueLeases.putBack(processing, of: queue, unregister: !popping)
+        if let waiting { worker.blocking.cancel(waiting) }
     }
 
     private func sendJSON(_ bytes: [UInt8]) {

@@ -111,9 +111,17 @@ public final class ClientConnection: IOHandler {
 
     /// End of stream from the client. A client that half-closes cannot be told from one that
     /// left, and answering the vanished is worse (a popped queue item would be lost), so the
-    /// connection closes at once and pending answers are dropped; their handlers see `isClosed`.
+    /// connection closes at once and pending answers are dropped; their handlers are told
+    /// (`Responder.onAbandon`, `isAbandoned`).
     private func peerClosed() {
         close()
+    }
+
+    /// Looks at the socket now, out of turn, for a client that left (its end of stream may sit
+    /// unread behind other events of this tick): before handing it something it cannot return,
+    /// such as a popped queue item. Closes the connection if so.
+    func checkPeer() {
+        if !isClosed && Socket.peerHasClosed(fd) { peerClosed() }
     }
 
     /// Parses whatever is buffered, as HTTP or as WebSocket frames.
@@ -168,7 +176,8 @@ public final class ClientConnection: IOHandler {
 
     /// Called by `Responder`: stores the answer and sends every answer that is now in order.
     func fill(_ slot: ResponseSlot, _ response: HTTPResponse) {
-        guard !isClosed, slot.answer == nil else { return }
+        guard !isClosed, !slot.abandoned, slot.answer == nil else { return }
+        slot.onAbandon = nil
         var response = response
         response.omitBody = slot.head
         slot.answer = response.chunk(keepAlive: slot.keepAlive, corsOrigin: slot.corsOrigin)
@@ -178,7 +187,9 @@ public final class ClientConnection: IOHandler {
             outbound.append(answer)
             if !first.keepAlive {
                 closeAfterFlush = true
+                let dropped = slots
                 slots.removeAll()
+                for slot in dropped { slot.abandon() }
                 break
             }
         }
@@ -489,7 +500,9 @@ public final class ClientConnection: IOHandler {
         case .webSocket: worker.stats.webSocketConnections.bump(-1)
         case .eventStream: worker.stats.eventStreams.bump(-1)
         }
+        let dropped = slots
         slots.removeAll()
+        for slot in dropped { slot.abandon() }
         outbound = OutboundQueue()
         inbound = ByteBuffer()
         let app = self.app
@@ -510,10 +523,23 @@ final class ResponseSlot {
     var access: (method: String, target: String, started: Int64)?
     /// The serialised answer, once the handler has responded.
     var answer: Chunk?
+    /// The client will never read this answer: it left, or an earlier answer closed the
+    /// connection before this one.
+    private(set) var abandoned = false
+    /// Told once if the slot is abandoned before it is answered (a waiting pop stops waiting).
+    var onAbandon: (() -> Void)?
 
     init(keepAlive: Bool, head: Bool) {
         self.keepAlive = keepAlive
         self.head = head
+    }
+
+    func abandon() {
+        guard !abandoned else { return }
+        abandoned = true
+        let told = onAbandon
+        onAbandon = nil
+        told?()
     }
 }
 
@@ -529,6 +555,18 @@ public struct Responder {
     public func fail(_ error: HTTPError) {
         if error.closesConnection { slot.keepAlive = false }
         respond(.error(error))
+    }
+
+    /// Whether the client will never read this answer: it left (looked for on the socket now),
+    /// or the connection closes before this answer.
+    public var isAbandoned: Bool {
+        connection.checkPeer()
+        return slot.abandoned
+    }
+
+    /// Runs `action` if the client goes before this request is answered (to stop work for it).
+    public func onAbandon(_ action: @escaping () -> Void) {
+        if slot.abandoned { action() } else { slot.onAbandon = action }
     }
 
     /// Completes a WebSocket upgrade; false when earlier pipelined answers are still pending.

@@ -22,6 +22,8 @@ public final class LoopStats: Sendable {
     public let receivedShard = Atomic<Int>(0)
     /// Error replies from Redis on any link.
     public let redisErrors = Atomic<Int>(0)
+    /// Queue lease scripts (renew, reap, put back) Redis refused.
+    public let queueLeaseErrors = Atomic<Int>(0)
     /// Publish latency (request in to Redis reply), a Prometheus histogram.
     public let publishLatency = LatencyHistogram()
     public let channels = Atomic<Int>(0)

@@ -32,14 +32,19 @@ public final class Worker: IOHandler {
     /// Shared read space for client sockets: bytes are copied out only when a message is partial.
     let readScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 1)
     public private(set) var isDraining = false
+    /// The drain's 5 s are up: pops still waiting are cut short and answered 503.
+    public private(set) var drainExpired = false
     /// Frames queued to clients, and deliveries dropped for slow ones: plain counters on the
     /// hot path, published to `stats` by housekeeping.
     var deliveredCount = 0
     var droppedCount = 0
+    /// Monotonic ms when the drain's wait for in-flight work ends.
     private var drainDeadline: Int64 = 0
     /// A connection that held a large queue emptied or closed: give freed heap back to the
     /// kernel at the next housekeeping (glibc keeps freed pages in its arenas otherwise).
     private var memoryToTrim = false
+    /// Monotonic ms when the loop stops whatever is left, a moment after `drainDeadline`.
+    private var stopDeadline: Int64 = 0
     private var acceptPausedUntil: Int64 = 0
 
     public init(index: Int, listener: Int32, handle: LoopHandle, config: Config, process: ProcessStats, logger: Logger) throws {
@@ -66,8 +71,9 @@ public final class Worker: IOHandler {
         }
         hub = Hub(link: RedisConnection(loop: loop, endpoint: endpoint, mode: .pushes, logger: logger), cluster: cluster, loop: loop, logger: logger)
         router = Router(config: config)
-        queueLeases = QueueLeases(redis: redis, leaseMs: config.queueLeaseMs)
-        blocking = BlockingPool(loop: loop, endpoint: endpoint, capacity: config.maxBlocking, cluster: cluster, logger: logger)
+        queueLeases = QueueLeases(redis: redis, loop: loop, leaseMs: config.queueLeaseMs, logger: logger)
+        blocking = BlockingPool(loop: loop, endpoint: endpoint, capacity: config.maxBlocking, idleMs: config.blockingIdleMs,
+                                control: redis, cluster: cluster, logger: logger)
         // One blocking XREAD per loop on a standalone Redis; a cluster refuses XREAD across
         // slots, so there the tail polls each slot's streams instead.
         let tailLink = cluster == nil ? RedisConnection(loop: loop, endpoint: endpoint, mode: .commands, logger: logger,
@@ -181,8 +187,17 @@ public final class Worker: IOHandler {
         stats.receivedPattern.set(hub.received[.pattern] ?? 0)
         stats.receivedShard.set(hub.received[.shard] ?? 0)
         stats.redisErrors.set(redis.errorReplies + hub.errorReplies)
+        stats.queueLeaseErrors.set(queueLeases.scriptErrors)
         if isDraining {
-            if (connections.isEmpty && redis.pendingCount == 0) || now > drainDeadline {
+            let done = connections.isEmpty && redis.pendingCount == 0 && blocking.busyCount == 0
+            if !done && !drainExpired && now > drainDeadline {
+                // Waits still pending end now, so their clients hear 503 rather than a dropped
+                // connection, and an item popped meanwhile is answered or put back: given a
+                // moment to reach Redis and the clients before the loop stops.
+                drainExpired = true
+                stopDeadline = now + 1000
+                blocking.cancelAll()
+            } else if done || (drainExpired && now > stopDeadline) {
                 for connection in Array(connections.values) { connection.close() }
                 loop.stop()
             }
