@@ -7,12 +7,14 @@ strict proxy's checklist) expects back. The next security review starts from the
 import http.client as httpclient
 import re
 import socket
+import struct
 import subprocess
 import time
 
 import pytest
 
 from conftest import (
+    RawWebSocket,
     assert_json_error,
     count_complete_responses,
     http,
@@ -106,6 +108,29 @@ def test_7_malformed_request_with_a_body_behind_it_reads_the_400(herald):
     resp = one_response(raw, "bad Content-Length and 2 MiB behind it")
     assert_json_error(resp.status, resp.body, 400, "bad_request", "bad Content-Length")
     assert closed
+
+
+def test_7_websocket_frame_over_the_limit_sent_whole_reads_the_1009(herald):
+    # Item 7, same class (RFC 6455 §7.1.7): the close frame for an oversize message must reach a
+    # client that is still sending that message, not be destroyed by a reset.
+    ws = RawWebSocket(herald.port, "/echo")
+    try:
+        try:
+            # A 3 MiB binary frame (zero mask key: the payload goes out as is) through a small
+            # send buffer, so the client is still sending when Herald refuses it.
+            ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
+            size = 3 * MIB
+            ws.sock.sendall(struct.pack("!BBQ", 0x82, 0x80 | 127, size) + b"\0\0\0\0" + b"m" * size)
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            pytest.fail(f"Herald reset the WebSocket while the client was still sending: {exc!r}")
+        try:
+            code, _, _ = ws.recv_until_close(timeout=5)
+        except (EOFError, ConnectionResetError) as exc:
+            pytest.fail(f"no close frame before the connection ended: {exc!r}")
+        assert code == 1009, code
+        assert ws.wait_eof(5), "Herald must end the connection after its close frame"
+    finally:
+        ws.close()
 
 
 def test_7_lingering_close_is_bounded_in_time(start_herald):
