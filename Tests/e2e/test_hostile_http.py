@@ -110,6 +110,24 @@ def test_7_malformed_request_with_a_body_behind_it_reads_the_400(herald):
     assert closed
 
 
+def test_7_timed_out_request_that_goes_on_sending_reads_the_408(start_herald):
+    # Item 7, same class: the 408 for a head that did not arrive in time is written while the
+    # client may still be sending; the client must still be able to read it.
+    srv = start_herald("--header-timeout", "1")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+        sock.sendall(b"POST /publish/x HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(2.2)  # past the header deadline (1 s, checked every 0.5 s): the 408 is sent
+        try:
+            for _ in range(16):
+                sock.sendall(b"X-Late: " + b"l" * 16384 + b"\r\n")
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            pytest.fail(f"Herald reset the connection after its 408: {exc!r}")
+        raw, closed = read_available(sock, 5)
+    resp = one_response(raw, "late head")
+    assert_json_error(resp.status, resp.body, 408, "request_timeout", "late head")
+    assert closed
+
+
 def test_7_websocket_frame_over_the_limit_sent_whole_reads_the_1009(herald):
     # Item 7, same class (RFC 6455 §7.1.7): the close frame for an oversize message must reach a
     # client that is still sending that message, not be destroyed by a reset.
@@ -361,11 +379,14 @@ def test_12_http10_expect_is_ignored(herald):
     assert one_response(raw, "HTTP/1.0 with Expect").status == 200
 
 
-def test_12_continue_never_overtakes_an_earlier_pipelined_answer(herald):
-    # Item 12: the 100 for the second request comes after the first request's answer.
+@pytest.mark.parametrize("first", [b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                                   b"POST /publish/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na"],
+                         ids=["answered-at-once", "answered-after-redis"])
+def test_12_continue_never_overtakes_an_earlier_pipelined_answer(herald, first):
+    # Item 12: the 100 for the second request comes after the first request's answer, also when
+    # that answer waits on Redis.
     with socket.create_connection(("127.0.0.1", herald.port), timeout=5) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-                     b"POST /publish/x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        sock.sendall(first + b"POST /publish/x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
         raw = read_until(sock, count_complete_responses(2))
         responses, _ = parse_responses(raw)
         assert [r.status for r in responses] == [200, 100], raw
