@@ -43,7 +43,7 @@ final class HTTPRequestTests: XCTestCase {
 
     func testParsedRequestKeepAlive() throws {
         var parser = HTTPParser()
-        var buffer = ByteBuffer(Array("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n".utf8))
+        var buffer = ByteBuffer(Array("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n".utf8))
         var answers: [Bool] = []
         while let request = try parser.next(&buffer) { answers.append(request.keepAlive) }
         XCTAssertEqual(answers, [true, false, true])
@@ -57,6 +57,18 @@ final class HTTPRequestTests: XCTestCase {
         XCTAssertEqual(without.path, "/healthz")
         XCTAssertEqual(without.query, "")
         XCTAssertEqual(HTTPRequest(method: "GET", target: "/p?").query, "")
+    }
+
+    /// RFC 9112 §3.2.2: an absolute-form target routes by the path and query after its authority.
+    func testPathAndQueryOfAnAbsoluteFormTarget() {
+        let absolute = HTTPRequest(method: "GET", target: "http://h:1/subscribe?channel=a")
+        XCTAssertEqual(absolute.target, "http://h:1/subscribe?channel=a")
+        XCTAssertEqual(absolute.path, "/subscribe")
+        XCTAssertEqual(absolute.query, "channel=a")
+        XCTAssertEqual(HTTPRequest(method: "GET", target: "http://h").path, "/")
+        XCTAssertEqual(HTTPRequest(method: "GET", target: "https://h?x").path, "/")
+        XCTAssertEqual(HTTPRequest(method: "GET", target: "https://h?x").query, "x")
+        XCTAssertEqual(HTTPRequest(method: "GET", target: "/a?http://h/b").path, "/a", "only a target that does not start with / is absolute")
     }
 
     func testHeaderLookupIsCaseInsensitiveAndReturnsTheFirst() {

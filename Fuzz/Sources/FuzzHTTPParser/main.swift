@@ -77,6 +77,15 @@ func exercise(_ request: HTTPRequest, maxBody: Int) {
         invariant(!value.utf8.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 }),
                   "CR, LF or NUL in a header value: \(describe(Array(value.utf8)))")
     }
+    // RFC 9112 §3.2: Host once in HTTP/1.1, at most once in 1.0; Origin at most once (Herald's rule).
+    let hosts = request.headers.filter { $0.name == "host" }.count
+    invariant(hosts == 1 || (request.minorVersion == 0 && hosts == 0), "\(hosts) Host fields in HTTP/1.\(request.minorVersion)")
+    invariant(request.headers.filter { $0.name == "origin" }.count <= 1, "two Origin fields accepted")
+    // RFC 9112 §6.1: no Transfer-Encoding in HTTP/1.0.
+    invariant(request.minorVersion == 1 || request.header("transfer-encoding") == nil, "HTTP/1.0 with Transfer-Encoding accepted")
+    // Every accepted target routes by an origin-form path (absolute-form gives its own), or is OPTIONS *.
+    invariant(request.path.utf8.first == UInt8(ascii: "/") || (request.target == "*" && request.method == "OPTIONS"),
+              "target \(request.target) routes by path \(request.path)")
     _ = request.path
     if let items = PercentDecoding.query(request.query) {
         for (name, value) in items { _ = (name.count, value.count) }

@@ -39,6 +39,11 @@ public struct HTTPError: Error, Equatable, Sendable {
         HTTPError(status: 413, code: "payload_too_large",
                   message: "the request body exceeds \(limit) bytes", closesConnection: true)
     }
+    /// An `Expect` other than 100-continue (RFC 9110 §10.1.1); the body may still be coming.
+    public static func expectationFailed(_ expectation: String) -> HTTPError {
+        HTTPError(status: 417, code: "expectation_failed",
+                  message: "only Expect: 100-continue is understood, not \(expectation)", closesConnection: true)
+    }
     public static func headersTooLarge(limit: Int) -> HTTPError {
         HTTPError(status: 431, code: "headers_too_large",
                   message: "the request header block exceeds \(limit) bytes", closesConnection: true)

@@ -34,10 +34,21 @@ public struct HTTPRequest: Sendable {
         return headers.first { $0.name == lower }?.value
     }
 
+    /// Path and query of the target. An absolute-form target (`http://host/path?query`,
+    /// RFC 9112 §3.2.2, checked by the parser) gives the part after its authority, and "/" for
+    /// an empty path.
     private static func split(_ target: String) -> (Substring, Substring) {
-        guard let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (target[...], "") }
-        return (target[..<q], target[target.utf8.index(after: q)...])
+        var pathAndQuery = target[...]
+        if target.utf8.first != UInt8(ascii: "/"), let slashes = target.utf8.firstRange(of: schemeEnd) {
+            let start = target.utf8[slashes.upperBound...].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") }
+            pathAndQuery = target[(start ?? target.endIndex)...]
+        }
+        guard let q = pathAndQuery.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (pathAndQuery.isEmpty ? "/" : pathAndQuery, "") }
+        let path = pathAndQuery[..<q]
+        return (path.isEmpty ? "/" : path, pathAndQuery[pathAndQuery.utf8.index(after: q)...])
     }
+
+    private static let schemeEnd = Array("://".utf8)
 
     /// HTTP/1.1 keeps the connection open unless told otherwise; HTTP/1.0 only when asked.
     /// Every Connection field counts (RFC 9110 §7.6.1): the options are their union.

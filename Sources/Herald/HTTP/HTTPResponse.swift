@@ -82,6 +82,9 @@ public struct HTTPResponse {
         }
     }
 
+    /// The interim answer to `Expect: 100-continue` (RFC 9110 §15.2.1): go on, send the body.
+    public static let continueHead = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
     private static let statusLinePrefix = Array("HTTP/1.1 ".utf8)
     private static let contentLength = Array("Content-Length: ".utf8)
     private static let connectionClose = Array("Connection: close\r\n".utf8)
@@ -92,6 +95,7 @@ public struct HTTPResponse {
 
     public static func reason(_ status: Int) -> String {
         switch status {
+        case 100: "Continue"
         case 101: "Switching Protocols"
         case 200: "OK"
         case 204: "No Content"
@@ -104,6 +108,7 @@ public struct HTTPResponse {
         case 408: "Request Timeout"
         case 409: "Conflict"
         case 413: "Content Too Large"
+        case 417: "Expectation Failed"
         case 426: "Upgrade Required"
         case 431: "Request Header Fields Too Large"
         case 500: "Internal Server Error"

@@ -99,7 +99,8 @@ public enum Socket {
         }
     }
 
-    /// Stops reading and writing without closing the descriptor (wakes the peer with FIN).
+    /// Stops writing without closing the descriptor: the peer reads end of stream (FIN) after
+    /// what was already written, and Herald can still read (a lingering close).
     public static func shutdownWrite(_ fd: Int32) {
         Glibc.shutdown(fd, Int32(SHUT_WR))
     }

@@ -60,6 +60,15 @@ public final class ClientConnection: IOHandler {
     /// empties or the connection closes, the loop gives freed memory back to the kernel.
     private var heldLargeQueue = false
     private static let largeQueue = 1 << 20
+    /// Monotonic ms when the connection half-closed after its last answer and began discarding
+    /// what the client still sends (lingering close); nil otherwise.
+    private var lingerSinceMs: Int64?
+    /// Bytes discarded while lingering.
+    private var lingerDiscarded = 0
+    /// Longest a lingering close waits for the client to finish sending, ms.
+    static let lingerMs: Int64 = 2000
+    /// Most bytes a lingering close reads and drops before it gives up on the client.
+    static let lingerMaxBytes = 4 << 20
 
     init(fd: Int32, worker: Worker) {
         self.fd = fd
@@ -74,6 +83,10 @@ public final class ClientConnection: IOHandler {
     // MARK: Events
 
     public func handleEvents(_ events: UInt32) {
+        if lingerSinceMs != nil {
+            discardInput()
+            return
+        }
         if events & (IOEvents.readable | IOEvents.hangup) != 0 && !readPaused {
             readInput()
         } else if events & IOEvents.failed != 0 {
@@ -166,6 +179,17 @@ public final class ClientConnection: IOHandler {
         } else if parser.isReadingHead && !inbound.isEmpty && headStartedMs == nil {
             headStartedMs = Clock.nowMs()
         }
+        sendContinueIfDue()
+    }
+
+    /// Sends `100 Continue` for a request whose head was accepted with `Expect: 100-continue`
+    /// and whose body is still to come (RFC 9110 §10.1.1), once every earlier answer is queued
+    /// (an interim answer must not overtake them).
+    private func sendContinueIfDue() {
+        guard parser.wantsContinue, slots.isEmpty, !closeAfterFlush, !isClosed, wire == .http else { return }
+        parser.continueSent()
+        outbound.append(Chunk.of(HTTPResponse.continueHead))
+        scheduleFlush()
     }
 
     private func respondNow(_ response: HTTPResponse, keepAlive: Bool) {
@@ -196,6 +220,7 @@ public final class ClientConnection: IOHandler {
         if slots.isEmpty {
             servedAny = true
             idleSinceMs = Clock.nowMs()
+            sendContinueIfDue()
         }
         scheduleFlush()
         if readPaused && !closeAfterFlush && slots.count < 64 { setReading(true) }
@@ -401,7 +426,7 @@ public final class ClientConnection: IOHandler {
                 return
             }
             if closeAfterFlush {
-                close()
+                closeGracefully()
                 return
             }
             app?.drained()
@@ -432,6 +457,10 @@ public final class ClientConnection: IOHandler {
 
     /// Called about once a second: header deadline, keep-alive idle limit, pings, dead peers.
     func checkTimers(now: Int64) {
+        if let since = lingerSinceMs {
+            if now - since >= Self.lingerMs { close() }
+            return
+        }
         guard !isClosed else { return }
         let config = worker.config
         if wire == .eventStream {
@@ -454,7 +483,13 @@ public final class ClientConnection: IOHandler {
             }
             return
         }
-        guard slots.isEmpty, !closeAfterFlush else { return }
+        guard slots.isEmpty else { return }
+        if closeAfterFlush {
+            // The last answer is queued but the client does not read it: no longer than an idle
+            // keep-alive connection would be kept.
+            if now - idleSinceMs > config.keepAliveTimeoutMs { close() }
+            return
+        }
         if let started = headStartedMs {
             if now - started > config.headerTimeoutMs { respondNow(.error(.requestTimeout), keepAlive: false) }
         } else if inbound.isEmpty {
@@ -486,9 +521,11 @@ public final class ClientConnection: IOHandler {
         }
     }
 
+    /// Closes the connection now (a lingering close included).
     public func close() {
-        guard !isClosed else { return }
-        isClosed = true
+        guard !isClosed || lingerSinceMs != nil else { return }
+        if !isClosed { release() }
+        lingerSinceMs = nil
         worker.loop.unregister(fd: fd)
         // Input left unread (a client Herald stopped reading) would make the kernel answer the
         // close with a reset, which can destroy the last answers still in flight to the client.
@@ -500,6 +537,49 @@ public final class ClientConnection: IOHandler {
         case .webSocket: worker.stats.webSocketConnections.bump(-1)
         case .eventStream: worker.stats.eventStreams.bump(-1)
         }
+        worker.remove(self)
+    }
+
+    /// Closes after the last answer is written without destroying it: closing a socket that
+    /// still has unread input makes the kernel send RST, and a client that sends its whole body
+    /// before reading (a refused upload: 413, 400, 431, 408) then gets ECONNRESET instead of the
+    /// answer. So Herald shuts down writing (the client reads the answer, then end of stream),
+    /// reads and drops what still arrives, and closes when the client closes, after `lingerMs`,
+    /// or after `lingerMaxBytes` (nginx's lingering close; RFC 9112 §9.6). For the app the
+    /// connection is closed from the start; it still counts as a connection until the socket is.
+    private func closeGracefully() {
+        guard !isClosed else { return }
+        release()
+        Socket.shutdownWrite(fd)
+        lingerSinceMs = Clock.nowMs()
+        lingerDiscarded = 0
+        readPaused = false
+        writeInterest = false
+        worker.loop.modify(fd: fd, events: IOEvents.readable)
+    }
+
+    /// Reads and drops input while lingering; closes on end of stream, error or the byte cap.
+    private func discardInput() {
+        for _ in 0..<16 {
+            switch Socket.read(fd, into: worker.readScratch) {
+            case .bytes(let n):
+                lingerDiscarded += n
+                if lingerDiscarded > Self.lingerMaxBytes {
+                    close()
+                    return
+                }
+            case .wouldBlock:
+                return
+            case .closed, .failed:
+                close()
+                return
+            }
+        }
+    }
+
+    /// Marks the connection closed for everything above it and drops its state and its app.
+    private func release() {
+        isClosed = true
         let dropped = slots
         slots.removeAll()
         for slot in dropped { slot.abandon() }
@@ -508,7 +588,6 @@ public final class ClientConnection: IOHandler {
         let app = self.app
         self.app = nil
         app?.closed()
-        worker.remove(self)
     }
 }
 
