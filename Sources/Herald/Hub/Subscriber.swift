@@ -1,4 +1,4 @@
-// What the Hub needs of a local subscriber (a WebSocket client today, an SSE stream later).
+// What the Hub needs of a local subscriber (a WebSocket client or an event stream).
 
 /// A local listener for pub/sub deliveries; confined to its loop.
 public protocol Subscriber: AnyObject {

@@ -1,5 +1,6 @@
-// Thin wrappers over the POSIX socket calls Herald needs: listening sockets with SO_REUSEPORT,
-// non-blocking accept, read, writev. Nothing above the Loop layer calls the socket API directly.
+// Thin wrappers over the POSIX socket calls client connections need: listening sockets with
+// SO_REUSEPORT, non-blocking accept, read, writev, shutdown. (Redis links connect through
+// hiredis, and `herald healthcheck` opens its one blocking probe socket itself.)
 import CHiredis
 import Glibc
 

@@ -45,7 +45,6 @@ public final class Worker: IOHandler {
     private var memoryToTrim = false
     /// Monotonic ms when the loop stops whatever is left, a moment after `drainDeadline`.
     private var stopDeadline: Int64 = 0
-    private var acceptPausedUntil: Int64 = 0
 
     public init(index: Int, listener: Int32, handle: LoopHandle, config: Config, process: ProcessStats, logger: Logger) throws {
         self.index = index

@@ -19,7 +19,6 @@ public enum CloseCode {
     public static let invalidPayload: UInt16 = 1007
     public static let policyViolation: UInt16 = 1008
     public static let messageTooBig: UInt16 = 1009
-    public static let internalError: UInt16 = 1011
     public static let tryAgainLater: UInt16 = 1013
 }
 
