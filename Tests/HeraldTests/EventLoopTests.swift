@@ -129,4 +129,24 @@ final class EventLoopTests: XCTestCase {
         XCTAssertTrue(loop.run(until: { ranOnLoopThread != nil }, timeoutMs: 2000))
         XCTAssertEqual(ranOnLoopThread, true)
     }
+
+    func testConfinedToTheThreadThatRunsIt() {
+        XCTAssertTrue(loop.isOnLoopThread, "the creating thread owns it until run()")
+        /// Hands the loop to another thread only to ask it the question (safe: read-only).
+        final class Probe: @unchecked Sendable {
+            let loop: EventLoop
+            var answer: Bool?
+            init(_ loop: EventLoop) { self.loop = loop }
+        }
+        let probe = Probe(loop)
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            probe.answer = probe.loop.isOnLoopThread
+            done.signal()
+        }
+        done.wait()
+        XCTAssertEqual(probe.answer, false, "another thread is not the loop's")
+        loop.run(forMs: 5)
+        XCTAssertTrue(loop.isOnLoopThread, "the thread running it owns it")
+    }
 }

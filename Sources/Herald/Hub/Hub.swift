@@ -108,6 +108,7 @@ public final class Hub {
 
     /// Adds `subscriber` to each name; `confirmed` runs once Redis has confirmed all of them.
     public func subscribe(_ subscriber: Subscriber, kind: SubscriptionKind, names: [String], confirmed: @escaping () -> Void) {
+        loop.assertConfined()
         var fresh: [Key] = []
         var left = names.count
         let countDown = { left -= 1; if left == 0 { confirmed() } }
@@ -132,6 +133,7 @@ public final class Hub {
     /// Removes `subscriber` from each name; the last one leaving unsubscribes in Redis.
     /// `leaving`: the subscriber is gone for good; its pending confirmations are dropped too.
     public func unsubscribe(_ subscriber: Subscriber, kind: SubscriptionKind, names: [String], leaving: Bool = false) {
+        loop.assertConfined()
         var emptied: [(Key, String)] = []
         for name in names {
             let key = Key(kind: kind, name: name)

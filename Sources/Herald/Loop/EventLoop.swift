@@ -50,6 +50,8 @@ public final class EventLoop {
     private var nextTimerID = 0
     private var endOfTick: [() -> Void] = []
     private var running = false
+    /// The thread this loop is confined to: the one that created it, then the one running it.
+    private var owner = pthread_self()
     /// Called once when another thread requests a stop.
     public var onStopRequested: (() -> Void)?
 
@@ -72,7 +74,19 @@ public final class EventLoop {
         Glibc.close(handle.wakeFD)
     }
 
+    /// Whether the caller runs on this loop's thread.
+    public var isOnLoopThread: Bool { pthread_equal(owner, pthread_self()) != 0 }
+
+    /// Debug builds stop at once when a loop-confined object is touched from another thread
+    /// (release builds compile this away). Every loop method calls it, and so do the objects
+    /// that change shared loop state without one (the Hub).
+    @inline(__always)
+    public func assertConfined(file: StaticString = #fileID, line: UInt = #line) {
+        assert(isOnLoopThread, "a loop-confined object was used off its loop's thread", file: file, line: line)
+    }
+
     public func register(fd: Int32, handler: IOHandler, events: UInt32) throws {
+        assertConfined()
         let index = Int(fd)
         if index >= handlers.count { handlers.append(contentsOf: repeatElement(nil, count: index + 64 - handlers.count)) }
         handlers[index] = handler
@@ -86,6 +100,7 @@ public final class EventLoop {
     }
 
     public func modify(fd: Int32, events: UInt32) {
+        assertConfined()
         var event = epoll_event()
         event.events = events
         event.data.fd = fd
@@ -93,6 +108,7 @@ public final class EventLoop {
     }
 
     public func unregister(fd: Int32) {
+        assertConfined()
         epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
         if Int(fd) < handlers.count { handlers[Int(fd)] = nil }
     }
@@ -100,6 +116,7 @@ public final class EventLoop {
     /// Runs `action` on this loop after `milliseconds`. Returns an id for `cancelTimer`.
     @discardableResult
     public func schedule(afterMs milliseconds: Int64, _ action: @escaping () -> Void) -> Int {
+        assertConfined()
         nextTimerID += 1
         let timer = Timer(id: nextTimerID, deadline: Clock.nowMs() + milliseconds, action: action)
         let index = timers.firstIndex { $0.deadline > timer.deadline } ?? timers.count
@@ -114,11 +131,13 @@ public final class EventLoop {
     /// Runs `action` once the events of the current tick are handled, e.g. to flush a Redis
     /// pipeline once for all the publishes one tick produced.
     public func deferToEndOfTick(_ action: @escaping () -> Void) {
+        assertConfined()
         endOfTick.append(action)
     }
 
     /// Processes events until `stop()` is called on this thread.
     public func run() {
+        owner = pthread_self()
         running = true
         let capacity = 256
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
