@@ -193,7 +193,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
             throw .badRequest("this connection does not consume \(stream) in a group")
         }
         var ids: [StreamID] = []
-        for item in json["ids"]?.arrayValue ?? (json["id_"].map { [$0] } ?? []) {
+        for item in json["ids"]?.arrayValue ?? [] {
             guard let text = item.stringValue, let parsed = StreamID(text) else { throw .badRequest("ids must be entry ids like 1700000000000-0") }
             ids.append(parsed)
         }
