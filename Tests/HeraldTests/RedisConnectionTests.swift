@@ -1,6 +1,6 @@
 // RedisConnection against a real redis-server: replies, pipelining, login, and the link going
 // down and coming back by itself.
-import Herald
+@testable import Herald
 import HeraldTestSupport
 import XCTest
 
@@ -238,7 +238,7 @@ final class RedisConnectionTests: XCTestCase {
 
         server.stop()
         XCTAssertTrue(loop.run(until: { blocked != nil }))
-        XCTAssertEqual(blocked?.errorMessage?.hasPrefix("HERALD_LINK_DOWN"), true, "\(String(describing: blocked))")
+        XCTAssertEqual(blocked?.linkLoss?.mayHaveRun, true, "\(String(describing: blocked))")
         XCTAssertFalse(c.isReady)
         XCTAssertEqual(c.pendingCount, 0)
         var late = false
@@ -259,6 +259,34 @@ final class RedisConnectionTests: XCTestCase {
         XCTAssertEqual(call(c, "PING"), .status("PONG"))
     }
 
+    /// A command Redis has received and not answered when the link drops hears that the link
+    /// was lost and that it may have run: a typed outcome, not an error reply's text.
+    func testCommandInFlightWhenTheLinkDropsGetsTheTypedLinkLoss() throws {
+        let server = try startRedis()
+        let c = try ready(server.endpoint())
+        var inFlight: RedisReply?
+        XCTAssertTrue(c.send([bytes("BLPOP"), bytes("never"), bytes("0")]) { inFlight = $0 })
+        XCTAssertTrue(loop.run(until: { (try? server.cli("CLIENT", "LIST", "TYPE", "normal").contains("cmd=blpop")) ?? false }, pollMs: 50),
+                      "Redis runs the BLPOP")
+        try server.cli("CLIENT", "KILL", "TYPE", "normal")
+        XCTAssertTrue(loop.run(until: { inFlight != nil }))
+        XCTAssertNil(inFlight?.errorMessage, "not an error reply: Redis said nothing")
+        guard case .linkLost(let loss)? = inFlight else { return XCTFail("\(String(describing: inFlight))") }
+        XCTAssertTrue(loss.mayHaveRun, "it reached Redis")
+        XCTAssertEqual(loss.reason, "Redis closed the connection")
+        XCTAssertEqual(RedisErrors.httpError(inFlight!, command: "BLPOP").code, "redis_unavailable")
+    }
+
+    /// Redis's own error text never reads as a lost link, whatever it says.
+    func testAnErrorReplyThatLooksLikeALinkLossStaysAnError() throws {
+        let server = try startRedis()
+        let c = try ready(server.endpoint())
+        let reply = call(c, "EVAL", "return redis.error_reply('HERALD_LINK_DOWN from a script')", "0")
+        XCTAssertEqual(reply, .error("HERALD_LINK_DOWN from a script"))
+        XCTAssertNil(reply?.linkLoss)
+        XCTAssertTrue(c.isReady)
+    }
+
     func testCommandsSentJustBeforeTheDropAreFailed() throws {
         let server = try startRedis()
         let c = try ready(server.endpoint())
@@ -267,7 +295,7 @@ final class RedisConnectionTests: XCTestCase {
         var reply: RedisReply?
         if c.send([bytes("PING")], { reply = $0 }) {
             XCTAssertTrue(loop.run(until: { reply != nil }))
-            XCTAssertEqual(reply?.errorMessage?.hasPrefix("HERALD_LINK_DOWN"), true, "\(String(describing: reply))")
+            XCTAssertNotNil(reply?.linkLoss, "\(String(describing: reply))")
         }
         XCTAssertTrue(loop.run(until: { !c.isReady }))
         XCTAssertFalse(c.send([bytes("PING")]))
@@ -294,7 +322,7 @@ final class RedisConnectionTests: XCTestCase {
         XCTAssertNil(blocked, "not overdue yet")
         loop.run(forMs: 100)
         c.checkTimeouts(now: Clock.nowMs())
-        XCTAssertEqual(blocked?.errorMessage, "HERALD_LINK_DOWN no reply within 100 ms")
+        XCTAssertEqual(blocked, .linkLost(LinkLoss(reason: "no reply within 100 ms", mayHaveRun: true)))
         XCTAssertTrue(loop.run(until: { c.isReady }, timeoutMs: 5000), "reconnects after declaring the link wedged")
         XCTAssertEqual(call(c, "PING"), .status("PONG"))
     }
@@ -306,7 +334,7 @@ final class RedisConnectionTests: XCTestCase {
         c.send([bytes("BLPOP"), bytes("never"), bytes("0")]) { blocked = $0 }
         loop.run(forMs: 20)
         c.stop()
-        XCTAssertEqual(blocked?.errorMessage, "HERALD_LINK_DOWN Herald is shutting down")
+        XCTAssertEqual(blocked, .linkLost(LinkLoss(reason: "Herald is shutting down", mayHaveRun: true)))
         XCTAssertEqual(c.state, .disconnected)
         loop.run(forMs: 300)
         XCTAssertEqual(c.state, .disconnected)

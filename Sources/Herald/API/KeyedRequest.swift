@@ -31,7 +31,7 @@ struct KeyedRequest {
             return nil
         }
         guard access == .write ? caller.grant.mayPublish(name) : caller.grant.maySubscribe(name) else {
-            responder.fail(AccessPolicy.forbidden("\(verb) \(name)"))
+            responder.fail(HTTPError.forbidden("\(verb) \(name)"))
             return nil
         }
         self.name = name

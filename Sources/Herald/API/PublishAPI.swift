@@ -15,7 +15,7 @@ enum PublishAPI {
     /// Sends PUBLISH (or SPUBLISH) and reports the receiver count.
     static func publish(_ message: Message, grant: Grant, on worker: Worker, _ done: @escaping (Result<Int, HTTPError>) -> Void) {
         guard grant.mayPublish(message.channel) else {
-            done(.failure(AccessPolicy.forbidden("publishing to \(message.channel)")))
+            done(.failure(HTTPError.forbidden("publishing to \(message.channel)")))
             return
         }
         guard worker.redis.pendingCount < worker.config.maxPending else {
@@ -33,18 +33,14 @@ enum PublishAPI {
                 worker.stats.published.bump()
                 worker.stats.publishLatency.observe(micros: Int(Clock.nowMicros() - started))
                 done(.success(receivers))
-            case .error(let error) where error.hasPrefix("HERALD_LINK_DOWN"):
-                worker.stats.publishErrors.bump()
-                done(.failure(.redisUnavailable("the Redis connection was lost before Redis answered; the message may not have been published")))
             default:
                 worker.stats.publishErrors.bump()
-                let command = message.sharded ? "SPUBLISH" : "PUBLISH"
-                done(.failure(HTTPError(status: 502, code: "redis_error", message: "Redis refused \(command): \(reply.errorMessage ?? "unexpected reply")")))
+                done(.failure(RedisErrors.httpError(reply, command: message.sharded ? "SPUBLISH" : "PUBLISH")))
             }
         }
         if !sent {
             worker.stats.publishErrors.bump()
-            done(.failure(.redisUnavailable("Redis is unreachable (\(worker.redis.lastError)); nothing was published")))
+            done(.failure(RedisErrors.unreachable(worker.redis)))
         }
     }
 
@@ -78,22 +74,15 @@ enum PublishAPI {
         }
         let messages: [Message]
         let batch = json["messages"] != nil
-        do {
-            if let list = json["messages"] {
-                guard let items = list.arrayValue, !items.isEmpty else { throw HTTPError.badRequest("messages must be a non-empty array") }
-                messages = try items.map(message(from:))
-            } else {
-                messages = [try message(from: json)]
-            }
-        } catch let error as HTTPError {
+        switch messageList(json) {
+        case .success(let list): messages = list
+        case .failure(let error):
             responder.fail(error)
-            return
-        } catch {
             return
         }
         // A batch is checked whole before anything is published.
         if let denied = messages.first(where: { !caller.grant.mayPublish($0.channel) }) {
-            responder.fail(AccessPolicy.forbidden("publishing to \(denied.channel)"))
+            responder.fail(HTTPError.forbidden("publishing to \(denied.channel)"))
             return
         }
         var results = [Result<Int, HTTPError>?](repeating: nil, count: messages.count)
@@ -112,6 +101,18 @@ enum PublishAPI {
                 }
                 responder.respond(batchAnswer(messages, results.map { $0! }))
             }
+        }
+    }
+
+    /// The messages of a JSON body: `{"messages":[...]}` (a batch) or one message object.
+    static func messageList(_ json: JSONValue) -> Result<[Message], HTTPError> {
+        Result { () throws(HTTPError) -> [Message] in
+            guard let list = json["messages"] else { return [try message(from: json)] }
+            guard let items = list.arrayValue, !items.isEmpty else { throw .badRequest("messages must be a non-empty array") }
+            var messages: [Message] = []
+            messages.reserveCapacity(items.count)
+            for item in items { messages.append(try message(from: item)) }
+            return messages
         }
     }
 

@@ -89,7 +89,7 @@ enum QueuesAPI {
             worker.loop.schedule(afterMs: 500) { pushBack(item, to: key, on: worker, tries: tries - 1) }
         }
         let sent = worker.redis.send(key: key, [Array("RPUSH".utf8), key, item]) { reply in
-            if reply.errorMessage != nil { retry() }
+            if reply.isFailure { retry() }
         }
         if !sent { retry() }
     }

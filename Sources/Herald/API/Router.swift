@@ -102,17 +102,16 @@ public struct Router {
     /// Beyond `--max-connections`: WebSockets are accepted and closed with 1013 (try again
     /// later), so browsers see why; everything else gets 503.
     private func rejectOverLimit(_ request: HTTPRequest, _ responder: Responder) {
-        let limit = responder.worker.config.maxConnections
+        let error = HTTPError.tooManyConnections(limit: responder.worker.config.maxConnections)
         if request.path == "/subscribe", let accepted = try? WebSocketHandshake.accept(request) {
             let refusal = RefusedSession(connection: responder.connection, code: CloseCode.tryAgainLater,
-                                         error: Envelope.error(code: "too_many_connections", message: "Herald holds its limit of \(limit) connections"))
+                                         error: Envelope.error(code: error.code, message: error.message))
             if responder.upgrade(accepted, to: refusal) {
                 refusal.start()
                 return
             }
         }
-        responder.fail(HTTPError(status: 503, code: "too_many_connections", message: "Herald holds its limit of \(limit) connections",
-                                 closesConnection: true, headers: ["Retry-After": "1"]))
+        responder.fail(error)
     }
 
     /// CORS preflight (Fetch standard): which origins, methods and headers may call Herald.

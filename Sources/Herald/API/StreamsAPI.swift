@@ -52,7 +52,7 @@ enum StreamsAPI {
             case .after(let id)?: start = id == .zero ? "-" : "(\(id)"
             case .time(let ms)?: start = String(ms)
             case .newOnly?, nil:
-                responder.fail(HTTPError(status: 400, code: "bad_id", message: "from must be an entry id, a Unix time in ms or an ISO-8601 time, not '\(from)'"))
+                responder.fail(.badID("from must be an entry id, a Unix time in ms or an ISO-8601 time, not '\(from)'"))
                 return
             }
         }
@@ -62,7 +62,7 @@ enum StreamsAPI {
             } else if let ms = UInt64(to) ?? ISOTime.milliseconds(to) {
                 end = String(ms)
             } else {
-                responder.fail(HTTPError(status: 400, code: "bad_id", message: "to must be an entry id, a Unix time in ms or an ISO-8601 time, not '\(to)'"))
+                responder.fail(.badID("to must be an entry id, a Unix time in ms or an ISO-8601 time, not '\(to)'"))
                 return
             }
         }

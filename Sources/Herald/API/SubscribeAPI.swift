@@ -113,7 +113,7 @@ enum SubscribeAPI {
         let keys = plan.streams + (plan.queue.map { [$0] } ?? [])
         if initial.values.reduce(0, { $0 + $1.count }) + keys.count > limit { throw .tooManySubscriptions(limit: limit) }
         if let denied = grant.firstDenied(initial) ?? keys.first(where: { !grant.maySubscribe($0) }) {
-            throw AccessPolicy.forbidden("subscribing to \(denied)")
+            throw HTTPError.forbidden("subscribing to \(denied)")
         }
         return grant
     }
@@ -157,7 +157,7 @@ struct StreamPlan {
         let from = lastEventID.flatMap { $0.isEmpty ? nil : $0 } ?? options["from"].flatMap { $0.isEmpty ? nil : $0 }
         if let from {
             guard let parsed = StreamPosition.parse(from) else {
-                throw HTTPError(status: 400, code: "bad_id", message: "from must be 0, $, an entry id, a Unix time in ms or an ISO-8601 time, not '\(from)'")
+                throw HTTPError.badID("from must be 0, $, an entry id, a Unix time in ms or an ISO-8601 time, not '\(from)'")
             }
             position = parsed
         }

@@ -140,7 +140,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
         }
         let allowed = { (name: String) in kind == .pattern ? self.grant.maySubscribe(pattern: name) : self.grant.maySubscribe(name) }
         if let denied = names.first(where: { !allowed($0) }) {
-            throw AccessPolicy.forbidden("subscribing to \(denied)")
+            throw HTTPError.forbidden("subscribing to \(denied)")
         }
         subscribe(kind, names, id: id)
     }

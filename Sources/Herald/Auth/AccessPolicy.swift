@@ -70,24 +70,24 @@ public struct AccessPolicy: Sendable {
         if let header = request.header("authorization") {
             let parts = header.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-                throw Self.unauthorized("use Authorization: Bearer <api key or token>")
+                throw HTTPError.unauthorized("use Authorization: Bearer <api key or token>")
             }
             credential = String(parts[1]).trimmingWhitespace()
         } else {
             credential = query.last { $0.name == "token" }?.value
         }
-        guard let credential, !credential.isEmpty else { throw Self.unauthorized("a credential is required (Authorization: Bearer, or token=)") }
+        guard let credential, !credential.isEmpty else { throw HTTPError.unauthorized("a credential is required (Authorization: Bearer, or token=)") }
         if apiKeys.contains(credential) { return .everything }
-        guard let secret = jwtSecret else { throw Self.unauthorized("unknown API key") }
+        guard let secret = jwtSecret else { throw HTTPError.unauthorized("unknown API key") }
         let claims: JSONValue
         do {
             claims = try JWT.verify(credential, secret: secret, now: Date().timeIntervalSince1970)
         } catch {
             switch error {
-            case .expired: throw Self.unauthorized("the token has expired")
-            case .notYetValid: throw Self.unauthorized("the token is not valid yet")
-            case .badSignature: throw Self.unauthorized("the token's signature does not match")
-            case .malformed(let why): throw Self.unauthorized(apiKeys.isEmpty ? why : "unknown API key or malformed token")
+            case .expired: throw HTTPError.unauthorized("the token has expired")
+            case .notYetValid: throw HTTPError.unauthorized("the token is not valid yet")
+            case .badSignature: throw HTTPError.unauthorized("the token's signature does not match")
+            case .malformed(let why): throw HTTPError.unauthorized(apiKeys.isEmpty ? why : "unknown API key or malformed token")
             }
         }
         func globs(_ name: String) -> [String] { claims[name]?.arrayValue?.compactMap(\.stringValue) ?? [] }
@@ -145,13 +145,5 @@ public struct AccessPolicy: Sendable {
     public static func isNoCORSCrossOrigin(_ request: HTTPRequest) -> Bool {
         guard request.header("origin") == nil, let site = request.header("sec-fetch-site") else { return false }
         return site == "cross-site" || site == "same-site"
-    }
-
-    static func unauthorized(_ message: String) -> HTTPError {
-        HTTPError(status: 401, code: "unauthorized", message: message, headers: ["WWW-Authenticate": "Bearer"])
-    }
-
-    public static func forbidden(_ what: String) -> HTTPError {
-        HTTPError(status: 403, code: "forbidden", message: "this credential does not allow \(what)")
     }
 }

@@ -97,7 +97,7 @@ public final class ClusterCommands: CommandSender {
                 probe.stop()
             }
             guard let map = ClusterMap(slotsReply: reply) else {
-                self.lastError = "CLUSTER SLOTS: \(reply.errorMessage ?? "unexpected reply")"
+                self.lastError = "CLUSTER SLOTS: \(reply.errorMessage ?? reply.linkLoss?.reason ?? "unexpected reply")"
                 self.loop.schedule(afterMs: 1000) { [weak self] in self?.refresh() }
                 return
             }
@@ -160,7 +160,8 @@ public final class ClusterCommands: CommandSender {
             }
             guard let target = self.links[redirect.address], target.isReady,
                   self.dispatch(target, arguments, asking: redirect.kind == .ask, redirects: redirects + 1, callback) else {
-                callback(.error("HERALD_LINK_DOWN the node \(redirect.address) that holds the slot is not connected yet"))
+                // Not sent there: the node that answered with the redirect did not run it either.
+                callback(.linkLost(.notSent("the node \(redirect.address) that holds the slot is not connected yet")))
                 return
             }
         }

@@ -10,7 +10,9 @@ public struct HTTPError: Error, Equatable, Sendable {
     /// Headers the status calls for (`Allow` with 405, `Sec-WebSocket-Version` with 426).
     public let headers: [String: String]
 
-    public init(status: Int, code: String, message: String, closesConnection: Bool = false, headers: [String: String] = [:]) {
+    /// Private: every error code has a named constructor below, so each status, code and
+    /// message is written once.
+    private init(status: Int, code: String, message: String, closesConnection: Bool = false, headers: [String: String] = [:]) {
         self.status = status
         self.code = code
         self.message = message
@@ -85,5 +87,34 @@ public struct HTTPError: Error, Equatable, Sendable {
     }
     public static func tooManySubscriptions(limit: Int) -> HTTPError {
         HTTPError(status: 400, code: "too_many_subscriptions", message: "at most \(limit) subscriptions per connection")
+    }
+    /// No credential, or one Herald does not accept (`AccessPolicy`).
+    public static func unauthorized(_ message: String) -> HTTPError {
+        HTTPError(status: 401, code: "unauthorized", message: message, headers: ["WWW-Authenticate": "Bearer"])
+    }
+    /// A valid credential whose grant does not cover `what` ("publishing to news").
+    public static func forbidden(_ what: String) -> HTTPError {
+        HTTPError(status: 403, code: "forbidden", message: "this credential does not allow \(what)")
+    }
+    /// A stream id (or time) that is not one: the client's own text, or Redis's refusal of it.
+    public static func badID(_ message: String) -> HTTPError {
+        HTTPError(status: 400, code: "bad_id", message: message)
+    }
+    /// Redis's WRONGTYPE: the key holds another kind of value than the command works on.
+    public static func wrongType(_ redisMessage: String) -> HTTPError {
+        HTTPError(status: 409, code: "wrong_type", message: "the key holds another kind of value: \(redisMessage)")
+    }
+    /// Redis's NOGROUP: the consumer group (or its stream) does not exist.
+    public static func noGroup(_ redisMessage: String) -> HTTPError {
+        HTTPError(status: 404, code: "no_group", message: redisMessage)
+    }
+    /// Redis refused the command (or answered something Herald did not expect).
+    public static func redisError(_ message: String) -> HTTPError {
+        HTTPError(status: 502, code: "redis_error", message: message)
+    }
+    /// The loop holds `--max-connections`: the connection is answered and closed.
+    public static func tooManyConnections(limit: Int) -> HTTPError {
+        HTTPError(status: 503, code: "too_many_connections", message: "Herald holds its limit of \(limit) connections",
+                  closesConnection: true, headers: ["Retry-After": "1"])
     }
 }

@@ -118,8 +118,12 @@ public final class QueueLeases {
     /// counted and logged, the first at once, then at most one line per 10 s with the number
     /// not logged; a link lost before the answer is Redis's link's own news.
     private func failed(_ reply: RedisReply, script: String, queue: String) -> Bool {
-        guard let message = reply.errorMessage else { return false }
-        if message.hasPrefix("HERALD_LINK_DOWN") { return true }
+        let message: String
+        switch reply {
+        case .linkLost: return true
+        case .error(let text): message = text
+        default: return false
+        }
         scriptErrors += 1
         let now = Clock.nowMs()
         if let logged = loggedMs, now - logged < 10_000 {

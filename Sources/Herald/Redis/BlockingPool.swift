@@ -114,7 +114,7 @@ public final class BlockingPool {
             member.idAnswered = false
             if let queued = member.queued {
                 member.queued = nil
-                queued.callback(.error("HERALD_LINK_DOWN Redis is unreachable"))
+                queued.callback(.linkLost(.notSent("Redis is unreachable")))
             }
             // Not reconnected (the next wait opens a fresh connection); dropped once the link
             // has finished failing.
@@ -155,9 +155,9 @@ public final class BlockingPool {
             // on another connection than the UNBLOCK), or its answer is: look again shortly.
             if reply.integer == 0 {
                 self.retryCancel(ticket, afterMs: 20)
-            } else if let error = reply.errorMessage, !error.hasPrefix("HERALD_LINK_DOWN") {
+            } else if let error = reply.errorMessage {
                 self.logger.warning("CLIENT UNBLOCK refused; a departed client's wait runs to its end", metadata: ["error": "\(error)"])
-            } else if reply.errorMessage != nil {
+            } else if reply.linkLoss != nil {
                 self.retryCancel(ticket, afterMs: 250)
             }
         }

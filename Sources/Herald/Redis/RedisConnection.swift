@@ -136,7 +136,7 @@ public final class RedisConnection: IOHandler {
             }
         }
         guard status == REDIS_OK else {
-            callback(.error("ERR Herald could not queue the command"))
+            callback(.linkLost(.notSent("hiredis could not queue the command (out of memory)")))
             return
         }
         // A pushes link matches no reply to a command once logged in (they all go to onPush).
@@ -230,13 +230,16 @@ public final class RedisConnection: IOHandler {
         for step in steps {
             // Held by `pending`, which every reply or failure empties: no lasting cycle.
             append(step) { reply in
-                if let message = reply.errorMessage {
-                    // A step failed because an earlier one already dropped the link: said once.
-                    if !message.hasPrefix("HERALD_LINK_DOWN") { self.fail("login refused: \(message)") }
+                switch reply {
+                case .linkLost:
+                    // An earlier step already dropped the link, and said so once.
                     return
+                case .error(let message):
+                    self.fail("login refused: \(message)")
+                default:
+                    left -= 1
+                    if left == 0 { self.becomeReady() }
                 }
-                left -= 1
-                if left == 0 { self.becomeReady() }
             }
         }
     }
@@ -339,11 +342,14 @@ public final class RedisConnection: IOHandler {
         }
     }
 
+    /// Every command still waiting hears that no reply will come. Each was handed to hiredis and
+    /// may have been written before the link went: it may or may not have run.
     private func failPending(_ reason: String) {
         let callbacks = pending[pendingHead...].map(\.callback)
         pending = []
         pendingHead = 0
-        for callback in callbacks { callback(.error("HERALD_LINK_DOWN \(reason)")) }
+        let loss = RedisReply.linkLost(LinkLoss(reason: reason, mayHaveRun: true))
+        for callback in callbacks { callback(loss) }
     }
 
     private func teardown() {

@@ -33,11 +33,11 @@ final class GroupReader: StreamListener {
     private var credit: Int { prefetch - unacked.count }
 
     func start() {
-        let retry = { [weak self] (linkDown: Bool) in
-            guard let self, !self.stopped, linkDown else { return }
+        let retry = { [weak self] (outcome: RedisReply) in
+            guard let self, !self.stopped, outcome.linkLoss != nil else { return }
             self.worker.loop.schedule(afterMs: 1000) { [weak self] in self?.start() }
         }
-        command(.command("XGROUP", "CREATE", stream, group, createAt, "MKSTREAM"), tolerate: "BUSYGROUP", { [unowned self] _ in
+        command(.command("XGROUP", "CREATE", stream, group, createAt, "MKSTREAM"), tolerate: RedisErrors.isExistingGroup, { [unowned self] _ in
             // Entries this consumer name already holds (a reconnect) come first.
             self.command(.command("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", String(self.prefetch),
                                   "STREAMS", self.stream, "0"), { reply in
@@ -135,29 +135,31 @@ final class GroupReader: StreamListener {
             for id in ids { self.unacked.remove(id) }
             done(.success(reply.integer ?? 0))
             self.fetch()
-        } failed: { linkDown in
-            done(.failure(linkDown ? .redisUnavailable("Redis is unreachable; the ack was not recorded")
-                                   : HTTPError(status: 502, code: "redis_error", message: "Redis refused XACK")))
+        } failed: { outcome in
+            done(.failure(RedisErrors.httpError(outcome, command: "XACK")))
         }
     }
 
-    private func command(_ arguments: [[UInt8]], tolerate: String? = nil, _ done: @escaping (RedisReply) -> Void,
-                         failed: @escaping (_ linkDown: Bool) -> Void = { _ in }) {
+    /// Sends a command about the group. `failed` hears an error reply (which the client has
+    /// also been told of, unless `tolerate` accepts it) or the link lost (`.linkLost`, also when
+    /// the command could not be sent).
+    private func command(_ arguments: [[UInt8]], tolerate: @escaping (RedisReply) -> Bool = { _ in false },
+                         _ done: @escaping (RedisReply) -> Void, failed: @escaping (RedisReply) -> Void = { _ in }) {
         let sent = worker.redis.send(key: Array(stream.utf8), arguments) { [weak self] reply in
             guard let self, !self.stopped else { return }
-            if let error = reply.errorMessage, !(tolerate.map { error.hasPrefix($0) } ?? false) {
-                let linkDown = error.hasPrefix("HERALD_LINK_DOWN")
-                if !linkDown { self.report(error) }
-                failed(linkDown)
-                return
+            switch reply {
+            case .linkLost: failed(reply)
+            case .error where !tolerate(reply):
+                self.report(reply)
+                failed(reply)
+            default: done(reply)
             }
-            done(reply)
         }
-        if !sent { failed(true) }
+        if !sent { failed(.linkLost(.notSent(worker.redis.lastError))) }
     }
 
-    private func report(_ error: String) {
-        let mapped = RedisErrors.httpError(.error(error), command: "the consumer group")
+    private func report(_ reply: RedisReply) {
+        let mapped = RedisErrors.httpError(reply, command: "the consumer group")
         connection.sendMessage(Envelope.answer("error", id: nil) { o in
             o.field("code", mapped.code)
             o.field("stream", self.stream)

@@ -154,26 +154,27 @@ final class StreamReader: StreamListener {
     private func command(_ arguments: [[UInt8]], allowError: Bool = false, _ done: @escaping (RedisReply) -> Void) {
         let sent = worker.redis.send(key: key, arguments) { [weak self] reply in
             guard let self, self.state != .stopped else { return }
-            if let error = reply.errorMessage, !allowError {
-                self.failed(error)
-                return
+            switch reply {
+            case .linkLost: self.restartLater()
+            case .error where !allowError: self.failed(reply)
+            default: done(reply)
             }
-            done(reply)
         }
         if !sent { retryLater(arguments, allowError: allowError, done) }
     }
 
-    private func failed(_ error: String) {
-        if error.hasPrefix("HERALD_LINK_DOWN") {
-            // Redis went away mid-read: start again from the last id sent once it is back.
-            worker.loop.schedule(afterMs: 500) { [weak self] in
-                guard let self, self.state != .stopped else { return }
-                self.state = .starting
-                if self.lastID != nil { self.replay() } else { self.start() }
-            }
-            return
+    /// Redis went away mid-read: start again from the last id sent once it is back.
+    private func restartLater() {
+        worker.loop.schedule(afterMs: 500) { [weak self] in
+            guard let self, self.state != .stopped else { return }
+            self.state = .starting
+            if self.lastID != nil { self.replay() } else { self.start() }
         }
-        let mapped = RedisErrors.httpError(.error(error), command: "reading the stream")
+    }
+
+    /// Redis refused a read: the client hears why, and the subscription ends.
+    private func failed(_ reply: RedisReply) {
+        let mapped = RedisErrors.httpError(reply, command: "reading the stream")
         sendJSON(Envelope.answer("error", id: nil) { o in
             o.field("code", mapped.code)
             o.field("stream", self.stream)

@@ -7,7 +7,8 @@ import Logging
 /// Something that wants the new entries of a stream (a live reader, or a consumer-group
 /// reader that only needs to know entries arrived).
 public protocol StreamListener: AnyObject {
-    /// A new entry, in order. Return false to stop listening (the reader fell behind).
+    /// A new entry, in order. A reader that falls behind calls `stopListening` itself and
+    /// catches up from Redis.
     func entryArrived(_ entry: StreamEntry)
 }
 
@@ -170,9 +171,12 @@ public final class StreamTailer {
     /// Delivers what XREAD returned; false after an error (the next read waits a second, so a
     /// key that turned into another type cannot spin the loop).
     private func handle(_ reply: RedisReply) -> Bool {
-        if let error = reply.errorMessage {
-            if !error.hasPrefix("HERALD_LINK_DOWN") { logger.error("XREAD failed", metadata: ["error": "\(error)"]) }
+        switch reply {
+        case .linkLost: return false
+        case .error(let error):
+            logger.error("XREAD failed", metadata: ["error": "\(error)"])
             return false
+        default: break
         }
         guard case .array(let streams) = reply else { return true }
         for item in streams {
