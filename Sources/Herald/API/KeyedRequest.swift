@@ -45,10 +45,10 @@ struct KeyedRequest {
 }
 
 extension Responder {
-    /// Sends one command for `key` and answers with what `answer` makes of the reply; a reply
-    /// `answer` rejects (nil) becomes the mapped Redis error, an unreachable Redis a 503.
-    func run(_ arguments: [[UInt8]], key: [UInt8], _ answer: @escaping (RedisReply) -> HTTPResponse?) {
-        let redis = worker.redis
+    /// Sends one command for `key` through `redis` and answers with what `answer` makes of the
+    /// reply; a reply `answer` rejects (nil) becomes the mapped Redis error, an unreachable Redis
+    /// a 503.
+    func run(_ arguments: [[UInt8]], key: [UInt8], on redis: CommandSender, _ answer: @escaping (RedisReply) -> HTTPResponse?) {
         let command = String(decoding: arguments[0], as: UTF8.self)
         let sent = redis.send(key: key, arguments) { reply in
             if let response = answer(reply) {

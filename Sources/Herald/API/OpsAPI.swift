@@ -8,8 +8,7 @@ enum OpsAPI {
         responder.respond(.json(200, #"{"status":"ok"}"#))
     }
 
-    static func ready(_ responder: Responder) {
-        let process = responder.worker.process
+    static func ready(_ responder: Responder, _ process: ProcessStats) {
         if process.isReady {
             responder.respond(.json(200, #"{"status":"ready"}"#))
             return
@@ -27,8 +26,7 @@ enum OpsAPI {
     }
 
     /// Prometheus text exposition format 0.0.4.
-    static func metrics(_ responder: Responder) {
-        let p = responder.worker.process
+    static func metrics(_ responder: Responder, _ p: ProcessStats) {
         var text = ""
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Int)]) {
             text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"

@@ -12,39 +12,39 @@ enum PublishAPI {
     private static let publish = Array("PUBLISH".utf8)
     private static let spublish = Array("SPUBLISH".utf8)
 
-    /// Sends PUBLISH (or SPUBLISH) and reports the receiver count.
-    static func publish(_ message: Message, grant: Grant, on worker: Worker, _ done: @escaping (Result<Int, HTTPError>) -> Void) {
+    /// Sends PUBLISH (or SPUBLISH) through `publisher` and reports the receiver count.
+    static func publish(_ message: Message, grant: Grant, via publisher: Publisher, _ done: @escaping (Result<Int, HTTPError>) -> Void) {
         guard grant.mayPublish(message.channel) else {
             done(.failure(HTTPError.forbidden("publishing to \(message.channel)")))
             return
         }
-        guard worker.redis.pendingCount < worker.config.maxPending else {
-            worker.stats.publishErrors.bump()
-            done(.failure(.overloaded("\(worker.config.maxPending) commands are already waiting on Redis; retry shortly")))
+        guard publisher.redis.pendingCount < publisher.maxPending else {
+            publisher.stats.publishErrors.bump()
+            done(.failure(.overloaded("\(publisher.maxPending) commands are already waiting on Redis; retry shortly")))
             return
         }
         let started = Clock.nowMicros()
         let channel = Array(message.channel.utf8)
         // SPUBLISH goes to the channel's slot owner; PUBLISH may go to any node.
-        let sent = worker.redis.send(key: message.sharded ? channel : nil,
-                                     [message.sharded ? spublish : publish, channel, message.payload]) { reply in
+        let sent = publisher.redis.send(key: message.sharded ? channel : nil,
+                                        [message.sharded ? spublish : publish, channel, message.payload]) { reply in
             switch reply {
             case .integer(let receivers):
-                worker.stats.published.bump()
-                worker.stats.publishLatency.observe(micros: Int(Clock.nowMicros() - started))
+                publisher.stats.published.bump()
+                publisher.stats.publishLatency.observe(micros: Int(Clock.nowMicros() - started))
                 done(.success(receivers))
             default:
-                worker.stats.publishErrors.bump()
+                publisher.stats.publishErrors.bump()
                 done(.failure(RedisErrors.httpError(reply, command: message.sharded ? "SPUBLISH" : "PUBLISH")))
             }
         }
         if !sent {
-            worker.stats.publishErrors.bump()
-            done(.failure(RedisErrors.unreachable(worker.redis)))
+            publisher.stats.publishErrors.bump()
+            done(.failure(RedisErrors.unreachable(publisher.redis)))
         }
     }
 
-    static func publishPath(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller) {
+    static func publishPath(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ publisher: Publisher) {
         guard let target = KeyedRequest(request, responder, prefix: "/publish/", noun: "channel", access: .write,
                                         verb: "publishing to", caller: caller, isKey: false) else { return }
         let sharded: Bool
@@ -56,7 +56,7 @@ enum PublishAPI {
             return
         }
         let message = Message(channel: target.name, payload: request.body, sharded: sharded)
-        publish(message, grant: caller.grant, on: responder.worker) { result in
+        publish(message, grant: caller.grant, via: publisher) { result in
             switch result {
             case .success(let receivers): responder.respond(.json(200, bytes: answer(message.channel, receivers)))
             case .failure(let error): responder.fail(error)
@@ -64,7 +64,7 @@ enum PublishAPI {
         }
     }
 
-    static func publishJSON(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller) {
+    static func publishJSON(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ publisher: Publisher) {
         let json: JSONValue
         do {
             json = try JSONValue.parse(request.body)
@@ -88,7 +88,7 @@ enum PublishAPI {
         var results = [Result<Int, HTTPError>?](repeating: nil, count: messages.count)
         var left = messages.count
         for (index, message) in messages.enumerated() {
-            publish(message, grant: caller.grant, on: responder.worker) { result in
+            publish(message, grant: caller.grant, via: publisher) { result in
                 results[index] = result
                 left -= 1
                 guard left == 0 else { return }

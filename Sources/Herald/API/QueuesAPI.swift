@@ -5,10 +5,10 @@ enum QueuesAPI {
     /// Longest `wait` one pop may ask for, seconds.
     static let maxWaitSeconds = 300
 
-    static func push(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller) {
+    static func push(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ queues: QueueServices) {
         guard let target = KeyedRequest(request, responder, prefix: "/queues/", noun: "queue name", access: .write,
                                         verb: "pushing to", caller: caller) else { return }
-        responder.run([Array("LPUSH".utf8), target.key, request.body], key: target.key) { reply in
+        responder.run([Array("LPUSH".utf8), target.key, request.body], key: target.key, on: queues.redis) { reply in
             guard let length = reply.integer else { return nil }
             return .jsonObject {
                 $0.field("queue", target.name)
@@ -17,7 +17,7 @@ enum QueuesAPI {
         }
     }
 
-    static func pop(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller) {
+    static func pop(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ queues: QueueServices) {
         guard let target = KeyedRequest(request, responder, prefix: "/queues/", noun: "queue name", access: .read,
                                         verb: "popping from", caller: caller) else { return }
         var wait = 0
@@ -28,11 +28,10 @@ enum QueuesAPI {
             }
             wait = n
         }
-        let worker = responder.worker
         let key = target.key
         // Items a dead worker held go back to the queue first: the reap script and this pop go
         // down the same link, in that order.
-        worker.queueLeases.reapIfDue(target.name)
+        queues.leases.reapIfDue(target.name)
         let answer: (RedisReply, String) -> Void = { reply, command in
             let item: [UInt8]?
             switch reply {
@@ -44,7 +43,7 @@ enum QueuesAPI {
                 return
             }
             guard let item else {
-                if worker.drainExpired && command == "BRPOP" {
+                if queues.drain.expired && command == "BRPOP" {
                     responder.fail(.shuttingDown)  // the wait was cut short by the drain's end
                 } else {
                     responder.respond(HTTPResponse(status: 204))
@@ -54,41 +53,41 @@ enum QueuesAPI {
             // The client left while waiting (its wait was cut short, but Redis had already
             // popped): put the item back where the next pop takes it.
             if responder.isAbandoned {
-                pushBack(item, to: key, on: worker)
+                pushBack(item, to: key, via: queues)
                 return
             }
             responder.respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/octet-stream")], body: item))
         }
         if wait == 0 {
-            if !worker.redis.send(key: key, [Array("RPOP".utf8), key], { answer($0, "RPOP") }) {
-                responder.fail(RedisErrors.unreachable(worker.redis))
+            if !queues.redis.send(key: key, [Array("RPOP".utf8), key], { answer($0, "RPOP") }) {
+                responder.fail(RedisErrors.unreachable(queues.redis))
             }
             return
         }
-        guard worker.redis.isReady else {
-            responder.fail(RedisErrors.unreachable(worker.redis))
+        guard queues.redis.isReady else {
+            responder.fail(RedisErrors.unreachable(queues.redis))
             return
         }
-        guard let ticket = worker.blocking.run(key: key, [Array("BRPOP".utf8), key, Array(String(wait).utf8)], { answer($0, "BRPOP") }) else {
-            responder.fail(.tooManyWaiters(capacity: worker.blocking.capacity))
+        guard let ticket = queues.blocking.run(key: key, [Array("BRPOP".utf8), key, Array(String(wait).utf8)], { answer($0, "BRPOP") }) else {
+            responder.fail(.tooManyWaiters(capacity: queues.blocking.capacity))
             return
         }
         // A client that leaves frees its blocking connection at once.
-        responder.onAbandon { worker.blocking.cancel(ticket) }
+        responder.onAbandon { queues.blocking.cancel(ticket) }
     }
 
     /// Puts an item popped for a client that left back at the pop end of `key`. The item now
     /// exists only here, so a failed push is tried again every half second for half a minute.
-    private static func pushBack(_ item: [UInt8], to key: [UInt8], on worker: Worker, tries: Int = 60) {
+    private static func pushBack(_ item: [UInt8], to key: [UInt8], via queues: QueueServices, tries: Int = 60) {
         let retry = {
             guard tries > 1 else {
-                worker.logger.error("an item popped for a client that left could not be put back",
+                queues.logger.error("an item popped for a client that left could not be put back",
                                     metadata: ["queue": "\(String(decoding: key, as: UTF8.self))", "bytes": "\(item.count)"])
                 return
             }
-            worker.loop.schedule(afterMs: 500) { pushBack(item, to: key, on: worker, tries: tries - 1) }
+            queues.loop.schedule(afterMs: 500) { pushBack(item, to: key, via: queues, tries: tries - 1) }
         }
-        let sent = worker.redis.send(key: key, [Array("RPUSH".utf8), key, item]) { reply in
+        let sent = queues.redis.send(key: key, [Array("RPUSH".utf8), key, item]) { reply in
             if reply.isFailure { retry() }
         }
         if !sent { retry() }

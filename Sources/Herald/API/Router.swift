@@ -2,11 +2,12 @@
 // limit, CORS, and (for the broker endpoints) the credential. Paths are matched on their
 // percent-encoded form, so an encoded slash can never split or join path segments.
 
-/// Routes requests for one worker.
+/// Routes the requests of one loop's connections to their handlers, with that loop's services.
 public struct Router {
     let statics: StaticFiles
     let echo: Bool
     let access: AccessPolicy
+    let services: LoopServices
 
     // Method lists built once (an array literal allocates on every request).
     private static let readMethods = ["GET", "HEAD"]
@@ -15,10 +16,11 @@ public struct Router {
     private static let streamMethods = ["GET", "HEAD", "POST"]
     private static let queueMethods = ["GET", "POST"]
 
-    init(config: Config) {
+    public init(config: Config, services: LoopServices) {
         statics = StaticFiles(root: config.publicDir)
         echo = config.echo
         access = config.access
+        self.services = services
     }
 
     func route(_ request: HTTPRequest, _ responder: Responder) {
@@ -61,39 +63,43 @@ public struct Router {
 
         switch path {
         case "/publish":
-            allow(Self.post) { authorized { PublishAPI.publishJSON(request, responder, $0) } }
+            allow(Self.post) { authorized { PublishAPI.publishJSON(request, responder, $0, services.publisher) } }
         case _ where path.utf8.starts(with: "/publish/".utf8):
-            allow(Self.post) { authorized { PublishAPI.publishPath(request, responder, $0) } }
+            allow(Self.post) { authorized { PublishAPI.publishPath(request, responder, $0, services.publisher) } }
         case _ where path.utf8.starts(with: "/streams/".utf8):
             allow(Self.streamMethods) {
                 authorized { caller in
-                    if method == "POST" { StreamsAPI.append(request, responder, caller) } else { StreamsAPI.range(request, responder, caller) }
+                    if method == "POST" {
+                        StreamsAPI.append(request, responder, caller, services.redis)
+                    } else {
+                        StreamsAPI.range(request, responder, caller, services.redis)
+                    }
                 }
             }
         case _ where path.utf8.starts(with: "/queues/".utf8):
             allow(Self.queueMethods) {
                 authorized { caller in
                     if method == "POST" {
-                        QueuesAPI.push(request, responder, caller)
+                        QueuesAPI.push(request, responder, caller, services.queues)
                     } else if AccessPolicy.isNoCORSCrossOrigin(request) {
                         responder.fail(.noCORSPop)
                     } else {
-                        QueuesAPI.pop(request, responder, caller)
+                        QueuesAPI.pop(request, responder, caller, services.queues)
                     }
                 }
             }
         case "/subscribe":
-            allow(Self.get) { SubscribeAPI.open(request, responder, access: access) }
+            allow(Self.get) { SubscribeAPI.open(request, responder, access: access, services: services) }
         case "/events":
-            allow(Self.get) { SubscribeAPI.open(request, responder, access: access, eventStream: true) }
+            allow(Self.get) { SubscribeAPI.open(request, responder, access: access, services: services, eventStream: true) }
         case "/echo" where echo:
             allow(Self.get) { EchoAPI.open(request, responder) }
         case "/healthz":
             allow(Self.readMethods) { OpsAPI.health(responder) }
         case "/readyz":
-            allow(Self.readMethods) { OpsAPI.ready(responder) }
+            allow(Self.readMethods) { OpsAPI.ready(responder, services.process) }
         case "/metrics":
-            allow(Self.readMethods) { OpsAPI.metrics(responder) }
+            allow(Self.readMethods) { OpsAPI.metrics(responder, services.process) }
         default:
             allow(Self.readMethods) { statics.serve(request, responder) }
         }
@@ -102,7 +108,7 @@ public struct Router {
     /// Beyond `--max-connections`: WebSockets are accepted and closed with 1013 (try again
     /// later), so browsers see why; everything else gets 503.
     private func rejectOverLimit(_ request: HTTPRequest, _ responder: Responder) {
-        let error = HTTPError.tooManyConnections(limit: responder.worker.config.maxConnections)
+        let error = HTTPError.tooManyConnections(limit: services.maxConnections)
         if request.path == "/subscribe", let accepted = try? WebSocketHandshake.accept(request) {
             let refusal = RefusedSession(connection: responder.connection, code: CloseCode.tryAgainLater,
                                          error: Envelope.error(code: error.code, message: error.message))

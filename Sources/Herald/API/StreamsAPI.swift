@@ -5,7 +5,7 @@ enum StreamsAPI {
     /// Largest `count` one GET may ask for.
     static let maxCount = 10_000
 
-    static func append(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller) {
+    static func append(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ redis: CommandSender) {
         guard let target = KeyedRequest(request, responder, prefix: "/streams/", noun: "stream key", access: .write,
                                         verb: "appending to", caller: caller) else { return }
         let key = target.name
@@ -31,7 +31,7 @@ enum StreamsAPI {
         } else {
             arguments += [Array("data".utf8), request.body]
         }
-        responder.run(arguments, key: target.key) { reply in
+        responder.run(arguments, key: target.key, on: redis) { reply in
             guard case .string = reply, let id = reply.text else { return nil }
             return .jsonObject {
                 $0.field("stream", key)
@@ -40,7 +40,7 @@ enum StreamsAPI {
         }
     }
 
-    static func range(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller) {
+    static func range(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ redis: CommandSender) {
         guard let target = KeyedRequest(request, responder, prefix: "/streams/", noun: "stream key", access: .read,
                                         verb: "reading", caller: caller) else { return }
         let key = target.name
@@ -74,7 +74,7 @@ enum StreamsAPI {
             }
             count = n
         }
-        responder.run(.command("XRANGE", key, start, end, "COUNT", String(count)), key: target.key) { reply in
+        responder.run(.command("XRANGE", key, start, end, "COUNT", String(count)), key: target.key, on: redis) { reply in
             guard case .array = reply else { return nil }
             let entries = StreamEntry.list(reply, stream: key)
             var list: [UInt8] = [UInt8(ascii: "[")]

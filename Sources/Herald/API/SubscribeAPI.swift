@@ -12,7 +12,8 @@ enum SubscribeAPI {
 
     /// Opens a subscription: a WebSocket when the request upgrades, else Server-Sent Events
     /// when it accepts `text/event-stream` (or `eventStream` is set: the `/events` route).
-    static func open(_ request: HTTPRequest, _ responder: Responder, access: AccessPolicy, eventStream: Bool = false) {
+    static func open(_ request: HTTPRequest, _ responder: Responder, access: AccessPolicy, services: LoopServices,
+                     eventStream: Bool = false) {
         let upgrade = WebSocketHandshake.isUpgrade(request)
         let sse = !upgrade && (eventStream || (request.header("accept")?.contains("text/event-stream") ?? false))
         guard upgrade || sse else {
@@ -72,7 +73,7 @@ enum SubscribeAPI {
             return
         }
         if sse {
-            openEventStream(request, responder, access: access, query: query, format: format, initial: initial, plan: plan)
+            openEventStream(request, responder, access: access, services: services, query: query, format: format, initial: initial, plan: plan)
             return
         }
         let accepted: HTTPResponse
@@ -87,14 +88,14 @@ enum SubscribeAPI {
         let grant: Grant
         do throws(HTTPError) {
             grant = try authorize(request, query: query, access: access, initial: initial, plan: plan,
-                                  limit: responder.worker.config.maxSubscriptions)
+                                  limit: services.maxSubscriptions)
         } catch {
             let refusal = RefusedSession(connection: responder.connection, code: CloseCode.policyViolation,
                                          error: Envelope.error(code: error.code, message: error.message))
             if responder.upgrade(accepted, to: refusal) { refusal.start() } else { responder.fail(error) }
             return
         }
-        let session = SubscriberSession(connection: responder.connection, format: format, grant: grant)
+        let session = SubscriberSession(connection: responder.connection, format: format, grant: grant, services: services)
         guard responder.upgrade(accepted, to: session) else {
             responder.fail(.badRequest("a WebSocket upgrade cannot follow pipelined requests still waiting for answers"))
             return
@@ -118,18 +119,18 @@ enum SubscribeAPI {
         return grant
     }
 
-    private static func openEventStream(_ request: HTTPRequest, _ responder: Responder, access: AccessPolicy,
+    private static func openEventStream(_ request: HTTPRequest, _ responder: Responder, access: AccessPolicy, services: LoopServices,
                                         query: [(name: String, value: String)], format: Format,
                                         initial: [SubscriptionKind: [String]], plan: StreamPlan) {
         let grant: Grant
         do throws(HTTPError) {
             grant = try authorize(request, query: query, access: access, initial: initial, plan: plan,
-                                  limit: responder.worker.config.maxSubscriptions)
+                                  limit: services.maxSubscriptions)
         } catch {
             responder.fail(error)
             return
         }
-        let session = SubscriberSession(connection: responder.connection, format: format, grant: grant)
+        let session = SubscriberSession(connection: responder.connection, format: format, grant: grant, services: services)
         guard responder.startEventStream(session) else {
             responder.fail(.badRequest("an event stream cannot follow pipelined requests still waiting for answers"))
             return

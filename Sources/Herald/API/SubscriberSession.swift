@@ -19,13 +19,23 @@ final class SubscriberSession: WebSocketApp, Subscriber {
     private var inFlight = 0
     static let maxInFlight = 64
 
-    init(connection: ClientConnection, format: SubscribeAPI.Format, grant: Grant) {
+    private let hub: Hub
+    private let publisher: Publisher
+    private let streams: StreamServices
+    private let queues: QueueServices
+    /// `--max-subscriptions`: of every kind together.
+    private let maxSubscriptions: Int
+
+    init(connection: ClientConnection, format: SubscribeAPI.Format, grant: Grant, services: LoopServices) {
         self.connection = connection
         self.format = format
         self.grant = grant
+        hub = services.hub
+        publisher = services.publisher
+        streams = services.streams
+        queues = services.queues
+        maxSubscriptions = services.maxSubscriptions
     }
-
-    private var worker: Worker { connection.worker }
 
     // MARK: Subscriber
 
@@ -41,7 +51,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
 
     func closed() {
         isClosed = true
-        for (kind, names) in subscriptions { worker.hub.unsubscribe(self, kind: kind, names: names.map(\.text), leaving: true) }
+        for (kind, names) in subscriptions { hub.unsubscribe(self, kind: kind, names: names.map(\.text), leaving: true) }
         subscriptions = [:]
         for reader in readers { reader.stop() }
         for group in groups { group.stop() }
@@ -64,16 +74,16 @@ final class SubscriberSession: WebSocketApp, Subscriber {
         for stream in plan.streams {
             if let group = plan.group {
                 let reader = GroupReader(stream: stream, group: group.name, consumer: group.consumer, createAt: group.createAt,
-                                         prefetch: plan.prefetch, connection: connection)
+                                         prefetch: plan.prefetch, connection: connection, services: streams)
                 groups.append(reader)
                 reader.start()
             } else {
-                let reader = StreamReader(stream: stream, position: plan.position, connection: connection)
+                let reader = StreamReader(stream: stream, position: plan.position, connection: connection, services: streams)
                 readers.append(reader)
                 reader.start()
             }
         }
-        if let queue = plan.queue { queueWorker = QueueWorker(queue: queue, connection: connection) }
+        if let queue = plan.queue { queueWorker = QueueWorker(queue: queue, connection: connection, services: queues) }
     }
 
     func received(_ message: WebSocketEvent) {
@@ -129,7 +139,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
     /// reading it.
     private func checkedSubscribe(_ kind: SubscriptionKind, _ json: JSONValue, plural: String, singular: String,
                                   id: JSONValue?) throws(HTTPError) {
-        let limit = worker.config.maxSubscriptions
+        let limit = maxSubscriptions
         let held = heldCount
         let current = subscriptions[kind] ?? []
         var added = 0
@@ -152,7 +162,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
         inFlight += 1
         // Strong captures here: a weak one would give the session a side table, and the Hub
         // retains it on every delivery. A closed session lives on only until Redis confirms.
-        worker.hub.subscribe(self, kind: kind, names: names) {
+        hub.subscribe(self, kind: kind, names: names) {
             self.inFlight -= 1
             guard !self.isClosed else { return }
             self.sendJSON(Envelope.subscribed("subscribed", kind: kind, names: names, id: id))
@@ -171,7 +181,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
             let names = everything ? (subscriptions[kind].map { $0.sorted().map(\.text) } ?? []) : listed
             guard !names.isEmpty else { continue }
             subscriptions[kind]?.subtract(names.map(RedisName.init))
-            worker.hub.unsubscribe(self, kind: kind, names: names)
+            hub.unsubscribe(self, kind: kind, names: names)
             sendJSON(Envelope.subscribed("unsubscribed", kind: kind, names: names, id: id))
             answered = true
         }
@@ -181,11 +191,11 @@ final class SubscriberSession: WebSocketApp, Subscriber {
     /// `{"op":"ack","stream":s,"ids":[..]}` (consumer group) or `{"op":"ack","queue":q,"tag":n}`.
     private func ack(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
         if json["queue"] != nil {
-            guard let worker = queueWorker, let queue = json["queue"]?.stringValue, RedisName(queue) == RedisName(worker.queue) else {
+            guard let consumer = queueWorker, let queue = json["queue"]?.stringValue, RedisName(queue) == RedisName(consumer.queue) else {
                 throw .badRequest("this connection is not a worker of that queue (connect with queue=...)")
             }
             guard case .number(let text)? = json["tag"], let tag = Int(text) else { throw .badRequest("tag must be a number") }
-            worker.ack(tag: tag, id: id)
+            consumer.ack(tag: tag, id: id)
             return
         }
         guard let stream = json["stream"]?.stringValue else { throw .badRequest("ack needs a stream (or a queue)") }
@@ -216,7 +226,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
 
     /// `{"op":"pop","wait":30}`: the next item of this connection's queue.
     private func pop(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
-        guard let worker = queueWorker else { throw .badRequest("pop needs a queue connection (connect with queue=...)") }
+        guard let consumer = queueWorker else { throw .badRequest("pop needs a queue connection (connect with queue=...)") }
         var wait = 30
         if let value = json["wait"] {
             guard case .number(let text) = value, let n = Int(text), (0...QueuesAPI.maxWaitSeconds).contains(n) else {
@@ -224,13 +234,13 @@ final class SubscriberSession: WebSocketApp, Subscriber {
             }
             wait = n
         }
-        worker.pop(wait: wait, id: id)
+        consumer.pop(wait: wait, id: id)
     }
 
     private func publish(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
         let message = try PublishAPI.message(from: json)
         inFlight += 1
-        PublishAPI.publish(message, grant: grant, on: worker) { result in
+        PublishAPI.publish(message, grant: grant, via: publisher) { result in
             self.inFlight -= 1
             guard !self.isClosed else { return }
             switch result {

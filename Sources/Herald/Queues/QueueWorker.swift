@@ -19,14 +19,15 @@ final class QueueWorker {
     private var waiting: BlockingPool.Ticket?
     private var stopped = false
 
-    init(queue: String, connection: ClientConnection) {
+    private let services: QueueServices
+
+    init(queue: String, connection: ClientConnection, services: QueueServices) {
         self.queue = queue
         self.connection = connection
+        self.services = services
         processing = QueueKeys.processingList(queue, id: UUID().uuidString.lowercased())
         keepLease()
     }
-
-    private var worker: Worker { connection.worker }
 
     /// Renews this worker's lease every third of a lease period while it lives, and puts back
     /// what dead workers of the queue left behind.
@@ -34,9 +35,9 @@ final class QueueWorker {
         // A worker that left with a pop still waiting in Redis keeps its lease until the pop
         // answers: the item may yet land in its list.
         guard !stopped || popping else { return }
-        worker.queueLeases.renew(processing, of: queue)
-        worker.queueLeases.reapIfDue(queue)
-        worker.loop.schedule(afterMs: max(100, worker.queueLeases.leaseMs / 3)) { self.keepLease() }
+        services.leases.renew(processing, of: queue)
+        services.leases.reapIfDue(queue)
+        services.loop.schedule(afterMs: max(100, services.leases.leaseMs / 3)) { self.keepLease() }
     }
     private var key: [UInt8] { Array(queue.utf8) }
 
@@ -47,7 +48,7 @@ final class QueueWorker {
             sendJSON(Envelope.error(code: "pop_pending", message: "a pop is already waiting on this connection", id: id))
             return
         }
-        guard worker.redis.isReady else {
+        guard services.redis.isReady else {
             sendJSON(Envelope.error(code: "redis_unavailable", message: "Redis is unreachable", id: id))
             return
         }
@@ -60,7 +61,7 @@ final class QueueWorker {
             if self.stopped {
                 // The client left while the pop waited: whatever landed goes back (even after
                 // an error reply: the link may have died after Redis moved the item).
-                self.worker.queueLeases.putBack(self.processing, of: self.queue)
+                self.services.leases.putBack(self.processing, of: self.queue)
                 return
             }
             switch reply {
@@ -87,9 +88,9 @@ final class QueueWorker {
         }
         let started: Bool
         if wait == 0 {
-            started = worker.redis.send(key: key, .command("LMOVE", queue, processing, "RIGHT", "LEFT"), handle)
+            started = services.redis.send(key: key, .command("LMOVE", queue, processing, "RIGHT", "LEFT"), handle)
         } else {
-            waiting = worker.blocking.run(key: key, .command("BLMOVE", queue, processing, "RIGHT", "LEFT", String(wait)), handle)
+            waiting = services.blocking.run(key: key, .command("BLMOVE", queue, processing, "RIGHT", "LEFT", String(wait)), handle)
             started = waiting != nil
         }
         if !started {
@@ -104,7 +105,7 @@ final class QueueWorker {
             sendJSON(Envelope.error(code: "unknown_tag", message: "no item with tag \(tag) is held by this connection", id: id))
             return
         }
-        let sent = worker.redis.send(key: key, [Array("LREM".utf8), Array(processing.utf8), Array("-1".utf8), item]) { reply in
+        let sent = services.redis.send(key: key, [Array("LREM".utf8), Array(processing.utf8), Array("-1".utf8), item]) { reply in
             if reply.integer == 0 {
                 // Not in the list any more: its lease ran out (this Herald lost Redis for longer
                 // than --queue-lease) and it went back to the queue, maybe to another worker.
@@ -135,8 +136,8 @@ final class QueueWorker {
         stopped = true
         held = [:]
         // With a pop still waiting, the list stays registered (and leased) until it answers.
-        worker.queueLeases.putBack(processing, of: queue, unregister: !popping)
-        if let waiting { worker.blocking.cancel(waiting) }
+        services.leases.putBack(processing, of: queue, unregister: !popping)
+        if let waiting { services.blocking.cancel(waiting) }
     }
 
     private func sendJSON(_ bytes: [UInt8]) {

@@ -658,5 +658,4 @@ public struct Responder {
         connection.startEventStream(slot, app: app)
     }
 
-    public var worker: Worker { connection.worker }
 }

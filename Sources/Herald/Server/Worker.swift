@@ -33,7 +33,8 @@ public final class Worker: IOHandler {
     let readScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 1)
     public private(set) var isDraining = false
     /// The drain's 5 s are up: pops still waiting are cut short and answered 503.
-    public private(set) var drainExpired = false
+    /// Set when the drain runs out of time; pops it cut short answer 503.
+    private let drain = DrainClock()
     /// Frames queued to clients, and deliveries dropped for slow ones: plain counters on the
     /// hot path, published to `stats` by housekeeping.
     var deliveredCount = 0
@@ -69,7 +70,6 @@ public final class Worker: IOHandler {
             redis = commandLink!
         }
         hub = Hub(link: RedisConnection(loop: loop, endpoint: endpoint, mode: .pushes, logger: logger), cluster: cluster, loop: loop, logger: logger)
-        router = Router(config: config)
         queueLeases = QueueLeases(redis: redis, loop: loop, leaseMs: config.queueLeaseMs, logger: logger)
         blocking = BlockingPool(loop: loop, endpoint: endpoint, capacity: config.maxBlocking, idleMs: config.blockingIdleMs,
                                 control: redis, cluster: cluster, logger: logger)
@@ -78,6 +78,9 @@ public final class Worker: IOHandler {
         let tailLink = cluster == nil ? RedisConnection(loop: loop, endpoint: endpoint, mode: .commands, logger: logger,
                                                         replyTimeoutMs: Int64(StreamTailer.blockMs) + 10_000) : nil
         tailer = StreamTailer(loop: loop, link: tailLink, sender: redis, logger: logger)
+        router = Router(config: config, services: LoopServices(
+            config: config, loop: loop, logger: logger, stats: stats, process: process, redis: redis, hub: hub,
+            tailer: tailer, blocking: blocking, leases: queueLeases, drain: drain))
         let stats = self.stats
         let redis = self.redis
         if let commandLink {
@@ -189,14 +192,14 @@ public final class Worker: IOHandler {
         stats.queueLeaseErrors.set(queueLeases.scriptErrors)
         if isDraining {
             let done = connections.isEmpty && redis.pendingCount == 0 && blocking.busyCount == 0
-            if !done && !drainExpired && now > drainDeadline {
+            if !done && !drain.expired && now > drainDeadline {
                 // Waits still pending end now, so their clients hear 503 rather than a dropped
                 // connection, and an item popped meanwhile is answered or put back: given a
                 // moment to reach Redis and the clients before the loop stops.
-                drainExpired = true
+                drain.expire()
                 stopDeadline = now + 1000
                 blocking.cancelAll()
-            } else if done || (drainExpired && now > stopDeadline) {
+            } else if done || (drain.expired && now > stopDeadline) {
                 for connection in Array(connections.values) { connection.close() }
                 loop.stop()
             }

@@ -20,7 +20,11 @@ final class GroupReader: StreamListener {
     private var started = false
     private var stopped = false
 
-    init(stream: String, group: String, consumer: String, createAt: String, prefetch: Int, connection: ClientConnection) {
+    private let services: StreamServices
+
+    init(stream: String, group: String, consumer: String, createAt: String, prefetch: Int, connection: ClientConnection,
+         services: StreamServices) {
+        self.services = services
         self.stream = stream
         self.group = group
         self.consumer = consumer
@@ -29,13 +33,12 @@ final class GroupReader: StreamListener {
         self.connection = connection
     }
 
-    private var worker: Worker { connection.worker }
     private var credit: Int { prefetch - unacked.count }
 
     func start() {
         let retry = { [weak self] (outcome: RedisReply) in
             guard let self, !self.stopped, outcome.linkLoss != nil else { return }
-            self.worker.loop.schedule(afterMs: 1000) { [weak self] in self?.start() }
+            self.services.loop.schedule(afterMs: 1000) { [weak self] in self?.start() }
         }
         command(.command("XGROUP", "CREATE", stream, group, createAt, "MKSTREAM"), tolerate: RedisErrors.isExistingGroup, { [unowned self] _ in
             // Entries this consumer name already holds (a reconnect) come first.
@@ -45,7 +48,7 @@ final class GroupReader: StreamListener {
                 self.command(.command("XREVRANGE", self.stream, "+", "-", "COUNT", "1"), { last in
                     self.started = true
                     let tip = StreamEntry.list(last, stream: self.stream).first?.id ?? .zero
-                    self.worker.tailer.listen(self, stream: self.stream, from: tip)
+                    self.services.tailer.listen(self, stream: self.stream, from: tip)
                     self.tick()
                 }, failed: retry)
             }, failed: retry)
@@ -55,7 +58,7 @@ final class GroupReader: StreamListener {
     func stop() {
         guard !stopped else { return }
         stopped = true
-        worker.tailer.stopListening(self, stream: stream)
+        services.tailer.stopListening(self, stream: stream)
     }
 
     /// The tail saw new entries: this consumer asks the group for its share.
@@ -67,7 +70,7 @@ final class GroupReader: StreamListener {
         guard !stopped else { return }
         fetch()
         claim()
-        worker.loop.schedule(afterMs: 1000) { [weak self] in self?.tick() }
+        services.loop.schedule(afterMs: 1000) { [weak self] in self?.tick() }
     }
 
     /// Entries one XREADGROUP asks for: small batches, so the consumers a loop wakes together
@@ -90,7 +93,7 @@ final class GroupReader: StreamListener {
     private func claim() {
         guard started, !stopped, !claiming, credit > 0 else { return }
         claiming = true
-        command(.command("XAUTOCLAIM", stream, group, consumer, String(worker.config.claimIdleMs), "0-0",
+        command(.command("XAUTOCLAIM", stream, group, consumer, String(services.claimIdleMs), "0-0",
                          "COUNT", String(credit))) { [unowned self] reply in
             self.claiming = false
             if case .array(let parts) = reply, parts.count >= 2 {
@@ -145,7 +148,7 @@ final class GroupReader: StreamListener {
     /// the command could not be sent).
     private func command(_ arguments: [[UInt8]], tolerate: @escaping (RedisReply) -> Bool = { _ in false },
                          _ done: @escaping (RedisReply) -> Void, failed: @escaping (RedisReply) -> Void = { _ in }) {
-        let sent = worker.redis.send(key: Array(stream.utf8), arguments) { [weak self] reply in
+        let sent = services.redis.send(key: Array(stream.utf8), arguments) { [weak self] reply in
             guard let self, !self.stopped else { return }
             switch reply {
             case .linkLost: failed(reply)
@@ -155,7 +158,7 @@ final class GroupReader: StreamListener {
             default: done(reply)
             }
         }
-        if !sent { failed(.linkLost(.notSent(worker.redis.lastError))) }
+        if !sent { failed(.linkLost(.notSent(services.redis.lastError))) }
     }
 
     private func report(_ reply: RedisReply) {

@@ -18,13 +18,14 @@ final class StreamReader: StreamListener {
     /// Entries per XRANGE page.
     static let pageSize = 500
 
-    init(stream: String, position: StreamPosition, connection: ClientConnection) {
+    private let services: StreamServices
+
+    init(stream: String, position: StreamPosition, connection: ClientConnection, services: StreamServices) {
         self.stream = stream
         self.position = position
         self.connection = connection
+        self.services = services
     }
-
-    private var worker: Worker { connection.worker }
     private var key: [UInt8] { Array(stream.utf8) }
 
     func start() {
@@ -48,7 +49,7 @@ final class StreamReader: StreamListener {
     }
 
     func stop() {
-        if state == .live { worker.tailer.stopListening(self, stream: stream) }
+        if state == .live { services.tailer.stopListening(self, stream: stream) }
         state = .stopped
     }
 
@@ -117,7 +118,7 @@ final class StreamReader: StreamListener {
 
     /// Next page now, or once the client's queue has room again.
     private func continueWhenRoom() {
-        if connection.hasRoom(for: worker.config.maxOutbound / 2) {
+        if connection.hasRoom(for: services.maxOutbound / 2) {
             replay()
         } else {
             state = .waitingForRoom
@@ -127,19 +128,19 @@ final class StreamReader: StreamListener {
     private func joinTail() {
         guard state != .stopped, let lastID else { return }
         // The tail moved past us while the page was in flight: read the difference first.
-        if let cursor = worker.tailer.cursor(of: stream), cursor > lastID {
+        if let cursor = services.tailer.cursor(of: stream), cursor > lastID {
             replay()
             return
         }
         state = .live
-        worker.tailer.listen(self, stream: stream, from: lastID)
+        services.tailer.listen(self, stream: stream, from: lastID)
     }
 
     func entryArrived(_ entry: StreamEntry) {
         guard state == .live, let lastID, entry.id > lastID else { return }
         guard connection.sendEntry(entry) else {
             // Too slow for the live tail: catch up with pages once the queue drains.
-            worker.tailer.stopListening(self, stream: stream)
+            services.tailer.stopListening(self, stream: stream)
             state = .waitingForRoom
             return
         }
@@ -152,7 +153,7 @@ final class StreamReader: StreamListener {
     }
 
     private func command(_ arguments: [[UInt8]], allowError: Bool = false, _ done: @escaping (RedisReply) -> Void) {
-        let sent = worker.redis.send(key: key, arguments) { [weak self] reply in
+        let sent = services.redis.send(key: key, arguments) { [weak self] reply in
             guard let self, self.state != .stopped else { return }
             switch reply {
             case .linkLost: self.restartLater()
@@ -165,7 +166,7 @@ final class StreamReader: StreamListener {
 
     /// Redis went away mid-read: start again from the last id sent once it is back.
     private func restartLater() {
-        worker.loop.schedule(afterMs: 500) { [weak self] in
+        services.loop.schedule(afterMs: 500) { [weak self] in
             guard let self, self.state != .stopped else { return }
             self.state = .starting
             if self.lastID != nil { self.replay() } else { self.start() }
@@ -184,7 +185,7 @@ final class StreamReader: StreamListener {
     }
 
     private func retryLater(_ arguments: [[UInt8]], allowError: Bool, _ done: @escaping (RedisReply) -> Void) {
-        worker.loop.schedule(afterMs: 500) { [weak self] in
+        services.loop.schedule(afterMs: 500) { [weak self] in
             guard let self, self.state != .stopped else { return }
             self.command(arguments, allowError: allowError, done)
         }
