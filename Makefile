@@ -4,7 +4,7 @@ SWIFT ?= swift
 PYTEST = .venv/bin/python -m pytest
 DEBUG_BIN = .build/debug/herald
 
-.PHONY: run build release deps test unit e2e clean
+.PHONY: run build release deps test unit e2e clean bench
 
 run: release
 	./scripts/run.sh
