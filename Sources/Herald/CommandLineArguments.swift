@@ -36,7 +36,7 @@ public struct CommandLineArguments: Equatable, Sendable {
             }
             if argument == "--" { optionsEnded = true; continue }
             if argument == "--help" || argument == "-h" { parsed.wantsHelp = true; continue }
-            let body = argument.drop { $0 == "-" }
+            let body = argument.dropFirst(2)
             let name = String(body.prefix { $0 != "=" })
             let inlineValue = body.firstIndex(of: "=").map { String(body[body.index(after: $0)...]) }
             guard argument.hasPrefix("--"), let option = Config.option(flag: name) else {

@@ -63,6 +63,7 @@ final class CommandLineArgumentsTests: XCTestCase {
         XCTAssertEqual(usageError("-p", "80"), "unknown option '-p'")
         XCTAssertEqual(usageError("-port", "80"), "unknown option '-port'", "options take two dashes")
         XCTAssertEqual(usageError("--PORT", "80"), "unknown option '--PORT'")
+        XCTAssertEqual(usageError("---port", "80"), "unknown option '---port'")
         XCTAssertEqual(usageError("--port"), "missing value for --port <port>")
     }
 
