@@ -13,7 +13,6 @@ let package = Package(
         // SHA-1 for the WebSocket handshake (RFC 6455 §4.2.2) and HMAC-SHA256 for tokens. 4.x
         // builds on FoundationEssentials, so the binary carries no ICU data.
         .package(url: "https://github.com/apple/swift-crypto.git", exact: "4.5.2"),
-        .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
         // HDR latency histograms for herald-bench.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", exact: "0.2.0"),
@@ -36,7 +35,6 @@ let package = Package(
             name: "herald",
             dependencies: [
                 "Herald",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

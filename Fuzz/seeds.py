@@ -286,6 +286,7 @@ config = {
                     "claim-idle=30\nslow-consumer=close\nlog-format=json\naccess-log=1\n"
                     "HERALD_MAX_CONNECTIONS=0\nHERALD_SLOW_CONSUMER=block",
     "cluster-url": "redis+cluster://10.0.0.1:7000\nredis=redis://a:7000,redis://b:7001/3",
+    "command-line": "port=--loops\nmax-body=-5\nhost=\necho=1\n-port=3\nhealthcheck=x\nhelp=\nport=9000",
 }
 
 for name, data in http.items():

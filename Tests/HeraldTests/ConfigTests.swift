@@ -1,5 +1,6 @@
 // Config.resolve: defaults, environment vs flags, every refusal naming its option, sizes and
 // seconds.
+import FoundationEssentials
 import Herald
 import XCTest
 
@@ -220,5 +221,67 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.allowedOrigins, ["https://a.example", "*"])
         XCTAssertTrue(c.access.isEnabled)
         XCTAssertEqual(c.maxConnections, 0, "0 = sized from the file limit at start")
+    }
+
+    /// README.md's "Configuration" table: (flag, variable, default cell) per row.
+    private func readmeConfigurationRows() throws -> [(flag: String, environment: String, shownDefault: String)] {
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("README.md")
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        let section = try XCTUnwrap(text.split(separator: "\n## ").first { $0.hasPrefix("Configuration\n") },
+                                    "README has no Configuration section")
+        var rows: [(String, String, String)] = []
+        for line in section.split(separator: "\n") where line.hasPrefix("| `--") {
+            let cells = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            XCTAssertGreaterThanOrEqual(cells.count, 5, String(line))
+            guard cells.count >= 5 else { continue }
+            func code(_ cell: String) -> String { cell.hasPrefix("`") && cell.hasSuffix("`") ? String(cell.dropFirst().dropLast()) : cell }
+            rows.append((String(code(cells[1]).dropFirst(2)), code(cells[2]), cells[3]))
+        }
+        return rows
+    }
+
+    /// The README's configuration table lists exactly the options of `Config.options`, with
+    /// the same variables and the defaults `--help` shows (a value in backticks, prose as is,
+    /// "none"/"off" for an unset option/switch; a switch's variable written `HERALD_X=1`).
+    func testReadmeConfigurationTableMatchesTheOptions() throws {
+        let rows = try readmeConfigurationRows()
+        XCTAssertEqual(rows.map(\.flag).sorted(), Config.options.map(\.flag).sorted(), "README rows vs Config.options")
+        XCTAssertEqual(Set(rows.map(\.flag)).count, rows.count, "a flag has two README rows")
+        for row in rows {
+            guard let option = Config.option(flag: row.flag) else { continue }
+            XCTAssertEqual(row.environment, option.environment + (option.isSwitch ? "=1" : ""), option.name)
+            let expected: String
+            switch option.shownDefault {
+            case .value(let value): expected = "`\(value)`"
+            case .described(let text): expected = text
+            case .none: expected = option.isSwitch ? "off" : "none"
+            }
+            XCTAssertEqual(row.shownDefault, expected, "README default of \(option.name)")
+        }
+    }
+
+    /// A default shown as a value is the default: read back through its own option, it
+    /// leaves `Config()` unchanged (so `--help` and the README cannot show a stale number).
+    func testShownDefaultsReadBackAsTheDefaults() throws {
+        let defaults = try resolve()
+        for option in Config.options {
+            guard case .value(let shown) = option.shownDefault else { continue }
+            let c = try resolve([option.flag: shown])
+            XCTAssertEqual(String(describing: c), String(describing: defaults), "\(option.name) \(shown)")
+        }
+        XCTAssertEqual(Config.option(flag: "max-body")?.shownDefault, .value("1m"))
+        XCTAssertEqual(Config.option(flag: "max-header")?.shownDefault, .value("16k"))
+        XCTAssertEqual(Config.option(flag: "queue-lease")?.shownDefault, .value("30"))
+        XCTAssertEqual(Config.option(flag: "redis")?.shownDefault, .value("redis://127.0.0.1:6379"))
+    }
+
+    func testEveryOptionHasItsOwnFlagAndVariable() {
+        XCTAssertEqual(Set(Config.options.map(\.flag)).count, Config.options.count)
+        XCTAssertEqual(Set(Config.options.map(\.environment)).count, Config.options.count)
+        for option in Config.options {
+            XCTAssertTrue(option.environment.hasPrefix("HERALD_"), option.environment)
+            XCTAssertFalse(option.help.isEmpty, option.name)
+        }
     }
 }

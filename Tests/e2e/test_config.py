@@ -183,3 +183,35 @@ def test_wrong_password_is_not_ready(start_redis, start_herald):
     assert status == 503 and body.get("status") == "not_ready", (status, body)
     status, _, body = http("POST", srv.base_url + "/publish/x", b"nope")
     assert_json_error(status, body, 503, "redis_unavailable", "publish with a wrong password")
+
+
+def readme_config_defaults():
+    """{flag: (variable, default cell with backticks removed)} from the README's table."""
+    rows = {}
+    for line in (REPO / "README.md").read_text().splitlines():
+        m = re.match(r"\|\s*`(--[a-z-]+)`\s*\|\s*`(HERALD_[A-Z_]+)(=1)?`\s*\|([^|]*)\|", line)
+        if m:
+            assert m.group(1) not in rows, f"README lists {m.group(1)} twice"
+            rows[m.group(1)] = (m.group(2), m.group(4).strip().strip("`"))
+    return rows
+
+
+def test_help_lists_each_option_once_with_the_readme_default():
+    done = run_herald("--help")
+    assert done.returncode == 0, f"--help exited {done.returncode}: {done.stderr}"
+    entries = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("  --")]
+    flat = " ".join(done.stdout.split())
+    readme = readme_config_defaults()
+    assert sorted(set(entries) - {"--help"}) == sorted(readme), "--help entries vs README rows"
+    assert len(entries) == len(set(entries)), f"an option is listed twice: {entries}"
+    for flag, (variable, default) in readme.items():
+        assert flat.count(variable) == 1, f"{variable} appears {flat.count(variable)} times in --help"
+        if default not in ("none", "off"):
+            assert f"[{variable}, default {default}]" in flat, f"--help does not show {flag}'s default {default!r}"
+
+
+def test_usage_errors_exit_64_and_name_the_argument():
+    done = run_herald("--port")
+    assert done.returncode == 64 and "--port" in done.stderr, (done.returncode, done.stderr)
+    done = run_herald("healthcheck", "extra")
+    assert done.returncode == 64 and "extra" in done.stderr, (done.returncode, done.stderr)

@@ -1,11 +1,14 @@
-// Fuzz target: configuration from flags and HERALD_* variables (Config.resolve) and Redis URLs
-// (RedisEndpoint.parseList / parse).
+// Fuzz target: configuration from flags and HERALD_* variables (Config.resolve), the command
+// line (CommandLineArguments.parse) and Redis URLs (RedisEndpoint.parseList / parse).
 //
 // The input is text, one setting a line: `name=value` where a name starting with HERALD_ is an
 // environment variable and anything else a flag name (`port`, `max-body`, ...); a line without
 // `=` is a Redis URL list on its own. Invariants:
 //   - a configuration Herald accepts is within every documented range;
 //   - a flag wins over its variable: resolving with both equals resolving with the merged flags;
+//   - the flag lines written as a command line (`--name=value` and `--name value` in turn)
+//     parse back to the same flags when every name is a value option, and never to a flag
+//     that is not in Config.options;
 //   - every accepted Redis URL names a printable host, a port in 1-65535 and a db in 0-65535,
 //     and writing it back as a URL (credentials percent-encoded) parses to the same endpoint.
 import FuzzSupport
@@ -124,6 +127,26 @@ func resolve(_ flags: [String: String], _ environment: [String: String]) -> Resu
     }
 }
 
+func checkCommandLine(_ pairs: [(name: String, value: String)]) {
+    var arguments: [String] = []
+    var expected: [String: String] = [:]
+    for (i, pair) in pairs.enumerated() {
+        if i % 2 == 0 { arguments.append("--\(pair.name)=\(pair.value)") } else { arguments += ["--\(pair.name)", pair.value] }
+        expected[pair.name] = pair.value
+    }
+    let onlyValueOptions = pairs.allSatisfy { Config.option(flag: $0.name).map { !$0.isSwitch } ?? false }
+    do throws(CommandLineArguments.UsageError) {
+        let parsed = try CommandLineArguments.parse(arguments)
+        invariant(parsed.flags.keys.allSatisfy { Config.option(flag: $0) != nil }, "an unknown flag parsed from \(arguments)")
+        if onlyValueOptions {
+            invariant(parsed.flags == expected, "\(arguments) parsed to \(parsed.flags), not \(expected)")
+            invariant(parsed.action == nil && !parsed.wantsHelp, "\(arguments) parsed to an action or --help")
+        }
+    } catch {
+        invariant(!onlyValueOptions, "a command line of value options refused: \(arguments): \(error)")
+    }
+}
+
 runFuzzer { data, size in
     let input = bytes(data, size)
     let text = String(decoding: input, as: UTF8.self)
@@ -131,6 +154,7 @@ runFuzzer { data, size in
 
     var flags: [String: String] = [:]
     var environment: [String: String] = [:]
+    var flagLines: [(name: String, value: String)] = []
     for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
         guard let eq = line.firstIndex(of: "=") else {
             if !line.isEmpty { checkURLs(String(line)) }
@@ -138,8 +162,9 @@ runFuzzer { data, size in
         }
         let name = String(line[..<eq])
         let value = String(line[line.index(after: eq)...])
-        if name.hasPrefix("HERALD_") { environment[name] = value } else { flags[name] = value }
+        if name.hasPrefix("HERALD_") { environment[name] = value } else { flags[name] = value; flagLines.append((name, value)) }
     }
+    checkCommandLine(flagLines)
     let both = resolve(flags, environment)
     var merged = flags
     for option in Config.options where flags[option.flag] == nil {
