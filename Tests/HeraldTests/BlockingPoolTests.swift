@@ -1,0 +1,83 @@
+// BlockingPool against a real redis-server: waits run on their own connections up to the cap,
+// a cancelled wait ends at once and frees its connection, idle connections close.
+import Herald
+import HeraldTestSupport
+import XCTest
+
+final class BlockingPoolTests: XCTestCase {
+    private var loop: EventLoop!
+    private var server: RedisServer!
+    private var control: RedisConnection!
+    private var pool: BlockingPool?
+
+    override func setUpWithError() throws {
+        loop = try EventLoop()
+        server = try RedisServer()
+        control = RedisConnection(loop: loop, endpoint: server.endpoint(), mode: .commands, logger: .test())
+        control.connect()
+        XCTAssertTrue(loop.run(until: { self.control.isReady }), "link not ready: \(control.lastError)")
+    }
+
+    override func tearDown() {
+        pool?.stop()
+        control?.stop()
+        server?.stop()
+        loop = nil
+    }
+
+    private func makePool(capacity: Int, idleMs: Int64 = 60_000) -> BlockingPool {
+        let pool = BlockingPool(loop: loop, endpoint: server.endpoint(), capacity: capacity, idleMs: idleMs, control: control,
+                                cluster: nil, logger: .test())
+        self.pool = pool
+        return pool
+    }
+
+    private func blpop(_ pool: BlockingPool, _ key: String, seconds: Int = 30, _ done: @escaping (RedisReply) -> Void) -> BlockingPool.Ticket? {
+        pool.run(key: Array(key.utf8), .command("BLPOP", key, String(seconds)), done)
+    }
+
+    /// Clients Redis sees blocked right now.
+    private func blockedClients() -> Int {
+        (try? server.cli("INFO", "clients"))?.split(whereSeparator: \.isNewline)
+            .first { $0.hasPrefix("blocked_clients:") }
+            .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespacesAndNewlines)) } ?? -1
+    }
+
+    func testWaitsRunUpToTheCapThenAreRefused() throws {
+        let pool = makePool(capacity: 2)
+        var replies: [RedisReply] = []
+        XCTAssertNotNil(blpop(pool, "a") { replies.append($0) })
+        XCTAssertNotNil(blpop(pool, "b") { replies.append($0) })
+        XCTAssertNil(blpop(pool, "c") { replies.append($0) }, "a third wait is past the cap")
+        XCTAssertTrue(loop.run(until: { self.blockedClients() == 2 }))
+        _ = try server.cli("RPUSH", "a", "item")
+        XCTAssertTrue(loop.run(until: { replies.count == 1 }))
+        XCTAssertEqual(replies.first, .array([.string(Array("a".utf8)), .string(Array("item".utf8))]))
+        XCTAssertNotNil(blpop(pool, "c") { replies.append($0) }, "the finished wait's connection is free again")
+    }
+
+    func testACancelledWaitEndsAtOnceAndFreesItsConnection() throws {
+        let pool = makePool(capacity: 1)
+        var reply: RedisReply?
+        let ticket = try XCTUnwrap(blpop(pool, "q", seconds: 300) { reply = $0 })
+        XCTAssertTrue(loop.run(until: { self.blockedClients() == 1 }))
+        pool.cancel(ticket)
+        XCTAssertTrue(loop.run(until: { reply != nil }, timeoutMs: 3000), "the 300 s wait ended")
+        XCTAssertEqual(reply, .null)
+        XCTAssertEqual(blockedClients(), 0)
+        XCTAssertNotNil(blpop(pool, "q", seconds: 1) { _ in }, "its connection serves the next wait")
+    }
+
+    func testIdleConnectionsClose() throws {
+        let pool = makePool(capacity: 2, idleMs: 100)
+        var done = false
+        _ = blpop(pool, "x", seconds: 1) { _ in done = true }
+        _ = try server.cli("RPUSH", "x", "1")
+        XCTAssertTrue(loop.run(until: { done }))
+        let clients = { (try? self.server.cli("CLIENT", "LIST"))?.split(whereSeparator: \.isNewline).count ?? -1 }
+        XCTAssertEqual(clients(), 3, "the control link, the pool's link and redis-cli itself")
+        loop.run(forMs: 150)
+        pool.checkTimeouts(now: Clock.nowMs())
+        XCTAssertTrue(loop.run(until: { clients() == 2 }), "the idle pool link closed")
+    }
+}
