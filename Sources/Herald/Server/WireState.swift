@@ -46,12 +46,15 @@ enum WireState {
         case .http:
             return 0
         case .webSocket(let ws):
-            guard !ws.control.closeSent else { return 0 }
-            defer { ws.droppedUnreported = 0 }
-            return ws.droppedUnreported
+            let count = ws.droppedUnreported
+            guard count > 0, !ws.control.closeSent else { return 0 }
+            ws.droppedUnreported = 0
+            return count
         case .eventStream(let es):
-            defer { es.droppedUnreported = 0 }
-            return es.droppedUnreported
+            let count = es.droppedUnreported
+            guard count > 0 else { return 0 }
+            es.droppedUnreported = 0
+            return count
         }
     }
 }
