@@ -16,7 +16,7 @@ enum EchoAPI {
 }
 
 /// Sends each message back as it came.
-final class EchoSession: WebSocketApp {
+final class EchoSession: SessionApp {
     private var connection: ClientConnection?
 
     init(connection: ClientConnection) { self.connection = connection }

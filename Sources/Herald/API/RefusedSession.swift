@@ -1,7 +1,7 @@
 // A WebSocket that is accepted only to be told why it cannot stay: an error message, then a
 // close frame with a code (1008 for auth, 1013 over the connection limit).
 
-final class RefusedSession: WebSocketApp {
+final class RefusedSession: SessionApp {
     private var connection: ClientConnection?
     private let code: UInt16
     private let error: [UInt8]

@@ -2,7 +2,7 @@
 // (subscribe, psubscribe, ssubscribe, unsubscribe, publish, ping), and its deliveries.
 
 /// One WebSocket subscriber; confined to its loop. Holds its connection until it closes.
-final class SubscriberSession: WebSocketApp, Subscriber {
+final class SubscriberSession: SessionApp, Subscriber {
     private let connection: ClientConnection
     private let format: SubscribeAPI.Format
     /// What this client's credential allows.
@@ -47,7 +47,7 @@ final class SubscriberSession: WebSocketApp, Subscriber {
         sendJSON(Envelope.gap(kind: kind, name: name))
     }
 
-    // MARK: WebSocketApp
+    // MARK: SessionApp
 
     func closed() {
         isClosed = true

@@ -3,17 +3,6 @@
 // chunk is queued to everyone who wants that form.
 import FoundationEssentials
 
-/// The three kinds of pub/sub subscription, named as in the query string.
-public enum SubscriptionKind: String, CaseIterable, Sendable {
-    case channel
-    case pattern
-    case shard
-
-    /// The Redis commands for this kind.
-    var subscribeCommand: String { ["channel": "SUBSCRIBE", "pattern": "PSUBSCRIBE", "shard": "SSUBSCRIBE"][rawValue]! }
-    var unsubscribeCommand: String { ["channel": "UNSUBSCRIBE", "pattern": "PUNSUBSCRIBE", "shard": "SUNSUBSCRIBE"][rawValue]! }
-}
-
 /// A message fanned out to local subscribers; confined to its loop.
 public final class Delivery {
     public let kind: SubscriptionKind

@@ -1,0 +1,82 @@
+// Everything the layers above queue to a client goes through these entry points. They differ
+// in two ways, and each says which:
+// - Dropped or not: a pub/sub *delivery* is dropped (and counted, and reported to the client
+//   later as `dropped`) when the client's queue is over `--max-outbound`; an *answer* (to a
+//   request or op, a notice, a control frame) is never dropped, since the client waits for it.
+// - Counted or not: deliveries and stream entries count in `deliveredCount`; answers do not.
+// Lossless senders (stream readers) check `hasRoom` first, or use `sendEntry`, which does.
+
+extension ClientConnection {
+    /// An answer or notice as JSON, in this connection's wire form (a text frame or an event):
+    /// never dropped, not counted.
+    public func sendMessage(_ json: [UInt8]) {
+        send(wire == .eventStream ? EventStream.event(data: json) : FrameEncoder.encode(.text, json))
+    }
+
+    /// An encoded frame or event (a control frame, an answer): never dropped, not counted.
+    public func send(_ frame: [UInt8]) {
+        guard !isClosed else { return }
+        outbound.append(Chunk.of(frame))
+        scheduleFlush()
+    }
+
+    /// A shared stream-entry chunk the sender checked room for: never dropped, counted.
+    public func send(_ frame: Chunk) {
+        guard !isClosed else { return }
+        outbound.append(frame)
+        worker.deliveredCount += 1
+        scheduleFlush()
+    }
+
+    /// Whether `bytes` more fit in this client's outbound queue (lossless senders check first).
+    public func hasRoom(for bytes: Int) -> Bool {
+        !isClosed && outbound.byteCount + bytes <= worker.config.maxOutbound
+    }
+
+    /// A stream entry in this connection's wire form if it fits in the outbound queue (counted);
+    /// false, and nothing sent, when it does not, so lossless readers can catch up later.
+    public func sendEntry(_ entry: StreamEntry) -> Bool {
+        let chunk = wire == .eventStream ? entry.event : entry.frame
+        guard hasRoom(for: chunk.count) else { return false }
+        send(chunk)
+        return true
+    }
+
+    /// A pub/sub delivery in this connection's wire form (JSON envelope or raw), each form
+    /// encoded once for all its subscribers: dropped when the queue is full (or the client is
+    /// closed under `--slow-consumer close`), counted when queued. Nothing is delivered after
+    /// Herald's WebSocket close frame.
+    public func deliver(_ delivery: Delivery, raw: Bool) {
+        guard !isClosed else { return }
+        switch state {
+        case .http:
+            return
+        case .webSocket(let ws):
+            guard !ws.control.closeSent else { return }
+            if !enqueueDelivery(raw ? delivery.rawFrame : delivery.jsonFrame) {
+                if worker.config.slowConsumerPolicy == .close {
+                    closeWebSocket(code: CloseCode.policyViolation, reason: "too slow: the outbound queue is full")
+                } else {
+                    ws.droppedUnreported += 1
+                }
+            }
+        case .eventStream(let es):
+            if !enqueueDelivery(raw ? delivery.rawEvent : delivery.jsonEvent) {
+                if worker.config.slowConsumerPolicy == .close { close() } else { es.droppedUnreported += 1 }
+            }
+        }
+    }
+
+    /// Queues `frame` unless it does not fit, in which case the drop is counted and false
+    /// returned for the wire to handle.
+    private func enqueueDelivery(_ frame: Chunk) -> Bool {
+        if outbound.byteCount + frame.count > worker.config.maxOutbound {
+            worker.droppedCount += 1
+            return false
+        }
+        outbound.append(frame)
+        worker.deliveredCount += 1
+        scheduleFlush()
+        return true
+    }
+}
