@@ -143,7 +143,7 @@ final class ConfigTests: XCTestCase {
     }
 
     /// A positive duration that rounds to 0 ms passes the "> 0" check but is a zero timeout
-    /// (and a zero housekeeping period in Worker); it must be refused like "0".
+    /// (and a zero housekeeping period in LoopContext); it must be refused like "0".
     func testSecondsThatRoundToZeroMillisecondsAreRefused() {
         XCTAssertEqual(refusedOption(["header-timeout": "0.0001"]), "--header-timeout")
         XCTAssertEqual(refusedOption(["ping-interval": "0.0004"]), "--ping-interval")

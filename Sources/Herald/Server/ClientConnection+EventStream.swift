@@ -4,7 +4,7 @@
 extension ClientConnection {
     /// Sends a heartbeat comment when the stream has been quiet for the heartbeat interval.
     func checkEventStreamTimers(_ es: EventStreamWire, now: Int64) {
-        if now - es.heartbeatMs >= min(EventStreamWire.heartbeatMaxMs, worker.config.pingIntervalMs) {
+        if now - es.heartbeatMs >= min(EventStreamWire.heartbeatMaxMs, context.config.pingIntervalMs) {
             es.heartbeatMs = now
             send(EventStream.heartbeat)
         }

@@ -6,7 +6,7 @@ extension ClientConnection {
     func processRequests(_ http: HTTPWire) {
         while !isClosed && !closeAfterFlush && wire == .http {
             // Backpressure: a client that pipelines without reading its answers stops being read.
-            if http.slots.count >= HTTPWire.maxPipelined || outbound.byteCount > worker.config.maxOutbound {
+            if http.slots.count >= HTTPWire.maxPipelined || outbound.byteCount > context.config.maxOutbound {
                 setReading(false)
                 return
             }
@@ -19,12 +19,12 @@ extension ClientConnection {
                 return
             }
             http.headStartedMs = nil
-            worker.stats.requests.bump()
-            let slot = ResponseSlot(keepAlive: request.keepAlive && !worker.isDraining && !overLimit, head: request.method == "HEAD")
-            if worker.config.accessLog { slot.access = (request.method, request.target, Clock.nowMicros()) }
-            if let origin = request.header("origin"), worker.router.access.allowsOrigin(of: request) { slot.corsOrigin = origin }
+            context.stats.requests.bump()
+            let slot = ResponseSlot(keepAlive: request.keepAlive && !context.isDraining && !overLimit, head: request.method == "HEAD")
+            if context.config.accessLog { slot.access = (request.method, request.target, Clock.nowMicros()) }
+            if let origin = request.header("origin"), context.router.access.allowsOrigin(of: request) { slot.corsOrigin = origin }
             http.slots.append(slot)
-            worker.router.route(request, Responder(connection: self, slot: slot))
+            context.router.route(request, Responder(connection: self, slot: slot))
         }
         if wire != .http {
             process()
@@ -81,7 +81,7 @@ extension ClientConnection {
     /// One access-log line for the request of `slot`, when `--access-log` is on.
     private func logAccess(_ slot: ResponseSlot, status: Int, bytes: Int) {
         guard let access = slot.access else { return }
-        worker.logger.info("access", metadata: [
+        context.logger.info("access", metadata: [
             "method": "\(access.method)", "target": "\(access.target)", "status": "\(status)",
             "bytes": "\(bytes)", "micros": "\(Clock.nowMicros() - access.started)",
         ])
@@ -93,9 +93,9 @@ extension ClientConnection {
         http.slots.removeAll()
         logAccess(slot, status: 101, bytes: 0)
         outbound.append(response.chunk(keepAlive: true))
-        state = .webSocket(WebSocketWire(app: app, maxMessage: worker.config.maxMessage, pingIntervalMs: worker.config.pingIntervalMs))
-        worker.stats.httpConnections.bump(-1)
-        worker.stats.webSocketConnections.bump()
+        state = .webSocket(WebSocketWire(app: app, maxMessage: context.config.maxMessage, pingIntervalMs: context.config.pingIntervalMs))
+        context.stats.httpConnections.bump(-1)
+        context.stats.webSocketConnections.bump()
         scheduleFlush()
         return true
     }
@@ -114,8 +114,8 @@ extension ClientConnection {
         outbound.append(response.chunk(keepAlive: true, corsOrigin: slot.corsOrigin))
         outbound.append(Chunk.of(EventStream.retry(EventStreamWire.retryMs)))
         state = .eventStream(EventStreamWire(app: app, now: Clock.nowMs()))
-        worker.stats.httpConnections.bump(-1)
-        worker.stats.eventStreams.bump()
+        context.stats.httpConnections.bump(-1)
+        context.stats.eventStreams.bump()
         scheduleFlush()
         return true
     }
@@ -123,7 +123,7 @@ extension ClientConnection {
     /// The header deadline, the keep-alive idle limit, and giving an idle read buffer back.
     func checkHTTPTimers(_ http: HTTPWire, now: Int64) {
         guard http.slots.isEmpty else { return }
-        let config = worker.config
+        let config = context.config
         if closeAfterFlush {
             // The last answer is queued but the client does not read it: no longer than an idle
             // keep-alive connection would be kept.

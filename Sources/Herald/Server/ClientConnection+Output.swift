@@ -21,23 +21,25 @@ extension ClientConnection {
     }
 
     /// A shared stream-entry chunk the sender checked room for: never dropped, counted.
-    public func send(_ frame: Chunk) {
+    private func send(_ frame: Chunk) {
         guard !isClosed else { return }
         outbound.append(frame)
-        worker.deliveredCount += 1
+        context.deliveredCount += 1
         scheduleFlush()
     }
 
     /// Whether `bytes` more fit in this client's outbound queue (lossless senders check first).
     public func hasRoom(for bytes: Int) -> Bool {
-        !isClosed && outbound.byteCount + bytes <= worker.config.maxOutbound
+        !isClosed && outbound.byteCount + bytes <= context.config.maxOutbound
     }
 
     /// A stream entry in this connection's wire form if it fits in the outbound queue (counted);
-    /// false, and nothing sent, when it does not, so lossless readers can catch up later.
-    public func sendEntry(_ entry: StreamEntry) -> Bool {
+    /// false, and nothing sent, when it does not, so lossless readers can catch up later. With
+    /// `checkedRoom` the sender already made sure a whole page fits: the entry always goes.
+    @discardableResult
+    public func sendEntry(_ entry: StreamEntry, checkedRoom: Bool = false) -> Bool {
         let chunk = wire == .eventStream ? entry.event : entry.frame
-        guard hasRoom(for: chunk.count) else { return false }
+        guard checkedRoom || hasRoom(for: chunk.count) else { return false }
         send(chunk)
         return true
     }
@@ -54,7 +56,7 @@ extension ClientConnection {
         case .webSocket(let ws):
             guard !ws.control.closeSent else { return }
             if !enqueueDelivery(raw ? delivery.rawFrame : delivery.jsonFrame) {
-                if worker.config.slowConsumerPolicy == .close {
+                if context.config.slowConsumerPolicy == .close {
                     closeWebSocket(code: CloseCode.policyViolation, reason: "too slow: the outbound queue is full")
                 } else {
                     ws.droppedUnreported += 1
@@ -62,7 +64,7 @@ extension ClientConnection {
             }
         case .eventStream(let es):
             if !enqueueDelivery(raw ? delivery.rawEvent : delivery.jsonEvent) {
-                if worker.config.slowConsumerPolicy == .close { close() } else { es.droppedUnreported += 1 }
+                if context.config.slowConsumerPolicy == .close { close() } else { es.droppedUnreported += 1 }
             }
         }
     }
@@ -70,12 +72,12 @@ extension ClientConnection {
     /// Queues `frame` unless it does not fit, in which case the drop is counted and false
     /// returned for the wire to handle.
     private func enqueueDelivery(_ frame: Chunk) -> Bool {
-        if outbound.byteCount + frame.count > worker.config.maxOutbound {
-            worker.droppedCount += 1
+        if outbound.byteCount + frame.count > context.config.maxOutbound {
+            context.droppedCount += 1
             return false
         }
         outbound.append(frame)
-        worker.deliveredCount += 1
+        context.deliveredCount += 1
         scheduleFlush()
         return true
     }

@@ -8,7 +8,7 @@ extension ClientConnection {
             // Backpressure: answers to the client's own frames (pongs, op answers) count against
             // its outbound limit too. A client that writes without reading stops being read, so
             // it can fill only its own bounded queue; reading resumes as the queue drains.
-            if outbound.byteCount > worker.config.maxOutbound {
+            if outbound.byteCount > context.config.maxOutbound {
                 setReading(false)
                 return
             }

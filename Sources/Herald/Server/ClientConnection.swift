@@ -4,7 +4,7 @@
 // +EventStream); output goes through the entry points in ClientConnection+Output.
 import Glibc
 
-/// A client connection; confined to its worker's loop.
+/// A client connection; confined to its context's loop.
 public final class ClientConnection: IOHandler {
     /// Reads per readable event before the loop moves on: one client that sends fast cannot
     /// starve the others on its loop.
@@ -22,9 +22,9 @@ public final class ClientConnection: IOHandler {
     static let lingerReadsPerWake = 16
 
     let fd: Int32
-    /// The worker outlives its connections (it owns them); `unowned(unsafe)` spares the
-    /// reference counting of the many `worker.` accesses per request.
-    unowned(unsafe) let worker: Worker
+    /// The context outlives its connections (it owns them); `unowned(unsafe)` spares the
+    /// reference counting of the many `context.` accesses per request.
+    unowned(unsafe) let context: LoopContext
     var inbound = ByteBuffer()
     var outbound = OutboundQueue()
     /// What the connection speaks, with that protocol's state.
@@ -49,11 +49,11 @@ public final class ClientConnection: IOHandler {
     /// Bytes discarded while lingering.
     private var lingerDiscarded = 0
 
-    init(fd: Int32, worker: Worker) {
+    init(fd: Int32, context: LoopContext) {
         self.fd = fd
-        self.worker = worker
+        self.context = context
         lastHeardMs = Clock.nowMs()
-        state = .http(HTTPWire(parser: HTTPParser(maxHeaderBytes: worker.config.maxHeader, maxBodyBytes: worker.config.maxBody),
+        state = .http(HTTPWire(parser: HTTPParser(maxHeaderBytes: context.config.maxHeader, maxBodyBytes: context.config.maxBody),
                                now: lastHeardMs))
     }
 
@@ -85,11 +85,11 @@ public final class ClientConnection: IOHandler {
         var reads = 0
         while !isClosed && reads < Self.readsPerWake {
             reads += 1
-            switch Socket.read(fd, into: worker.readScratch) {
+            switch Socket.read(fd, into: context.readScratch) {
             case .bytes(let n):
                 lastHeardMs = Clock.nowMs()
-                inbound.append(UnsafeRawBufferPointer(rebasing: worker.readScratch[0..<n]))
-                if n < worker.readScratch.count { reads = .max }
+                inbound.append(UnsafeRawBufferPointer(rebasing: context.readScratch[0..<n]))
+                if n < context.readScratch.count { reads = .max }
             case .wouldBlock:
                 reads = .max
             case .closed:
@@ -135,7 +135,7 @@ public final class ClientConnection: IOHandler {
     func scheduleFlush() {
         guard !flushQueued, !isClosed else { return }
         flushQueued = true
-        worker.queueFlush(self)
+        context.queueFlush(self)
     }
 
     /// Writes what is queued; called once per loop tick for every connection with output.
@@ -150,14 +150,14 @@ public final class ClientConnection: IOHandler {
             setWriteInterest(true)
             // A WebSocket client paused for its full queue is read again once half of it is
             // written, not only when all is (it may be waiting for its answers to send more).
-            if readPaused && wire == .webSocket && !closeAfterFlush && outbound.byteCount <= worker.config.maxOutbound / 2 {
+            if readPaused && wire == .webSocket && !closeAfterFlush && outbound.byteCount <= context.config.maxOutbound / 2 {
                 setReading(true)
                 process()
             }
         case .success(true):
             if heldLargeQueue {
                 heldLargeQueue = false
-                worker.trimMemorySoon()
+                context.trimMemorySoon()
             }
             setWriteInterest(false)
             let dropped = state.takeDroppedReport()
@@ -197,7 +197,7 @@ public final class ClientConnection: IOHandler {
     }
 
     private func updateInterest() {
-        worker.loop.modify(fd: fd, events: (readPaused ? 0 : IOEvents.readable) | (writeInterest ? IOEvents.writable : 0))
+        context.loop.modify(fd: fd, events: (readPaused ? 0 : IOEvents.readable) | (writeInterest ? IOEvents.writable : 0))
     }
 
     // MARK: Timers and shutdown
@@ -232,18 +232,18 @@ public final class ClientConnection: IOHandler {
         guard !isClosed || lingerSinceMs != nil else { return }
         if !isClosed { release() }
         lingerSinceMs = nil
-        worker.loop.unregister(fd: fd)
+        context.loop.unregister(fd: fd)
         // Input left unread (a client Herald stopped reading) would make the kernel answer the
         // close with a reset, which can destroy the last answers still in flight to the client.
-        if readPaused { Socket.discardInput(fd, scratch: worker.readScratch) }
+        if readPaused { Socket.discardInput(fd, scratch: context.readScratch) }
         Socket.close(fd)
-        if heldLargeQueue { worker.trimMemorySoon() }
+        if heldLargeQueue { context.trimMemorySoon() }
         switch wire {
-        case .http: worker.stats.httpConnections.bump(-1)
-        case .webSocket: worker.stats.webSocketConnections.bump(-1)
-        case .eventStream: worker.stats.eventStreams.bump(-1)
+        case .http: context.stats.httpConnections.bump(-1)
+        case .webSocket: context.stats.webSocketConnections.bump(-1)
+        case .eventStream: context.stats.eventStreams.bump(-1)
         }
-        worker.remove(self)
+        context.remove(self)
     }
 
     /// Closes after the last answer is written without destroying it: closing a socket that
@@ -261,13 +261,13 @@ public final class ClientConnection: IOHandler {
         lingerDiscarded = 0
         readPaused = false
         writeInterest = false
-        worker.loop.modify(fd: fd, events: IOEvents.readable)
+        context.loop.modify(fd: fd, events: IOEvents.readable)
     }
 
     /// Reads and drops input while lingering; closes on end of stream, error or the byte cap.
     private func discardInput() {
         for _ in 0..<Self.lingerReadsPerWake {
-            switch Socket.read(fd, into: worker.readScratch) {
+            switch Socket.read(fd, into: context.readScratch) {
             case .bytes(let n):
                 lingerDiscarded += n
                 if lingerDiscarded > Self.lingerMaxBytes {

@@ -57,9 +57,9 @@ public final class Server {
             let (config, logger, listener, handle) = (config, self.logger, listeners[index], handles[index])
             startThread(name: "herald-loop-\(index)") {
                 do {
-                    let worker = try Worker(index: index, listener: listener, handle: handle,
+                    let context = try LoopContext(index: index, listener: listener, handle: handle,
                                             config: config, process: stats, logger: logger)
-                    worker.run()
+                    context.run()
                 } catch {
                     logger.critical("event loop failed to start", metadata: ["loop": "\(index)", "error": "\(error)"])
                     exit(1)

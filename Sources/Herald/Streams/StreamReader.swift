@@ -101,7 +101,7 @@ final class StreamReader: StreamListener {
             let entries = StreamEntry.list(reply, stream: self.stream)
             for entry in entries where self.lastID.map({ entry.id > $0 }) ?? true {
                 // Replay pages are sized to fit; a page never waits for room mid-way.
-                self.connection.send(self.connection.wire == .eventStream ? entry.event : entry.frame)
+                self.connection.sendEntry(entry, checkedRoom: true)
                 self.lastID = entry.id
             }
             if self.lastID == nil, let ms = self.startMs {

@@ -1,28 +1,30 @@
-// One event loop and everything it owns: its listener, its client connections, its Redis
-// command link, its subscriber link and Hub. Shared nothing: no other thread touches these.
+// One loop's context: its event loop and everything it owns (its listener, its client
+// connections, its Redis links, Hub, stream tail, blocking pool and queue leases), and the
+// services it builds from them for the API layer (LoopServices). Shared nothing: no other
+// thread touches these.
 import CHiredis
 import Glibc
 import Logging
 
-/// A loop's world; every method runs on the loop's thread.
-public final class Worker: IOHandler {
-    public let index: Int
-    public let loop: EventLoop
-    public let config: Config
-    public let logger: Logger
-    public let stats: LoopStats
-    public let process: ProcessStats
+/// One loop's context; every method runs on the loop's thread.
+public final class LoopContext: IOHandler {
+    private let index: Int
+    let loop: EventLoop
+    let config: Config
+    let logger: Logger
+    let stats: LoopStats
+    private let process: ProcessStats
     /// Where commands go, pipelined: the command link, or in a cluster the slot owner's link.
-    public let redis: CommandSender
+    private let redis: CommandSender
     /// The cluster's slot table and links, in cluster mode.
-    public let cluster: ClusterCommands?
+    private let cluster: ClusterCommands?
     /// Capped connections for blocking pops.
-    public let blocking: BlockingPool
+    private let blocking: BlockingPool
     /// Leases on queue workers' processing lists (see QueueLeases).
-    public let queueLeases: QueueLeases
+    private let queueLeases: QueueLeases
     /// The loop's one blocking XREAD over every tailed stream.
-    public let tailer: StreamTailer
-    public let hub: Hub
+    private let tailer: StreamTailer
+    private let hub: Hub
     let router: Router
     private let listener: Int32
     private var connections: [ObjectIdentifier: ClientConnection] = [:]
@@ -114,7 +116,7 @@ public final class Worker: IOHandler {
         while true {
             do {
                 guard let fd = try Socket.accept(listener, sendBuffer: Int32(min(config.maxOutbound, 256 * 1024))) else { return }
-                let connection = ClientConnection(fd: fd, worker: self)
+                let connection = ClientConnection(fd: fd, context: self)
                 do {
                     try loop.register(fd: fd, handler: connection, events: IOEvents.readable)
                 } catch {
