@@ -58,11 +58,16 @@ soak: deps
 # stage's RUN/COPY/ENV/USER replayed in it, Herald run there against a host redis-server.
 # Needs root and the Debian mirror. About 20 s warm; a cold run adds the release build and
 # debootstrap (a few minutes).
-.PHONY: container-check lint
+.PHONY: container-check lint format
 container-check: deps
 	./scripts/container-check.sh
 
-# Static checks of the deployment files: hadolint on the Dockerfile, shell syntax of scripts/.
+# Static checks: swift format (configured in .swift-format) over every Swift source, hadolint on
+# the Dockerfile, shell syntax of scripts/. `make format` rewrites the Swift sources in place.
 lint: deps
+	$(SWIFT) format lint --strict -r Sources Tests Fuzz/Sources
 	.venv/bin/hadolint Dockerfile
 	bash -n scripts/*.sh
+
+format:
+	$(SWIFT) format format -i -r Sources Tests Fuzz/Sources

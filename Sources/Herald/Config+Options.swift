@@ -38,88 +38,117 @@ extension Config {
     public static let options: [Option] = [
         .text("host", "HERALD_HOST", \.host, valueName: "address", help: "Address to listen on."),
         .integer("port", "HERALD_PORT", \.port, in: 1...65535, valueName: "port", help: "TCP port."),
-        Option(flag: "redis", environment: "HERALD_REDIS_URL", valueName: "url",
-               shownDefault: .value(Config().redis.map { "redis://\($0)" }.joined(separator: ",")),
-               help: "redis://[user:password@]host[:port][/db]; comma-separated for several nodes (a Redis Cluster).") { c, v throws(ConfigError) in
+        Option(
+            flag: "redis", environment: "HERALD_REDIS_URL", valueName: "url",
+            shownDefault: .value(Config().redis.map { "redis://\($0)" }.joined(separator: ",")),
+            help: "redis://[user:password@]host[:port][/db]; comma-separated for several nodes (a Redis Cluster)."
+        ) { c, v throws(ConfigError) in
             c.redis = try RedisEndpoint.parseList(v)
             c.redisCluster = c.redis.count > 1 || v.contains("redis+cluster://")
             if c.redisCluster, let db = c.redis.first(where: { $0.database != 0 })?.database {
                 throw ConfigError("--redis", v, "a Redis Cluster has only database 0, not \(db)")
             }
         },
-        Option(flag: "loops", environment: "HERALD_LOOPS", valueName: "n",
-               shownDefault: .described("number of cores; one fewer (at least 1) when every Redis address is loopback"),
-               help: "Event loops (threads), 1-256.") { c, v throws(ConfigError) in
+        Option(
+            flag: "loops", environment: "HERALD_LOOPS", valueName: "n",
+            shownDefault: .described("number of cores; one fewer (at least 1) when every Redis address is loopback"),
+            help: "Event loops (threads), 1-256."
+        ) { c, v throws(ConfigError) in
             c.loopsSetting = try integer("--loops", v, in: 1...256)
         },
         .text("public", "HERALD_PUBLIC_DIR", \.publicDir, valueName: "dir", help: "Folder of static files."),
         .size("max-body", "HERALD_MAX_BODY", \.maxBody, in: 0...(1 << 30), help: "Largest request body."),
         .size("max-header", "HERALD_MAX_HEADER", \.maxHeader, in: 1024...(1 << 20), help: "Largest request header block."),
-        .size("max-message", "HERALD_MAX_MESSAGE", \.maxMessage, in: 125...(1 << 30),
-              help: "Largest WebSocket message from a client."),
-        .size("max-outbound", "HERALD_MAX_OUTBOUND", \.maxOutbound, in: 1024...(1 << 30),
-              help: "Bytes queued to one client before its deliveries are dropped."),
-        .seconds("header-timeout", "HERALD_HEADER_TIMEOUT", \.headerTimeoutMs,
-                 help: "Seconds a client has to send a complete request."),
-        .seconds("ping-interval", "HERALD_PING_INTERVAL", \.pingIntervalMs,
-                 help: "Seconds of WebSocket client silence before a ping; twice this drops it."),
-        .seconds("keepalive-timeout", "HERALD_KEEPALIVE_TIMEOUT", \.keepAliveTimeoutMs,
-                 help: "Seconds an idle keep-alive HTTP connection stays open."),
-        .integer("max-blocking", "HERALD_MAX_BLOCKING", \.maxBlocking, in: 1...10_000,
-                 help: "Redis connections per loop for blocking queue pops; past it pops answer 503."),
-        .seconds("blocking-idle", "HERALD_BLOCKING_IDLE", \.blockingIdleMs,
-                 help: "Seconds an unused blocking Redis connection stays open."),
-        .seconds("claim-idle", "HERALD_CLAIM_IDLE", \.claimIdleMs,
-                 help: "Seconds a consumer-group entry may stay pending on a vanished consumer before another claims it."),
+        .size(
+            "max-message", "HERALD_MAX_MESSAGE", \.maxMessage, in: 125...(1 << 30),
+            help: "Largest WebSocket message from a client."),
+        .size(
+            "max-outbound", "HERALD_MAX_OUTBOUND", \.maxOutbound, in: 1024...(1 << 30),
+            help: "Bytes queued to one client before its deliveries are dropped."),
+        .seconds(
+            "header-timeout", "HERALD_HEADER_TIMEOUT", \.headerTimeoutMs,
+            help: "Seconds a client has to send a complete request."),
+        .seconds(
+            "ping-interval", "HERALD_PING_INTERVAL", \.pingIntervalMs,
+            help: "Seconds of WebSocket client silence before a ping; twice this drops it."),
+        .seconds(
+            "keepalive-timeout", "HERALD_KEEPALIVE_TIMEOUT", \.keepAliveTimeoutMs,
+            help: "Seconds an idle keep-alive HTTP connection stays open."),
+        .integer(
+            "max-blocking", "HERALD_MAX_BLOCKING", \.maxBlocking, in: 1...10_000,
+            help: "Redis connections per loop for blocking queue pops; past it pops answer 503."),
+        .seconds(
+            "blocking-idle", "HERALD_BLOCKING_IDLE", \.blockingIdleMs,
+            help: "Seconds an unused blocking Redis connection stays open."),
+        .seconds(
+            "claim-idle", "HERALD_CLAIM_IDLE", \.claimIdleMs,
+            help: "Seconds a consumer-group entry may stay pending on a vanished consumer before another claims it."),
         // At least 0.3 s: the lease is renewed every third of it, and a renewal is a round trip.
-        .seconds("queue-lease", "HERALD_QUEUE_LEASE", \.queueLeaseMs, atLeastMs: 300,
-                 help: "Seconds a queue worker's processing list lives without renewal; then any Herald puts its items back (a Herald killed with items held)."),
-        Option(flag: "api-keys", environment: "HERALD_API_KEYS", valueName: "keys", shownDefault: .none,
-               help: "Comma-separated API keys (16+ characters) allowed to do anything; turns auth on.") { c, v throws(ConfigError) in
+        .seconds(
+            "queue-lease", "HERALD_QUEUE_LEASE", \.queueLeaseMs, atLeastMs: 300,
+            help: "Seconds a queue worker's processing list lives without renewal; then any Herald puts its items back (a Herald killed with items held)."),
+        Option(
+            flag: "api-keys", environment: "HERALD_API_KEYS", valueName: "keys", shownDefault: .none,
+            help: "Comma-separated API keys (16+ characters) allowed to do anything; turns auth on."
+        ) { c, v throws(ConfigError) in
             c.apiKeys = v.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
             guard c.apiKeys.allSatisfy({ $0.count >= 16 }) else { throw ConfigError("--api-keys", "(hidden)", "each key must be at least 16 characters") }
         },
-        Option(flag: "jwt-secret", environment: "HERALD_JWT_SECRET", valueName: "secret", shownDefault: .none,
-               help: "Secret (32+ bytes) for HS256 tokens with publish/subscribe channel globs; turns auth on.") { c, v throws(ConfigError) in
+        Option(
+            flag: "jwt-secret", environment: "HERALD_JWT_SECRET", valueName: "secret", shownDefault: .none,
+            help: "Secret (32+ bytes) for HS256 tokens with publish/subscribe channel globs; turns auth on."
+        ) { c, v throws(ConfigError) in
             guard v.utf8.count >= 32 else { throw ConfigError("--jwt-secret", "(hidden)", "must be at least 32 bytes") }
             c.jwtSecret = v
         },
-        Option(flag: "allowed-origins", environment: "HERALD_ALLOWED_ORIGINS", valueName: "origins",
-               shownDefault: .described("Herald's own origin and loopback pages"),
-               help: "Comma-separated origins whose pages may call Herald (broker endpoints, WebSockets, CORS), or *.") { c, v throws(ConfigError) in
+        Option(
+            flag: "allowed-origins", environment: "HERALD_ALLOWED_ORIGINS", valueName: "origins",
+            shownDefault: .described("Herald's own origin and loopback pages"),
+            help: "Comma-separated origins whose pages may call Herald (broker endpoints, WebSockets, CORS), or *."
+        ) { c, v throws(ConfigError) in
             c.allowedOrigins = v.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
             for origin in c.allowedOrigins where origin != "*" && !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) {
                 throw ConfigError("--allowed-origins", origin, "an origin looks like https://example.com (or * for any)")
             }
         },
         // Default 0: sized at start from the file limit, less a reserve for Redis links.
-        Option(flag: "max-connections", environment: "HERALD_MAX_CONNECTIONS", valueName: "n",
-               shownDefault: .described("the file limit"),
-               help: "Most client connections at once (less a reserve for Redis links); beyond, 503 or close 1013.") { c, v throws(ConfigError) in
+        Option(
+            flag: "max-connections", environment: "HERALD_MAX_CONNECTIONS", valueName: "n",
+            shownDefault: .described("the file limit"),
+            help: "Most client connections at once (less a reserve for Redis links); beyond, 503 or close 1013."
+        ) { c, v throws(ConfigError) in
             c.maxConnections = try integer("--max-connections", v, in: 1...1_000_000)
         },
-        .integer("max-subscriptions", "HERALD_MAX_SUBSCRIPTIONS", \.maxSubscriptions, in: 1...1_000_000,
-                 help: "Most subscriptions per WebSocket or event stream."),
-        .integer("max-pending", "HERALD_MAX_PENDING", \.maxPending, in: 1...10_000_000,
-                 help: "Most commands per loop waiting on Redis; beyond, publishes answer 503."),
-        Option(flag: "slow-consumer", environment: "HERALD_SLOW_CONSUMER", valueName: "policy",
-               shownDefault: .value(Config().slowConsumerPolicy.rawValue),
-               help: "drop (deliveries, with a notice) or close (1008) for a subscriber whose queue is full.") { c, v throws(ConfigError) in
+        .integer(
+            "max-subscriptions", "HERALD_MAX_SUBSCRIPTIONS", \.maxSubscriptions, in: 1...1_000_000,
+            help: "Most subscriptions per WebSocket or event stream."),
+        .integer(
+            "max-pending", "HERALD_MAX_PENDING", \.maxPending, in: 1...10_000_000,
+            help: "Most commands per loop waiting on Redis; beyond, publishes answer 503."),
+        Option(
+            flag: "slow-consumer", environment: "HERALD_SLOW_CONSUMER", valueName: "policy",
+            shownDefault: .value(Config().slowConsumerPolicy.rawValue),
+            help: "drop (deliveries, with a notice) or close (1008) for a subscriber whose queue is full."
+        ) { c, v throws(ConfigError) in
             guard let policy = SlowConsumerPolicy(rawValue: v.lowercased()) else {
                 throw ConfigError("--slow-consumer", v, "must be drop or close")
             }
             c.slowConsumerPolicy = policy
         },
-        Option(flag: "log-level", environment: "HERALD_LOG_LEVEL", valueName: "level",
-               shownDefault: .value(Config().logLevel.rawValue),
-               help: "trace, debug, info, notice, warning, error or critical.") { c, v throws(ConfigError) in
+        Option(
+            flag: "log-level", environment: "HERALD_LOG_LEVEL", valueName: "level",
+            shownDefault: .value(Config().logLevel.rawValue),
+            help: "trace, debug, info, notice, warning, error or critical."
+        ) { c, v throws(ConfigError) in
             guard let level = Logger.Level(rawValue: v.lowercased()) else {
                 throw ConfigError("--log-level", v, "must be one of trace, debug, info, notice, warning, error, critical")
             }
             c.logLevel = level
         },
-        Option(flag: "log-format", environment: "HERALD_LOG_FORMAT", valueName: "format",
-               shownDefault: .value(Config().logFormat), help: "text or json (one object per line).") { c, v throws(ConfigError) in
+        Option(
+            flag: "log-format", environment: "HERALD_LOG_FORMAT", valueName: "format",
+            shownDefault: .value(Config().logFormat), help: "text or json (one object per line)."
+        ) { c, v throws(ConfigError) in
             guard ["text", "json"].contains(v.lowercased()) else { throw ConfigError("--log-format", v, "must be text or json") }
             c.logFormat = v.lowercased()
         },
@@ -137,38 +166,54 @@ extension Config {
 // errors, and shows the default `Config()` holds, so a default is written only once.
 extension Config.Option {
     /// A non-empty string.
-    static func text(_ flag: String, _ environment: String, _ field: WritableKeyPath<Config, String> & Sendable,
-                     valueName: String, help: String) -> Self {
-        Self(flag: flag, environment: environment, valueName: valueName, shownDefault: .value(Config()[keyPath: field]),
-             help: help) { c, v throws(ConfigError) in
+    static func text(
+        _ flag: String, _ environment: String, _ field: WritableKeyPath<Config, String> & Sendable,
+        valueName: String, help: String
+    ) -> Self {
+        Self(
+            flag: flag, environment: environment, valueName: valueName, shownDefault: .value(Config()[keyPath: field]),
+            help: help
+        ) { c, v throws(ConfigError) in
             guard !v.isEmpty else { throw ConfigError("--" + flag, v, "must not be empty") }
             c[keyPath: field] = v
         }
     }
 
     /// A whole number in `range`.
-    static func integer(_ flag: String, _ environment: String, _ field: WritableKeyPath<Config, Int> & Sendable,
-                        in range: ClosedRange<Int>, valueName: String = "n", help: String) -> Self {
-        Self(flag: flag, environment: environment, valueName: valueName, shownDefault: .value(String(Config()[keyPath: field])),
-             help: help) { c, v throws(ConfigError) in
+    static func integer(
+        _ flag: String, _ environment: String, _ field: WritableKeyPath<Config, Int> & Sendable,
+        in range: ClosedRange<Int>, valueName: String = "n", help: String
+    ) -> Self {
+        Self(
+            flag: flag, environment: environment, valueName: valueName, shownDefault: .value(String(Config()[keyPath: field])),
+            help: help
+        ) { c, v throws(ConfigError) in
             c[keyPath: field] = try Config.integer("--" + flag, v, in: range)
         }
     }
 
     /// Bytes in `range`, with an optional k/m/g suffix.
-    static func size(_ flag: String, _ environment: String, _ field: WritableKeyPath<Config, Int> & Sendable,
-                     in range: ClosedRange<Int>, help: String) -> Self {
-        Self(flag: flag, environment: environment, valueName: "size", shownDefault: .value(Config.sizeText(Config()[keyPath: field])),
-             help: help) { c, v throws(ConfigError) in
+    static func size(
+        _ flag: String, _ environment: String, _ field: WritableKeyPath<Config, Int> & Sendable,
+        in range: ClosedRange<Int>, help: String
+    ) -> Self {
+        Self(
+            flag: flag, environment: environment, valueName: "size", shownDefault: .value(Config.sizeText(Config()[keyPath: field])),
+            help: help
+        ) { c, v throws(ConfigError) in
             c[keyPath: field] = try Config.size("--" + flag, v, in: range)
         }
     }
 
     /// Seconds (fractions allowed), stored in milliseconds, at least `atLeastMs`.
-    static func seconds(_ flag: String, _ environment: String, _ field: WritableKeyPath<Config, Int64> & Sendable,
-                        atLeastMs: Int64 = 10, help: String) -> Self {
-        Self(flag: flag, environment: environment, valueName: "seconds", shownDefault: .value(Config.secondsText(Config()[keyPath: field])),
-             help: help) { c, v throws(ConfigError) in
+    static func seconds(
+        _ flag: String, _ environment: String, _ field: WritableKeyPath<Config, Int64> & Sendable,
+        atLeastMs: Int64 = 10, help: String
+    ) -> Self {
+        Self(
+            flag: flag, environment: environment, valueName: "seconds", shownDefault: .value(Config.secondsText(Config()[keyPath: field])),
+            help: help
+        ) { c, v throws(ConfigError) in
             let ms = try Config.seconds("--" + flag, v)
             guard ms >= atLeastMs else { throw ConfigError("--" + flag, v, "must be at least \(Config.secondsText(atLeastMs)) seconds") }
             c[keyPath: field] = ms
@@ -176,8 +221,10 @@ extension Config.Option {
     }
 
     /// On or off: `--echo` on the command line, `HERALD_ECHO=1` (or true/yes/on) in the environment.
-    static func `switch`(_ flag: String, _ environment: String, _ field: WritableKeyPath<Config, Bool> & Sendable,
-                         help: String) -> Self {
+    static func `switch`(
+        _ flag: String, _ environment: String, _ field: WritableKeyPath<Config, Bool> & Sendable,
+        help: String
+    ) -> Self {
         Self(flag: flag, environment: environment, valueName: nil, shownDefault: .none, help: help) { c, v throws(ConfigError) in
             c[keyPath: field] = try Config.boolean("--" + flag, v)
         }

@@ -94,7 +94,9 @@ struct BenchRun {
                 // Drain: until every due delivery arrived, nothing arrived for 2 s, or --drain.
                 let published = sum { $0.published.load(ordering: .relaxed) }
                 let subscribed = sum { $0.subscribed.load(ordering: .relaxed) }
-                let due = options.subscribers == 0 ? 0
+                let due =
+                    options.subscribers == 0
+                    ? 0
                     : options.distinct ? published * subscribed / max(1, options.channels) : published * subscribed
                 var lastReceived = -1
                 var lastProgress = publishEnd

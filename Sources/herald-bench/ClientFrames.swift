@@ -43,15 +43,16 @@ enum ClientFrames {
     /// The upgrade request for `path`; the key is RFC 6455's sample (the bench need not be
     /// unpredictable) and the answer's `Sec-WebSocket-Accept` is not checked.
     static func upgradeRequest(path: String, host: String) -> [UInt8] {
-        Array("""
-        GET \(path) HTTP/1.1\r
-        Host: \(host)\r
-        Upgrade: websocket\r
-        Connection: Upgrade\r
-        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r
-        Sec-WebSocket-Version: 13\r
-        \r
+        Array(
+            """
+            GET \(path) HTTP/1.1\r
+            Host: \(host)\r
+            Upgrade: websocket\r
+            Connection: Upgrade\r
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r
+            Sec-WebSocket-Version: 13\r
+            \r
 
-        """.utf8)
+            """.utf8)
     }
 }

@@ -80,37 +80,37 @@ struct Options {
     var label = ""
 
     static let usage = """
-    usage: herald-bench [options]
-      --target herald|webdis|nchan   gateway protocol (herald)
-      --host H --port P              gateway address (127.0.0.1:8080)
-      --subscribers N                subscribers to open (0)
-      --channel NAME                 channel, or prefix of NAME-i with --distinct (bench)
-      --distinct                     subscriber i listens to NAME-(offset+i)
-      --offset K                     global index of the first subscriber (0)
-      --channels C                   channels publishes spread over (1, or all with --distinct)
-      --publishers M                 keep-alive HTTP publishers (0)
-      --rate R                       total publishes/s; 0 = flat out (0)
-      --pipeline D                   requests in flight per publisher (1)
-      --duration S                   seconds of publishing (5)
-      --count K                      stop after K publishes (no limit)
-      --size B                       payload bytes, >= 20 (32)
-      --format json|raw              Herald delivery format (json)
-      --threads T                    event-loop threads (1)
-      --source-ips K                 spread subscribers over 127.0.0.2.. (auto)
-      --connect-concurrency C        connects in progress at once (256)
-      --connect-timeout S            seconds to get every subscriber confirmed (60)
-      --settle S                     seconds between the last confirmation and publishing (auto)
-      --hold S                       seconds to hold subscribers idle before publishing (0)
-      --drain S                      most seconds to wait for deliveries after publishing (10)
-      --pid P[,P..]                  gateway processes: CPU seconds and RSS from /proc
-      --redis-pid P                  Redis process: CPU seconds
-      --redis HOST:PORT              Redis: INFO clients before/after subscribing
-      --ready-file PATH              written once every subscriber is confirmed
-      --wait-signal                  after --ready-file, receive until SIGUSR1/SIGINT/SIGTERM
-      --json                         one JSON line on stdout, the table on stderr
-      --histogram                    add the latency histogram's values to the JSON
-      --label TEXT                   name of this run in the output
-    """
+        usage: herald-bench [options]
+          --target herald|webdis|nchan   gateway protocol (herald)
+          --host H --port P              gateway address (127.0.0.1:8080)
+          --subscribers N                subscribers to open (0)
+          --channel NAME                 channel, or prefix of NAME-i with --distinct (bench)
+          --distinct                     subscriber i listens to NAME-(offset+i)
+          --offset K                     global index of the first subscriber (0)
+          --channels C                   channels publishes spread over (1, or all with --distinct)
+          --publishers M                 keep-alive HTTP publishers (0)
+          --rate R                       total publishes/s; 0 = flat out (0)
+          --pipeline D                   requests in flight per publisher (1)
+          --duration S                   seconds of publishing (5)
+          --count K                      stop after K publishes (no limit)
+          --size B                       payload bytes, >= 20 (32)
+          --format json|raw              Herald delivery format (json)
+          --threads T                    event-loop threads (1)
+          --source-ips K                 spread subscribers over 127.0.0.2.. (auto)
+          --connect-concurrency C        connects in progress at once (256)
+          --connect-timeout S            seconds to get every subscriber confirmed (60)
+          --settle S                     seconds between the last confirmation and publishing (auto)
+          --hold S                       seconds to hold subscribers idle before publishing (0)
+          --drain S                      most seconds to wait for deliveries after publishing (10)
+          --pid P[,P..]                  gateway processes: CPU seconds and RSS from /proc
+          --redis-pid P                  Redis process: CPU seconds
+          --redis HOST:PORT              Redis: INFO clients before/after subscribing
+          --ready-file PATH              written once every subscriber is confirmed
+          --wait-signal                  after --ready-file, receive until SIGUSR1/SIGINT/SIGTERM
+          --json                         one JSON line on stdout, the table on stderr
+          --histogram                    add the latency histogram's values to the JSON
+          --label TEXT                   name of this run in the output
+        """
 
     /// Parses `arguments` (without the program name); exits 2 with a message on a bad flag.
     static func parse(_ arguments: [String]) -> Options {

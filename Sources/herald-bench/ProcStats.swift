@@ -23,8 +23,9 @@ enum ProcStats {
         var total = 0
         for pid in pids {
             guard let text = read("/proc/\(pid)/status"),
-                  let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-                  let kib = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+                let kib = Int(line.split(separator: " ").dropFirst().first ?? "")
+            else { return nil }
             total += kib
         }
         return total

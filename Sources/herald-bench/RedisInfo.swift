@@ -24,7 +24,8 @@ enum RedisInfo {
             if n > 0 { reply.append(contentsOf: buffer[0..<n]) } else if n == 0 { break }
             let text = String(decoding: reply, as: UTF8.self)
             if let line = text.split(separator: "\r\n").first(where: { $0.hasPrefix("connected_clients:") }),
-               let clients = Int(line.dropFirst("connected_clients:".count)) {
+                let clients = Int(line.dropFirst("connected_clients:".count))
+            {
                 return clients - 1
             }
         }

@@ -82,10 +82,15 @@ struct Report: Codable {
         }
         var rows: [(String, String)] = [
             ("run", "\(label.isEmpty ? "-" : label) (\(target))"),
-            ("subscribers", "\(subscribed)/\(subscribersRequested) confirmed, \(connectFailed) failed, \(disconnected) disconnected, \(f(connectSeconds, 2)) s to connect"),
+            (
+                "subscribers",
+                "\(subscribed)/\(subscribersRequested) confirmed, \(connectFailed) failed, \(disconnected) disconnected, \(f(connectSeconds, 2)) s to connect"
+            ),
         ]
         if publishers > 0 {
-            rows.append(("publishes", "\(published) ok, \(publishErrors) errors, \(f(publishesPerSecond)) /s over \(f(publishSeconds, 2)) s, \(publishers) connections"))
+            rows.append(
+                ("publishes", "\(published) ok, \(publishErrors) errors, \(f(publishesPerSecond)) /s over \(f(publishSeconds, 2)) s, \(publishers) connections")
+            )
             rows.append(("publish latency ms", lat(publishLatencyMs)))
         }
         if subscribersRequested > 0 {
@@ -95,8 +100,16 @@ struct Report: Codable {
             }
             rows.append(("latency ms", lat(latencyMs)))
         }
-        rows.append(("gateway CPU", "\(f(gatewayCPUSeconds, 2)) s, \(f(gatewayCPUMicrosPerMessage, 2)) µs per message; Redis \(f(redisCPUSeconds, 2)) s; bench \(f(benchCPUSeconds, 2)) s"))
-        rows.append(("gateway RSS KiB", "before \(i(rssBeforeKib)), subscribed \(i(rssSubscribedKib)), held \(i(rssHeldKib)), end \(i(rssEndKib)); per subscriber \(f(rssPerSubscriberKib, 2))"))
+        rows.append(
+            (
+                "gateway CPU",
+                "\(f(gatewayCPUSeconds, 2)) s, \(f(gatewayCPUMicrosPerMessage, 2)) µs per message; Redis \(f(redisCPUSeconds, 2)) s; bench \(f(benchCPUSeconds, 2)) s"
+            ))
+        rows.append(
+            (
+                "gateway RSS KiB",
+                "before \(i(rssBeforeKib)), subscribed \(i(rssSubscribedKib)), held \(i(rssHeldKib)), end \(i(rssEndKib)); per subscriber \(f(rssPerSubscriberKib, 2))"
+            ))
         if redisClientsBefore != nil {
             rows.append(("Redis clients", "before \(i(redisClientsBefore)), subscribed \(i(redisClientsSubscribed))"))
         }

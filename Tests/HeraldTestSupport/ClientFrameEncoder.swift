@@ -4,8 +4,10 @@
 public enum ClientFrameEncoder {
     /// A frame with `opcode` (raw, so reserved opcodes can be sent) and `payload`, masked with
     /// `mask` unless it is nil. `rsv` is OR-ed into the first byte (0x40, 0x20, 0x10).
-    public static func frame(opcode: UInt8, _ payload: [UInt8], fin: Bool = true,
-                             mask: [UInt8]? = [0x37, 0xFA, 0x21, 0x3D], rsv: UInt8 = 0) -> [UInt8] {
+    public static func frame(
+        opcode: UInt8, _ payload: [UInt8], fin: Bool = true,
+        mask: [UInt8]? = [0x37, 0xFA, 0x21, 0x3D], rsv: UInt8 = 0
+    ) -> [UInt8] {
         var out: [UInt8] = [(fin ? 0x80 : 0) | rsv | opcode]
         let maskBit: UInt8 = mask == nil ? 0 : 0x80
         let length = payload.count

@@ -62,8 +62,10 @@ public final class RedisServer {
         var arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         if let password { arguments += ["--requirepass", password] }
         if isClusterNode, let clusterBusPort {
-            arguments += ["--cluster-enabled", "yes", "--cluster-config-file", clusterConfigPath,
-                          "--cluster-port", String(clusterBusPort)]
+            arguments += [
+                "--cluster-enabled", "yes", "--cluster-config-file", clusterConfigPath,
+                "--cluster-port", String(clusterBusPort),
+            ]
         }
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice

@@ -159,8 +159,9 @@ final class AccessPolicyTests: XCTestCase {
     func testAPIKeyInTheHeaderGrantsEverything() throws {
         let policy = AccessPolicy(apiKeys: [apiKey, "other-key-0123456789"], jwtSecret: secret)
         XCTAssertTrue(isEverything(try policy.grant(for: request(authorization: "Bearer \(apiKey)"), query: [])))
-        XCTAssertTrue(isEverything(try policy.grant(for: request(authorization: "bearer \(apiKey)"), query: [])),
-                      "the auth scheme is case-insensitive (RFC 9110 §11.1)")
+        XCTAssertTrue(
+            isEverything(try policy.grant(for: request(authorization: "bearer \(apiKey)"), query: [])),
+            "the auth scheme is case-insensitive (RFC 9110 §11.1)")
         XCTAssertTrue(isEverything(try policy.grant(for: request(authorization: "Bearer  \(apiKey) "), query: [])))
     }
 
@@ -176,8 +177,9 @@ final class AccessPolicyTests: XCTestCase {
         let policy = AccessPolicy(apiKeys: [apiKey], jwtSecret: secret)
         XCTAssertEqual(try policy.grant(for: request(), query: [("channel", "news.eu"), ("token", t)]).subscribe, ["news.*"])
         XCTAssertTrue(isEverything(try policy.grant(for: request(), query: [("token", apiKey)])))
-        XCTAssertTrue(isEverything(try policy.grant(for: request(), query: [("token", "junk"), ("token", apiKey)])),
-                      "the last token= counts")
+        XCTAssertTrue(
+            isEverything(try policy.grant(for: request(), query: [("token", "junk"), ("token", apiKey)])),
+            "the last token= counts")
     }
 
     func testHeaderWinsOverTheQuery() throws {
@@ -237,15 +239,19 @@ final class AccessPolicyTests: XCTestCase {
         XCTAssertFalse(policy.allows(origin: "http://herald.internal:8080", host: nil))
         XCTAssertFalse(policy.allows(origin: "http://", host: ""), "an empty Host is no origin")
         // Pages on this machine (a dev server on another port).
-        for page in ["http://localhost:5173", "http://127.0.0.1:3000", "http://[::1]:8081", "https://localhost",
-                     "http://LocalHost:4200", "http://127.0.0.1"] {
+        for page in [
+            "http://localhost:5173", "http://127.0.0.1:3000", "http://[::1]:8081", "https://localhost",
+            "http://LocalHost:4200", "http://127.0.0.1",
+        ] {
             XCTAssertTrue(policy.allows(origin: page, host: host), page)
         }
         // Pages of other sites, and look-alikes of loopback.
-        for page in ["https://evil.example", "http://localhost.evil.example", "http://127.0.0.1.evil.example",
-                     "http://localhost:80@evil.example", "http://localhost:", "http://localhost:123456",
-                     "http://localhost:+80", "http://[::1", "http://[::2]:80", "http://127.0.0.2", "ws://localhost",
-                     "null", "file://", "", "localhost"] {
+        for page in [
+            "https://evil.example", "http://localhost.evil.example", "http://127.0.0.1.evil.example",
+            "http://localhost:80@evil.example", "http://localhost:", "http://localhost:123456",
+            "http://localhost:+80", "http://[::1", "http://[::2]:80", "http://127.0.0.2", "ws://localhost",
+            "null", "file://", "", "localhost",
+        ] {
             XCTAssertFalse(policy.allows(origin: page, host: host), page)
         }
     }
@@ -286,7 +292,8 @@ final class AccessPolicyTests: XCTestCase {
         XCTAssertFalse(AccessPolicy.isNoCORSCrossOrigin(request([("sec-fetch-site", "same-origin")])))
         XCTAssertFalse(AccessPolicy.isNoCORSCrossOrigin(request([("sec-fetch-site", "none")])), "typed in the address bar")
         XCTAssertFalse(AccessPolicy.isNoCORSCrossOrigin(request([])), "curl, backends, old browsers")
-        XCTAssertFalse(AccessPolicy.isNoCORSCrossOrigin(request([("sec-fetch-site", "cross-site"), ("origin", "https://a.example")])),
-                       "a CORS request is judged by its Origin")
+        XCTAssertFalse(
+            AccessPolicy.isNoCORSCrossOrigin(request([("sec-fetch-site", "cross-site"), ("origin", "https://a.example")])),
+            "a CORS request is judged by its Origin")
     }
 }

@@ -26,8 +26,9 @@ final class BlockingPoolTests: XCTestCase {
     }
 
     private func makePool(capacity: Int, idleMs: Int64 = 60_000) -> BlockingPool {
-        let pool = BlockingPool(loop: loop, endpoint: server.endpoint(), capacity: capacity, idleMs: idleMs, control: control,
-                                cluster: nil, logger: .test())
+        let pool = BlockingPool(
+            loop: loop, endpoint: server.endpoint(), capacity: capacity, idleMs: idleMs, control: control,
+            cluster: nil, logger: .test())
         self.pool = pool
         return pool
     }

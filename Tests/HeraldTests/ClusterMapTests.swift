@@ -6,8 +6,10 @@ import XCTest
 final class ClusterMapTests: XCTestCase {
     /// One CLUSTER SLOTS range: `[start, end, [host, port, id], replicas...]`.
     private func range(_ start: Int, _ end: Int, _ host: String, _ port: Int, replica: Int? = nil) -> RedisReply {
-        var parts: [RedisReply] = [.integer(start), .integer(end),
-                                   .array([.string(Array(host.utf8)), .integer(port), .string(Array("id-\(port)".utf8))])]
+        var parts: [RedisReply] = [
+            .integer(start), .integer(end),
+            .array([.string(Array(host.utf8)), .integer(port), .string(Array("id-\(port)".utf8))]),
+        ]
         if let replica {
             parts.append(.array([.string(Array(host.utf8)), .integer(replica), .string(Array("id-\(replica)".utf8))]))
         }
@@ -16,9 +18,11 @@ final class ClusterMapTests: XCTestCase {
 
     /// The three-master layout `redis-cli --cluster create` makes.
     private var threeMasters: RedisReply {
-        .array([range(0, 5460, "127.0.0.1", 7000, replica: 7003),
-                range(5461, 10922, "127.0.0.1", 7001, replica: 7004),
-                range(10923, 16383, "127.0.0.1", 7002, replica: 7005)])
+        .array([
+            range(0, 5460, "127.0.0.1", 7000, replica: 7003),
+            range(5461, 10922, "127.0.0.1", 7001, replica: 7004),
+            range(10923, 16383, "127.0.0.1", 7002, replica: 7005),
+        ])
     }
 
     func testBuildsFromThreeRanges() throws {
@@ -36,8 +40,10 @@ final class ClusterMapTests: XCTestCase {
     }
 
     func testAMasterWithSeveralRangesIsOneNode() throws {
-        let reply = RedisReply.array([range(0, 99, "10.0.0.1", 6379), range(100, 16283, "10.0.0.2", 6379),
-                                      range(16284, 16383, "10.0.0.1", 6379)])
+        let reply = RedisReply.array([
+            range(0, 99, "10.0.0.1", 6379), range(100, 16283, "10.0.0.2", 6379),
+            range(16284, 16383, "10.0.0.1", 6379),
+        ])
         let map = try XCTUnwrap(ClusterMap(slotsReply: reply))
         XCTAssertEqual(map.nodes, ["10.0.0.1:6379", "10.0.0.2:6379"])
         XCTAssertEqual(map.owner(of: 16383), "10.0.0.1:6379")
@@ -114,8 +120,10 @@ final class ClusterMapTests: XCTestCase {
             ("start after end", .array([.array([.integer(10), .integer(9), master])])),
             ("a master that is not an array", .array([.array([.integer(0), .integer(16383), host])])),
             ("a master without a port", .array([.array([.integer(0), .integer(16383), .array([host])])])),
-            ("a port that is not an integer",
-             .array([.array([.integer(0), .integer(16383), .array([host, .string(Array("7000".utf8))])])])),
+            (
+                "a port that is not an integer",
+                .array([.array([.integer(0), .integer(16383), .array([host, .string(Array("7000".utf8))])])])
+            ),
             ("a host that is not a string", .array([.array([.integer(0), .integer(16383), .array([.integer(1), .integer(7000)])])])),
             ("one good range and one bad", .array([range(0, 5460, "127.0.0.1", 7000), .array([.integer(5461)])])),
         ]
@@ -152,9 +160,11 @@ final class ClusterMapTests: XCTestCase {
     }
 
     func testGarbageIsNotARedirect() {
-        for error in ["", "MOVED", "MOVED 3999", "MOVED x 127.0.0.1:6381", "MOVED 3999 127.0.0.1:6381 extra",
-                      "ERR unknown command", "WRONGTYPE Operation against a key holding the wrong kind of value",
-                      "moved 3999 127.0.0.1:6381", "CLUSTERDOWN Hash slot not served", "TRYAGAIN 1 2"] {
+        for error in [
+            "", "MOVED", "MOVED 3999", "MOVED x 127.0.0.1:6381", "MOVED 3999 127.0.0.1:6381 extra",
+            "ERR unknown command", "WRONGTYPE Operation against a key holding the wrong kind of value",
+            "moved 3999 127.0.0.1:6381", "CLUSTERDOWN Hash slot not served", "TRYAGAIN 1 2",
+        ] {
             XCTAssertNil(Redirect(error), error)
         }
     }

@@ -86,8 +86,9 @@ final class CommandLineArgumentsTests: XCTestCase {
             XCTAssertEqual(help.ranges(of: option.environment).count, 1, option.environment)
             switch option.shownDefault {
             case .value(let shown), .described(let shown):
-                XCTAssertTrue(help.replacing("\n        ", with: " ").contains("\(option.environment), default \(shown)]"),
-                              option.name)
+                XCTAssertTrue(
+                    help.replacing("\n        ", with: " ").contains("\(option.environment), default \(shown)]"),
+                    option.name)
             case .none: break
             }
         }

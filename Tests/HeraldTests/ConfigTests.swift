@@ -48,8 +48,9 @@ final class ConfigTests: XCTestCase {
     func testAutomaticLoopsLeaveACoreToALocalRedisOnly() throws {
         XCTAssertEqual(try resolve(["redis": "redis://10.0.0.5:6379"]).loops, Config.coreCount)
         XCTAssertEqual(try resolve(["redis": "redis://localhost:6380"]).loops, max(1, Config.coreCount - 1))
-        XCTAssertEqual(try resolve(["redis": "redis://127.0.0.1:7000,redis://10.0.0.6:7000"]).loops, Config.coreCount,
-                       "a cluster with a remote node gets every core")
+        XCTAssertEqual(
+            try resolve(["redis": "redis://127.0.0.1:7000,redis://10.0.0.6:7000"]).loops, Config.coreCount,
+            "a cluster with a remote node gets every core")
         XCTAssertEqual(try resolve(["redis": "redis://localhost", "loops": "5"]).loops, 5, "a set value wins")
     }
 
@@ -158,8 +159,9 @@ final class ConfigTests: XCTestCase {
     }
 
     func testRedisURLs() throws {
-        XCTAssertEqual(try resolve(["redis": "redis://:pw@cache:6380/3"]).redis,
-                       [RedisEndpoint(host: "cache", port: 6380, password: "pw", database: 3)])
+        XCTAssertEqual(
+            try resolve(["redis": "redis://:pw@cache:6380/3"]).redis,
+            [RedisEndpoint(host: "cache", port: 6380, password: "pw", database: 3)])
         XCTAssertEqual(try resolve(["redis": "redis://a,redis://b:7001"]).redis.map(\.description), ["a:6379", "b:7001"])
         for value in ["http://h", "redis://", "redis://h:0", "redis://h:99999", "redis://h/x", "h:6379", "redis://a,", ""] {
             XCTAssertEqual(refusedOption(["redis": value]), "--redis", value)
@@ -214,8 +216,11 @@ final class ConfigTests: XCTestCase {
         } catch {
             XCTAssertFalse(error.description.contains("leaky"), error.description)
         }
-        let c = try Config.resolve(flags: ["api-keys": "0123456789abcdef, fedcba9876543210", "slow-consumer": "CLOSE",
-                                           "allowed-origins": "https://a.example,*", "log-format": "json"], environment: [:])
+        let c = try Config.resolve(
+            flags: [
+                "api-keys": "0123456789abcdef, fedcba9876543210", "slow-consumer": "CLOSE",
+                "allowed-origins": "https://a.example,*", "log-format": "json",
+            ], environment: [:])
         XCTAssertEqual(c.apiKeys, ["0123456789abcdef", "fedcba9876543210"])
         XCTAssertEqual(c.slowConsumerPolicy, .close)
         XCTAssertEqual(c.allowedOrigins, ["https://a.example", "*"])
@@ -228,8 +233,9 @@ final class ConfigTests: XCTestCase {
         let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("README.md")
         let text = try String(contentsOf: readme, encoding: .utf8)
-        let section = try XCTUnwrap(text.split(separator: "\n## ").first { $0.hasPrefix("Configuration\n") },
-                                    "README has no Configuration section")
+        let section = try XCTUnwrap(
+            text.split(separator: "\n## ").first { $0.hasPrefix("Configuration\n") },
+            "README has no Configuration section")
         var rows: [(String, String, String)] = []
         for line in section.split(separator: "\n") where line.hasPrefix("| `--") {
             let cells = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }

@@ -62,10 +62,12 @@ final class EnvelopeTests: XCTestCase {
     func testAnswersCarryTheirId() {
         XCTAssertEqual(text(Envelope.answer("pong", id: .number("7"))), #"{"type":"pong","id":7}"#)
         XCTAssertEqual(text(Envelope.answer("pong", id: nil)), #"{"type":"pong"}"#)
-        XCTAssertEqual(text(Envelope.subscribed("subscribed", kind: .pattern, names: ["a*", "b\""], id: .string("x"))),
-                       #"{"type":"subscribed","kind":"pattern","names":["a*","b\""],"id":"x"}"#)
-        XCTAssertEqual(text(Envelope.error(code: "bad_json", message: "no", id: .object(["k": .null]))),
-                       #"{"type":"error","code":"bad_json","message":"no","id":{"k":null}}"#)
+        XCTAssertEqual(
+            text(Envelope.subscribed("subscribed", kind: .pattern, names: ["a*", "b\""], id: .string("x"))),
+            #"{"type":"subscribed","kind":"pattern","names":["a*","b\""],"id":"x"}"#)
+        XCTAssertEqual(
+            text(Envelope.error(code: "bad_json", message: "no", id: .object(["k": .null]))),
+            #"{"type":"error","code":"bad_json","message":"no","id":{"k":null}}"#)
     }
 
     func testGapAndDropped() {

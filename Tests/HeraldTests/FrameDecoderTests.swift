@@ -51,15 +51,18 @@ final class FrameDecoderTests: XCTestCase {
     }
 
     func testFinBitAndOpcodesAreReported() throws {
-        let stream = ClientFrameEncoder.text("a", fin: false) + ClientFrameEncoder.continuation([98], fin: true)
+        let stream =
+            ClientFrameEncoder.text("a", fin: false) + ClientFrameEncoder.continuation([98], fin: true)
             + ClientFrameEncoder.ping([1]) + ClientFrameEncoder.pong([2]) + ClientFrameEncoder.close(code: 1000)
-        XCTAssertEqual(try decode(stream), [
-            WebSocketFrame(fin: false, opcode: .text, payload: [97]),
-            WebSocketFrame(fin: true, opcode: .continuation, payload: [98]),
-            WebSocketFrame(opcode: .ping, payload: [1]),
-            WebSocketFrame(opcode: .pong, payload: [2]),
-            WebSocketFrame(opcode: .close, payload: [0x03, 0xE8]),
-        ])
+        XCTAssertEqual(
+            try decode(stream),
+            [
+                WebSocketFrame(fin: false, opcode: .text, payload: [97]),
+                WebSocketFrame(fin: true, opcode: .continuation, payload: [98]),
+                WebSocketFrame(opcode: .ping, payload: [1]),
+                WebSocketFrame(opcode: .pong, payload: [2]),
+                WebSocketFrame(opcode: .close, payload: [0x03, 0xE8]),
+            ])
     }
 
     func testEverySplitOffsetGivesTheSameFrames() throws {

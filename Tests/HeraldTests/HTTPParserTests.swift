@@ -57,8 +57,10 @@ final class HTTPParserTests: XCTestCase {
     }
 
     /// The error parsing `bytes` raises, whole and byte by byte (both must agree), or nil.
-    private func error(_ bytes: [UInt8], _ parser: HTTPParser = HTTPParser(),
-                       file: StaticString = #filePath, line: UInt = #line) -> HTTPError? {
+    private func error(
+        _ bytes: [UInt8], _ parser: HTTPParser = HTTPParser(),
+        file: StaticString = #filePath, line: UInt = #line
+    ) -> HTTPError? {
         var whole: HTTPError?
         do throws(HTTPError) { _ = try parse([bytes], parser) } catch { whole = error }
         var trickled: HTTPError?
@@ -67,14 +69,17 @@ final class HTTPParserTests: XCTestCase {
         return whole
     }
 
-    private func error(_ text: String, _ parser: HTTPParser = HTTPParser(),
-                       file: StaticString = #filePath, line: UInt = #line) -> HTTPError? {
+    private func error(
+        _ text: String, _ parser: HTTPParser = HTTPParser(),
+        file: StaticString = #filePath, line: UInt = #line
+    ) -> HTTPError? {
         error(Array(text.utf8), parser, file: file, line: line)
     }
 
     private let get = "GET /index.html?x=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n"
     private let post = "POST /publish/news HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world"
-    private let chunked = "POST /publish HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+    private let chunked =
+        "POST /publish HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
         + "5;name=value\r\nhello\r\n6;flag\r\n world\r\nA\r\n0123456789\r\na\r\nabcdefghij\r\n0\r\nX-Trailer: yes\r\nX-Other: 2\r\n\r\n"
     private let close = "GET /healthz HTTP/1.0\r\nConnection: close\r\n\r\n"
 
@@ -124,8 +129,13 @@ final class HTTPParserTests: XCTestCase {
 
     func testChunkedBodyWithExtensionsAndTrailers() throws {
         let result = try parse([Array(chunked.utf8)])
-        XCTAssertEqual(result.requests, [ParsedRequest("POST", "/publish", headers: ["host: h", "transfer-encoding: chunked"],
-                                                       body: "hello world0123456789abcdefghij")])
+        XCTAssertEqual(
+            result.requests,
+            [
+                ParsedRequest(
+                    "POST", "/publish", headers: ["host: h", "transfer-encoding: chunked"],
+                    body: "hello world0123456789abcdefghij")
+            ])
         XCTAssertEqual(result.leftover, 0, "the trailer section must be consumed")
     }
 
@@ -218,8 +228,10 @@ final class HTTPParserTests: XCTestCase {
     // MARK: errors
 
     func testMalformedRequestLinesAre400() {
-        for line in ["GET /\r\n", "GET  / HTTP/1.1\r\n", "GET / HTTP/1.1 extra\r\n", "G(T / HTTP/1.1\r\n",
-                     "GET /a\u{7F}b HTTP/1.1\r\n", "\r\n", "GET / HTTX/1.1\r\n", "GET / http/1.1\r\n", "GET / HTTP/1.10\r\n"] {
+        for line in [
+            "GET /\r\n", "GET  / HTTP/1.1\r\n", "GET / HTTP/1.1 extra\r\n", "G(T / HTTP/1.1\r\n",
+            "GET /a\u{7F}b HTTP/1.1\r\n", "\r\n", "GET / HTTX/1.1\r\n", "GET / http/1.1\r\n", "GET / HTTP/1.10\r\n",
+        ] {
             let e = error(line + "Host: h\r\n\r\n")
             XCTAssertEqual(e?.status, 400, line.debugDescription)
             XCTAssertEqual(e?.code, "bad_request", line.debugDescription)
@@ -228,8 +240,10 @@ final class HTTPParserTests: XCTestCase {
     }
 
     func testBadHeaderLinesAre400() {
-        for header in ["Host : h", " Host: h", "Host h", ": empty-name", "Bad\u{1}Name: v", "X-Ctl: a\u{1}b",
-                       "X-Del: a\u{7F}b", "X-LF: a\nb"] {
+        for header in [
+            "Host : h", " Host: h", "Host h", ": empty-name", "Bad\u{1}Name: v", "X-Ctl: a\u{1}b",
+            "X-Del: a\u{7F}b", "X-LF: a\nb",
+        ] {
             XCTAssertEqual(error("GET / HTTP/1.1\r\nHost: h\r\n" + header + "\r\n\r\n")?.status, 400, header.debugDescription)
         }
     }
@@ -276,8 +290,10 @@ final class HTTPParserTests: XCTestCase {
 
     func testBadChunkSizeIs400() {
         let head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-        for body in ["xyz\r\n", "\r\n", "-5\r\nhello\r\n", "5\r\nhelloXX0\r\n\r\n", "0x5\r\nhello\r\n0\r\n\r\n",
-                     "1000000000000000\r\n"] {
+        for body in [
+            "xyz\r\n", "\r\n", "-5\r\nhello\r\n", "5\r\nhelloXX0\r\n\r\n", "0x5\r\nhello\r\n0\r\n\r\n",
+            "1000000000000000\r\n",
+        ] {
             XCTAssertEqual(error(head + body)?.status, 400, body.debugDescription)
         }
     }
@@ -295,8 +311,10 @@ final class HTTPParserTests: XCTestCase {
     // MARK: hostile-client review (issue 11)
 
     /// The status of parsing `text` at every split offset (and byte by byte); all must agree.
-    private func statusAtEverySplit(_ text: String, _ parser: HTTPParser = HTTPParser(),
-                                    file: StaticString = #filePath, line: UInt = #line) -> Int? {
+    private func statusAtEverySplit(
+        _ text: String, _ parser: HTTPParser = HTTPParser(),
+        file: StaticString = #filePath, line: UInt = #line
+    ) -> Int? {
         let bytes = Array(text.utf8)
         var statuses: Set<Int?> = []
         for pieces in ByteSplits.all(bytes) {
@@ -324,8 +342,10 @@ final class HTTPParserTests: XCTestCase {
     /// A bare LF or CR (a line end to a lenient proxy in front: request smuggling), or any
     /// byte outside the grammar, in a chunk extension is a 400, wherever the bytes are cut.
     func testMalformedChunkExtensionsAre400AtEverySplit() {
-        for line in ["5;a\nb", "5;a\rb", "5;a=b\nX", "5;", "5;=v", "5;a=", "5;a=\"open", "5;a=b c", "5 ", "5\t",
-                     "5;a ", "5;a=b;", "5;a b", "5;a=\"x\u{1}\"", "5;a=\"x\" y", "5;a\u{0}", "5;a=\u{7F}", "5x"] {
+        for line in [
+            "5;a\nb", "5;a\rb", "5;a=b\nX", "5;", "5;=v", "5;a=", "5;a=\"open", "5;a=b c", "5 ", "5\t",
+            "5;a ", "5;a=b;", "5;a b", "5;a=\"x\u{1}\"", "5;a=\"x\" y", "5;a\u{0}", "5;a=\u{7F}", "5x",
+        ] {
             let text = chunkedHead + line + "\r\nhello\r\n0\r\n\r\n"
             XCTAssertEqual(statusAtEverySplit(text), 400, line.debugDescription)
             XCTAssertEqual(error(text)?.closesConnection, true, line.debugDescription)
@@ -335,8 +355,10 @@ final class HTTPParserTests: XCTestCase {
     /// RFC 9112 §7.1.2: trailer fields have the syntax of header fields; a bare LF or CR, a
     /// folded line or a bad name is a 400, wherever the bytes are cut.
     func testMalformedTrailerLinesAre400AtEverySplit() {
-        for trailer in ["X-T: a\nb", "X-T: a\rb", "X\nT: v", "X T: v", " folded", "\tfolded", "NoColon", "X-T: a\u{1}b",
-                        "X-T: \u{7F}", ": v", "X-T: ok\r\n more"] {
+        for trailer in [
+            "X-T: a\nb", "X-T: a\rb", "X\nT: v", "X T: v", " folded", "\tfolded", "NoColon", "X-T: a\u{1}b",
+            "X-T: \u{7F}", ": v", "X-T: ok\r\n more",
+        ] {
             let text = chunkedHead + "5\r\nhello\r\n0\r\n" + trailer + "\r\n\r\n"
             XCTAssertEqual(statusAtEverySplit(text), 400, trailer.debugDescription)
         }
@@ -391,8 +413,10 @@ final class HTTPParserTests: XCTestCase {
         XCTAssertEqual(request.query, "x=1&y=2")
         XCTAssertEqual(request.header("host"), "example.com:8080")
         XCTAssertNil(statusAtEverySplit(text))
-        for (target, path, query) in [("HTTPS://h", "/", ""), ("http://h?q=1", "/", "q=1"), ("http://h/", "/", ""),
-                                      ("http://[::1]:80/healthz", "/healthz", "")] {
+        for (target, path, query) in [
+            ("HTTPS://h", "/", ""), ("http://h?q=1", "/", "q=1"), ("http://h/", "/", ""),
+            ("http://[::1]:80/healthz", "/healthz", ""),
+        ] {
             var buffer = ByteBuffer(Array("GET \(target) HTTP/1.1\r\nHost: h\r\n\r\n".utf8))
             let request = try XCTUnwrap(try parser.next(&buffer), target)
             XCTAssertEqual(request.path, Substring(path), target)
@@ -402,8 +426,10 @@ final class HTTPParserTests: XCTestCase {
 
     /// Targets that are neither origin-form, absolute-form (http or https) nor `OPTIONS *`.
     func testOtherRequestTargetFormsAre400() throws {
-        for target in ["healthz", "ftp://h/x", "http:/h/x", "http//h/x", "http://", "http:///x", "http://u@h/x",
-                       "h:80", "*", "//"] {
+        for target in [
+            "healthz", "ftp://h/x", "http:/h/x", "http//h/x", "http://", "http:///x", "http://u@h/x",
+            "h:80", "*", "//",
+        ] {
             let status = error("GET \(target) HTTP/1.1\r\nHost: h\r\n\r\n")?.status
             if target == "//" { XCTAssertNil(status, "\"//\" is an origin-form path"); continue }
             XCTAssertEqual(status, 400, target)
@@ -440,10 +466,12 @@ final class HTTPParserTests: XCTestCase {
         XCTAssertFalse(parser.wantsContinue)
 
         // No body, or the body already here, or HTTP/1.0 (whose Expect is ignored): nothing wanted.
-        for text in ["GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
-                     "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
-                     "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
-                     "POST / HTTP/1.0\r\nExpect: something-else\r\nContent-Length: 2\r\n\r\nhi"] {
+        for text in [
+            "GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
+            "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
+            "POST / HTTP/1.0\r\nExpect: something-else\r\nContent-Length: 2\r\n\r\nhi",
+        ] {
             var parser = HTTPParser()
             var buffer = ByteBuffer(Array(text.utf8))
             XCTAssertNotNil(try parser.next(&buffer), text.debugDescription)

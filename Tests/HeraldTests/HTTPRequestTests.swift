@@ -5,8 +5,9 @@ import XCTest
 
 final class HTTPRequestTests: XCTestCase {
     private func request(_ minor: Int, _ headers: [(String, String)] = []) -> HTTPRequest {
-        HTTPRequest(method: "GET", target: "/", minorVersion: minor,
-                    headers: headers.map { (name: $0.0.lowercased(), value: $0.1) })
+        HTTPRequest(
+            method: "GET", target: "/", minorVersion: minor,
+            headers: headers.map { (name: $0.0.lowercased(), value: $0.1) })
     }
 
     func testHTTP11KeepsAliveByDefault() {
@@ -43,7 +44,9 @@ final class HTTPRequestTests: XCTestCase {
 
     func testParsedRequestKeepAlive() throws {
         var parser = HTTPParser()
-        var buffer = ByteBuffer(Array("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n".utf8))
+        var buffer = ByteBuffer(
+            Array(
+                "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n".utf8))
         var answers: [Bool] = []
         while let request = try parser.next(&buffer) { answers.append(request.keepAlive) }
         XCTAssertEqual(answers, [true, false, true])

@@ -9,21 +9,24 @@ final class HTTPResponseTests: XCTestCase {
     }
 
     func testJSONAnswer() {
-        XCTAssertEqual(text(.json(200, bytes: Array(#"{"a":1}"#.utf8))),
-                       "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}")
+        XCTAssertEqual(
+            text(.json(200, bytes: Array(#"{"a":1}"#.utf8))),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}")
     }
 
     func testExtraHeadersFollowTheContentType() {
         let response = HTTPResponse.json(503, "{}", headers: [("Retry-After", "1")])
-        XCTAssertEqual(text(response),
-                       "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nContent-Length: 2\r\n\r\n{}")
+        XCTAssertEqual(
+            text(response),
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nContent-Length: 2\r\n\r\n{}")
     }
 
     func testCORSAndConnectionClose() {
         let response = HTTPResponse(status: 404, body: Array("gone".utf8))
-        XCTAssertEqual(text(response, keepAlive: false, corsOrigin: "https://app.example"),
-                       "HTTP/1.1 404 Not Found\r\nAccess-Control-Allow-Origin: https://app.example\r\nVary: Origin\r\n"
-                       + "Content-Length: 4\r\nConnection: close\r\n\r\ngone")
+        XCTAssertEqual(
+            text(response, keepAlive: false, corsOrigin: "https://app.example"),
+            "HTTP/1.1 404 Not Found\r\nAccess-Control-Allow-Origin: https://app.example\r\nVary: Origin\r\n"
+                + "Content-Length: 4\r\nConnection: close\r\n\r\ngone")
     }
 
     func testHeadKeepsTheLengthButNotTheBody() {

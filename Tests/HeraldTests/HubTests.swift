@@ -36,8 +36,10 @@ final class HubTests: XCTestCase {
     }
 
     /// Subscribes and runs the loop until the Hub reports the subscription confirmed.
-    private func subscribe(_ subscriber: Subscriber, _ kind: SubscriptionKind, _ names: [String],
-                           file: StaticString = #filePath, line: UInt = #line) {
+    private func subscribe(
+        _ subscriber: Subscriber, _ kind: SubscriptionKind, _ names: [String],
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         var confirmed = false
         hub.subscribe(subscriber, kind: kind, names: names) { confirmed = true }
         XCTAssertTrue(loop.run(until: { confirmed }), "\(kind) \(names) not confirmed", file: file, line: line)
@@ -366,8 +368,10 @@ final class HubTests: XCTestCase {
         XCTAssertTrue(loop.run(until: { s.payloads == ["in slot 3300"] }))
 
         hub.unsubscribe(s, kind: .shard, names: ["a", "b"])
-        XCTAssertTrue(loop.run(until: {
-            (try? self.server.shardSubscriberCount(channel: "a")) == 0 && (try? self.server.shardSubscriberCount(channel: "b")) == 0
-        }, pollMs: 50), "both shard subscriptions must be gone from Redis")
+        XCTAssertTrue(
+            loop.run(
+                until: {
+                    (try? self.server.shardSubscriberCount(channel: "a")) == 0 && (try? self.server.shardSubscriberCount(channel: "b")) == 0
+                }, pollMs: 50), "both shard subscriptions must be gone from Redis")
     }
 }

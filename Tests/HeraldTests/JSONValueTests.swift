@@ -28,8 +28,9 @@ final class JSONValueTests: XCTestCase {
     func testObjectsAndArrays() throws {
         XCTAssertEqual(try parse("{}"), .object([:]))
         XCTAssertEqual(try parse("[]"), .array([]))
-        XCTAssertEqual(try parse(" { \"a\" : 1 , \"b\" : [ true , null ] } "),
-                       .object(["a": .number("1"), "b": .array([.bool(true), .null])]))
+        XCTAssertEqual(
+            try parse(" { \"a\" : 1 , \"b\" : [ true , null ] } "),
+            .object(["a": .number("1"), "b": .array([.bool(true), .null])]))
         XCTAssertEqual(try parse("[1,\"two\",{\"three\":3}]"), .array([.number("1"), .string("two"), .object(["three": .number("3")])]))
     }
 
@@ -95,9 +96,11 @@ final class JSONValueTests: XCTestCase {
     }
 
     func testMalformedDocumentsThrow() {
-        for text in ["", "   ", "{", "[", "[1,]", "[1 2]", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{a:1}", "{'a':1}",
-                     "\"unterminated", "\"bad escape \\x\"", "\"\\u12\"", "\"\\u12G4\"", "tru", "nul", "True",
-                     "[1]x", "{} {}", "1 2", "\"a\" ,"] {
+        for text in [
+            "", "   ", "{", "[", "[1,]", "[1 2]", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{a:1}", "{'a':1}",
+            "\"unterminated", "\"bad escape \\x\"", "\"\\u12\"", "\"\\u12G4\"", "tru", "nul", "True",
+            "[1]x", "{} {}", "1 2", "\"a\" ,",
+        ] {
             XCTAssertNotNil(parseError(text), text.debugDescription)
         }
     }

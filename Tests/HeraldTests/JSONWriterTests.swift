@@ -56,10 +56,16 @@ final class JSONWriterTests: XCTestCase {
     func testObjectsField() {
         var writer = JSONWriter()
         writer.object { o in
-            o.field("results", objects: [
-                { $0.field("channel", "a"); $0.field("receivers", 1) },
-                { $0.field("channel", "b"); $0.field("receivers", 0) },
-            ])
+            o.field(
+                "results",
+                objects: [
+                    {
+                        $0.field("channel", "a"); $0.field("receivers", 1)
+                    },
+                    {
+                        $0.field("channel", "b"); $0.field("receivers", 0)
+                    },
+                ])
             o.field("after", 1)
         }
         XCTAssertEqual(writer.string, #"{"results":[{"channel":"a","receivers":1},{"channel":"b","receivers":0}],"after":1}"#)

@@ -91,15 +91,17 @@ final class JWTTests: XCTestCase {
         // python3: h = b64url('{"alg":"HS256","typ":"JWT"}'); p = b64url(compact claims, in this
         // key order); sig = b64url(hmac.new(secret, f"{h}.{p}", sha256).digest()), padding stripped.
         let original = try claims(#"{"publish":["chat.room-7"],"sub":"user-42","subscribe":["news.*"]}"#)
-        XCTAssertEqual(JWT.sign(original, secret: secret),
-                       "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
-                       + ".eyJwdWJsaXNoIjpbImNoYXQucm9vbS03Il0sInN1YiI6InVzZXItNDIiLCJzdWJzY3JpYmUiOlsibmV3cy4qIl19"
-                       + ".vqfx1LGJMePtv79EyguPcOmkVj5KsoypenNhMGeVN88")
+        XCTAssertEqual(
+            JWT.sign(original, secret: secret),
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
+                + ".eyJwdWJsaXNoIjpbImNoYXQucm9vbS03Il0sInN1YiI6InVzZXItNDIiLCJzdWJzY3JpYmUiOlsibmV3cy4qIl19"
+                + ".vqfx1LGJMePtv79EyguPcOmkVj5KsoypenNhMGeVN88")
     }
 
     func testVerifiesAPythonSignedTokenWithOtherKeyOrder() throws {
         // The payload as Python wrote it ({"sub":..,"publish":..,"subscribe":..}), not re-sorted.
-        let token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
+        let token =
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
             + ".eyJzdWIiOiJ1c2VyLTQyIiwicHVibGlzaCI6WyJjaGF0LnJvb20tNyJdLCJzdWJzY3JpYmUiOlsibmV3cy4qIl19"
             + ".3whXI-4_PZRvNLUBK5k097oUkU5Ms-jEefaBXCD3jlg"
         let verified = try JWT.verify(token, secret: secret, now: now)
@@ -110,7 +112,8 @@ final class JWTTests: XCTestCase {
     func testBase64URLAlphabetWithoutPadding() throws {
         // The payload {"exp":4102444800,"sub":">>>???"} encodes with both `-` and `_`, and its
         // length is not a multiple of 3, so standard base64 would pad it.
-        let token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjQxMDI0NDQ4MDAsInN1YiI6Ij4-Pj8_PyJ9"
+        let token =
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjQxMDI0NDQ4MDAsInN1YiI6Ij4-Pj8_PyJ9"
             + ".QTGED7eqFDZUjllvWXQKKV1_A8yY3aTwbMcLzEFW7tk"
         XCTAssertEqual(try JWT.verify(token, secret: secret, now: now)["sub"]?.stringValue, ">>>???")
         let signed = JWT.sign(try claims(#"{"exp":4102444800,"sub":">>>???"}"#), secret: secret)
@@ -121,14 +124,16 @@ final class JWTTests: XCTestCase {
     }
 
     func testPaddedOrStandardBase64IsRefused() {
-        let good = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjQxMDI0NDQ4MDAsInN1YiI6Ij4-Pj8_PyJ9"
+        let good =
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjQxMDI0NDQ4MDAsInN1YiI6Ij4-Pj8_PyJ9"
             + ".QTGED7eqFDZUjllvWXQKKV1_A8yY3aTwbMcLzEFW7tk"
         // RFC 7515 §2: base64url with the trailing `=` omitted.
         XCTAssertTrue(isMalformed(failure(good + "=")))
     }
 
     /// The token of `testBase64URLAlphabetWithoutPadding`: its signature ends in `_A8yY3aTwbMcLzEFW7tk`.
-    private let canonical = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjQxMDI0NDQ4MDAsInN1YiI6Ij4-Pj8_PyJ9"
+    private let canonical =
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjQxMDI0NDQ4MDAsInN1YiI6Ij4-Pj8_PyJ9"
         + ".QTGED7eqFDZUjllvWXQKKV1_A8yY3aTwbMcLzEFW7tk"
 
     func testSignatureWhoseLastCharacterDiffersOnlyInUnusedBitsIsRefused() throws {
@@ -189,10 +194,13 @@ final class JWTTests: XCTestCase {
 
     func testRFC7515AppendixA1Vector() {
         // RFC 7515 A.1: header {"typ":"JWT",\r\n "alg":"HS256"}, payload with CRLFs, exp 1300819380.
-        let key: [UInt8] = [3, 35, 53, 75, 43, 15, 165, 188, 131, 126, 6, 101, 119, 123, 166, 143, 90, 179, 40, 230, 240, 84, 201, 40,
-                            169, 15, 132, 178, 210, 80, 46, 191, 211, 251, 90, 146, 210, 6, 71, 239, 150, 138, 180, 195, 119, 98,
-                            61, 34, 61, 46, 33, 114, 5, 46, 79, 8, 192, 205, 154, 245, 103, 208, 128, 163]
-        let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"
+        let key: [UInt8] = [
+            3, 35, 53, 75, 43, 15, 165, 188, 131, 126, 6, 101, 119, 123, 166, 143, 90, 179, 40, 230, 240, 84, 201, 40,
+            169, 15, 132, 178, 210, 80, 46, 191, 211, 251, 90, 146, 210, 6, 71, 239, 150, 138, 180, 195, 119, 98,
+            61, 34, 61, 46, 33, 114, 5, 46, 79, 8, 192, 205, 154, 245, 103, 208, 128, 163,
+        ]
+        let token =
+            "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"
             + ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
             + ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
         XCTAssertEqual(try JWT.verify(token, secret: key, now: 1_300_819_379)["iss"]?.stringValue, "joe")

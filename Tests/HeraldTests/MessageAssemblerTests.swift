@@ -28,8 +28,9 @@ final class MessageAssemblerTests: XCTestCase {
     }
 
     func testWholeMessages() throws {
-        XCTAssertEqual(try events(ClientFrameEncoder.text("héllo") + ClientFrameEncoder.binary([0xFF, 0x00])),
-                       [.text(Array("héllo".utf8)), .binary([0xFF, 0x00])])
+        XCTAssertEqual(
+            try events(ClientFrameEncoder.text("héllo") + ClientFrameEncoder.binary([0xFF, 0x00])),
+            [.text(Array("héllo".utf8)), .binary([0xFF, 0x00])])
     }
 
     func testEmptyTextMessage() throws {
@@ -37,14 +38,16 @@ final class MessageAssemblerTests: XCTestCase {
     }
 
     func testFragmentedTextWithPingInterleaved() throws {
-        let stream = ClientFrameEncoder.text("Hel", fin: false) + ClientFrameEncoder.ping(Array("p".utf8))
+        let stream =
+            ClientFrameEncoder.text("Hel", fin: false) + ClientFrameEncoder.ping(Array("p".utf8))
             + ClientFrameEncoder.continuation(Array("lo, ".utf8), fin: false) + ClientFrameEncoder.pong([])
             + ClientFrameEncoder.continuation(Array("world".utf8), fin: true)
         XCTAssertEqual(try events(stream), [.ping(Array("p".utf8)), .pong([]), .text(Array("Hello, world".utf8))])
     }
 
     func testFragmentedBinaryThenAnotherMessage() throws {
-        let stream = ClientFrameEncoder.binary([1], fin: false) + ClientFrameEncoder.continuation([2], fin: false)
+        let stream =
+            ClientFrameEncoder.binary([1], fin: false) + ClientFrameEncoder.continuation([2], fin: false)
             + ClientFrameEncoder.continuation([3]) + ClientFrameEncoder.text("next")
         XCTAssertEqual(try events(stream), [.binary([1, 2, 3]), .text(Array("next".utf8))])
     }
@@ -52,7 +55,8 @@ final class MessageAssemblerTests: XCTestCase {
     /// A multi-byte character cut between fragments is valid once joined.
     func testUTF8SplitAcrossFragmentsIsValid() throws {
         let euro = Array("€".utf8)
-        let stream = ClientFrameEncoder.frame(opcode: 0x1, [euro[0]], fin: false)
+        let stream =
+            ClientFrameEncoder.frame(opcode: 0x1, [euro[0]], fin: false)
             + ClientFrameEncoder.continuation([euro[1]], fin: false) + ClientFrameEncoder.continuation([euro[2]])
         XCTAssertEqual(try events(stream), [.text(euro)])
     }
@@ -79,10 +83,12 @@ final class MessageAssemblerTests: XCTestCase {
     }
 
     func testReassembledMessageAboveMaxIs1009() {
-        let stream = ClientFrameEncoder.binary(Array(repeating: 1, count: 60), fin: false)
+        let stream =
+            ClientFrameEncoder.binary(Array(repeating: 1, count: 60), fin: false)
             + ClientFrameEncoder.continuation(Array(repeating: 2, count: 41))
         XCTAssertEqual(refusal(stream, maxMessage: 100)?.code, 1009)
-        let fits = ClientFrameEncoder.binary(Array(repeating: 1, count: 60), fin: false)
+        let fits =
+            ClientFrameEncoder.binary(Array(repeating: 1, count: 60), fin: false)
             + ClientFrameEncoder.continuation(Array(repeating: 2, count: 40))
         XCTAssertNil(refusal(fits, maxMessage: 100))
     }

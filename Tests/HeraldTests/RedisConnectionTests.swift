@@ -27,16 +27,20 @@ final class RedisConnectionTests: XCTestCase {
         return server
     }
 
-    private func connection(_ endpoint: RedisEndpoint, mode: RedisConnection.Mode = .commands,
-                            replyTimeoutMs: Int64 = 5000) -> RedisConnection {
+    private func connection(
+        _ endpoint: RedisEndpoint, mode: RedisConnection.Mode = .commands,
+        replyTimeoutMs: Int64 = 5000
+    ) -> RedisConnection {
         let connection = RedisConnection(loop: loop, endpoint: endpoint, mode: mode, logger: .test(), replyTimeoutMs: replyTimeoutMs)
         connections.append(connection)
         connection.connect()
         return connection
     }
 
-    private func ready(_ endpoint: RedisEndpoint, mode: RedisConnection.Mode = .commands, replyTimeoutMs: Int64 = 5000,
-                       file: StaticString = #filePath, line: UInt = #line) throws -> RedisConnection {
+    private func ready(
+        _ endpoint: RedisEndpoint, mode: RedisConnection.Mode = .commands, replyTimeoutMs: Int64 = 5000,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> RedisConnection {
         let c = connection(endpoint, mode: mode, replyTimeoutMs: replyTimeoutMs)
         guard loop.run(until: { c.isReady }) else {
             XCTFail("link not ready: \(c.lastError)", file: file, line: line)
@@ -137,14 +141,16 @@ final class RedisConnectionTests: XCTestCase {
         var answered: [Int] = []
         var replies: [RedisReply] = []
         for i in 0..<1000 {
-            XCTAssertTrue(c.send([bytes("PUBLISH"), bytes("pipe"), bytes("m\(i)")]) { reply in
-                answered.append(i)
-                replies.append(reply)
-            })
+            XCTAssertTrue(
+                c.send([bytes("PUBLISH"), bytes("pipe"), bytes("m\(i)")]) { reply in
+                    answered.append(i)
+                    replies.append(reply)
+                })
         }
         XCTAssertEqual(c.pendingCount, 1000)
-        XCTAssertTrue(loop.run(until: { answered.count == 1000 && pushes.count == 1000 }, timeoutMs: 10_000),
-                      "answered \(answered.count), delivered \(pushes.count)")
+        XCTAssertTrue(
+            loop.run(until: { answered.count == 1000 && pushes.count == 1000 }, timeoutMs: 10_000),
+            "answered \(answered.count), delivered \(pushes.count)")
         XCTAssertEqual(answered, Array(0..<1000))
         XCTAssertTrue(replies.allSatisfy { $0 == .integer(1) }, "each PUBLISH reaches the one subscriber")
         let payloads = pushes.compactMap { reply -> String? in
@@ -266,8 +272,9 @@ final class RedisConnectionTests: XCTestCase {
         let c = try ready(server.endpoint())
         var inFlight: RedisReply?
         XCTAssertTrue(c.send([bytes("BLPOP"), bytes("never"), bytes("0")]) { inFlight = $0 })
-        XCTAssertTrue(loop.run(until: { (try? server.cli("CLIENT", "LIST", "TYPE", "normal").contains("cmd=blpop")) ?? false }, pollMs: 50),
-                      "Redis runs the BLPOP")
+        XCTAssertTrue(
+            loop.run(until: { (try? server.cli("CLIENT", "LIST", "TYPE", "normal").contains("cmd=blpop")) ?? false }, pollMs: 50),
+            "Redis runs the BLPOP")
         try server.cli("CLIENT", "KILL", "TYPE", "normal")
         XCTAssertTrue(loop.run(until: { inFlight != nil }))
         XCTAssertNil(inFlight?.errorMessage, "not an error reply: Redis said nothing")

@@ -53,9 +53,11 @@ final class RedisEndpointTests: XCTestCase {
     }
 
     func testRefusals() {
-        for url in ["http://host", "rediss://host", "host:6379", "redis://host:0", "redis://host:65536", "redis://host:abc",
-                    "redis://host:", "redis://host/x", "redis://host/-1", "redis://host/99999", "redis://", "redis://:6379",
-                    "redis://:pw@", "redis://:pw@/1", "redis://ho st"] {
+        for url in [
+            "http://host", "rediss://host", "host:6379", "redis://host:0", "redis://host:65536", "redis://host:abc",
+            "redis://host:", "redis://host/x", "redis://host/-1", "redis://host/99999", "redis://", "redis://:6379",
+            "redis://:pw@", "redis://:pw@/1", "redis://ho st",
+        ] {
             XCTAssertNotNil(refusal(url), url)
         }
     }

@@ -9,8 +9,10 @@ final class RedisErrorsTests: XCTestCase {
         RedisErrors.httpError(reply, command: command)
     }
 
-    private func assertError(_ error: HTTPError, _ status: Int, _ code: String, _ message: String,
-                             file: StaticString = #filePath, line: UInt = #line) {
+    private func assertError(
+        _ error: HTTPError, _ status: Int, _ code: String, _ message: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertEqual(error.status, status, file: file, line: line)
         XCTAssertEqual(error.code, code, file: file, line: line)
         XCTAssertEqual(error.message, message, file: file, line: line)
@@ -19,14 +21,16 @@ final class RedisErrorsTests: XCTestCase {
 
     func testLinkLostBeforeSendingSaysNothingWasDone() {
         let error = mapped(.linkLost(.notSent("the node 10.0.0.2:7001 that holds the slot is not connected yet")))
-        assertError(error, 503, "redis_unavailable",
-                    "Redis is unreachable (the node 10.0.0.2:7001 that holds the slot is not connected yet); nothing was done")
+        assertError(
+            error, 503, "redis_unavailable",
+            "Redis is unreachable (the node 10.0.0.2:7001 that holds the slot is not connected yet); nothing was done")
     }
 
     func testLinkLostAfterSendingSaysItMayHaveRun() {
         let error = mapped(.linkLost(LinkLoss(reason: "Redis closed the connection", mayHaveRun: true)), "PUBLISH")
-        assertError(error, 503, "redis_unavailable",
-                    "the Redis connection was lost before Redis answered PUBLISH; it may or may not have run")
+        assertError(
+            error, 503, "redis_unavailable",
+            "the Redis connection was lost before Redis answered PUBLISH; it may or may not have run")
     }
 
     /// A Redis error reply that happens to read like Herald's old in-band link-down marker is
@@ -47,15 +51,18 @@ final class RedisErrorsTests: XCTestCase {
     }
 
     func testBadIDIs400() {
-        for text in ["ERR Invalid stream ID specified as stream command argument",
-                     "ERR The ID specified in XADD is equal or smaller than the target stream top item"] {
+        for text in [
+            "ERR Invalid stream ID specified as stream command argument",
+            "ERR The ID specified in XADD is equal or smaller than the target stream top item",
+        ] {
             assertError(mapped(.error(text)), 400, "bad_id", text)
         }
     }
 
     func testOtherErrorIs502WithRedisText() {
-        assertError(mapped(.error("ERR unknown command 'SPUBLISH'"), "SPUBLISH"),
-                    502, "redis_error", "Redis refused SPUBLISH: ERR unknown command 'SPUBLISH'")
+        assertError(
+            mapped(.error("ERR unknown command 'SPUBLISH'"), "SPUBLISH"),
+            502, "redis_error", "Redis refused SPUBLISH: ERR unknown command 'SPUBLISH'")
     }
 
     func testUnexpectedReplyIs502() {

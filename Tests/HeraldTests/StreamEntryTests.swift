@@ -14,9 +14,11 @@ final class StreamEntryTests: XCTestCase {
     private func fields(_ entry: StreamEntry) -> [[String]] { entry.fields.map { [text($0.0), text($0.1)] } }
 
     func testListFromAnXRANGEReply() {
-        let reply = RedisReply.array([entry("1732460000000-0", ["sku", "A1", "qty", "2"]),
-                                      entry("1732460000000-1", ["data", "x"]),
-                                      entry("1732460000005-0", [])])
+        let reply = RedisReply.array([
+            entry("1732460000000-0", ["sku", "A1", "qty", "2"]),
+            entry("1732460000000-1", ["data", "x"]),
+            entry("1732460000005-0", []),
+        ])
         let entries = StreamEntry.list(reply, stream: "orders")
         XCTAssertEqual(entries.map(\.id.description), ["1732460000000-0", "1732460000000-1", "1732460000005-0"])
         XCTAssertEqual(entries.map(\.stream), ["orders", "orders", "orders"])
@@ -46,8 +48,10 @@ final class StreamEntryTests: XCTestCase {
     }
 
     func testMalformedItemsAreSkipped() {
-        let reply = RedisReply.array([.integer(1), .array([bulk("1-0")]), .array([bulk("not-an-id"), .array([])]),
-                                      .array([bulk("1-0"), .array([]), .array([])]), entry("2-0", ["k", "v"])])
+        let reply = RedisReply.array([
+            .integer(1), .array([bulk("1-0")]), .array([bulk("not-an-id"), .array([])]),
+            .array([bulk("1-0"), .array([]), .array([])]), entry("2-0", ["k", "v"]),
+        ])
         XCTAssertEqual(StreamEntry.list(reply, stream: "s").map(\.id.description), ["2-0"])
     }
 
@@ -57,16 +61,19 @@ final class StreamEntryTests: XCTestCase {
     }
 
     func testEnvelope() {
-        let e = StreamEntry(stream: "orders", id: StreamID(ms: 1_732_460_000_000),
-                            fields: [(Array("sku".utf8), Array("A1".utf8)), (Array("qty".utf8), Array("2".utf8))])
-        XCTAssertEqual(text(e.envelope()),
-                       #"{"type":"entry","stream":"orders","id":"1732460000000-0","fields":{"sku":"A1","qty":"2"}}"#)
+        let e = StreamEntry(
+            stream: "orders", id: StreamID(ms: 1_732_460_000_000),
+            fields: [(Array("sku".utf8), Array("A1".utf8)), (Array("qty".utf8), Array("2".utf8))])
+        XCTAssertEqual(
+            text(e.envelope()),
+            #"{"type":"entry","stream":"orders","id":"1732460000000-0","fields":{"sku":"A1","qty":"2"}}"#)
     }
 
     func testEnvelopeWithGroup() {
         let e = StreamEntry(stream: "jobs", id: StreamID(ms: 1_732_460_000_001), fields: [(Array("data".utf8), Array("x".utf8))])
-        XCTAssertEqual(text(e.envelope(group: "billing")),
-                       #"{"type":"entry","stream":"jobs","group":"billing","id":"1732460000001-0","fields":{"data":"x"}}"#)
+        XCTAssertEqual(
+            text(e.envelope(group: "billing")),
+            #"{"type":"entry","stream":"jobs","group":"billing","id":"1732460000001-0","fields":{"data":"x"}}"#)
     }
 
     func testEnvelopeWithNoFields() {
@@ -75,10 +82,12 @@ final class StreamEntryTests: XCTestCase {
     }
 
     func testEnvelopeEscapesNamesAndValues() throws {
-        let e = StreamEntry(stream: "a\"b", id: StreamID(ms: 1),
-                            fields: [(Array("k\\1".utf8), Array("line1\nline2\t\"q\"\u{1}é".utf8))])
-        XCTAssertEqual(text(e.envelope()),
-                       #"{"type":"entry","stream":"a\"b","id":"1-0","fields":{"k\\1":"line1\nline2\t\"q\"\u0001é"}}"#)
+        let e = StreamEntry(
+            stream: "a\"b", id: StreamID(ms: 1),
+            fields: [(Array("k\\1".utf8), Array("line1\nline2\t\"q\"\u{1}é".utf8))])
+        XCTAssertEqual(
+            text(e.envelope()),
+            #"{"type":"entry","stream":"a\"b","id":"1-0","fields":{"k\\1":"line1\nline2\t\"q\"\u0001é"}}"#)
         let json = try JSONValue.parse(e.envelope())
         XCTAssertEqual(json["fields"]?["k\\1"]?.stringValue, "line1\nline2\t\"q\"\u{1}é")
     }
@@ -86,10 +95,12 @@ final class StreamEntryTests: XCTestCase {
     func testBinaryValueMakesTheWholeEntryBase64() {
         // One flag for the whole entry: every name and value is base64 once any of them is not
         // UTF-8, so a client decodes them all alike.
-        let e = StreamEntry(stream: "img", id: StreamID(ms: 1, seq: 2),
-                            fields: [(Array("name".utf8), Array("a.png".utf8)), (Array("data".utf8), [0xFF, 0x00, 0xC0, 0xAF])])
-        XCTAssertEqual(text(e.envelope()),
-                       #"{"type":"entry","stream":"img","id":"1-2","fields":{"bmFtZQ==":"YS5wbmc=","ZGF0YQ==":"/wDArw=="},"encoding":"base64"}"#)
+        let e = StreamEntry(
+            stream: "img", id: StreamID(ms: 1, seq: 2),
+            fields: [(Array("name".utf8), Array("a.png".utf8)), (Array("data".utf8), [0xFF, 0x00, 0xC0, 0xAF])])
+        XCTAssertEqual(
+            text(e.envelope()),
+            #"{"type":"entry","stream":"img","id":"1-2","fields":{"bmFtZQ==":"YS5wbmc=","ZGF0YQ==":"/wDArw=="},"encoding":"base64"}"#)
     }
 
     func testBinaryFieldNameAlsoMeansBase64() throws {
@@ -103,8 +114,9 @@ final class StreamEntryTests: XCTestCase {
 
     func testEventCarriesTheEntryID() {
         let e = StreamEntry(stream: "orders", id: StreamID(ms: 7, seq: 3), fields: [(Array("a".utf8), Array("b".utf8))])
-        XCTAssertEqual(text(e.event.bytes),
-                       "id: 7-3\ndata: {\"type\":\"entry\",\"stream\":\"orders\",\"id\":\"7-3\",\"fields\":{\"a\":\"b\"}}\n\n")
+        XCTAssertEqual(
+            text(e.event.bytes),
+            "id: 7-3\ndata: {\"type\":\"entry\",\"stream\":\"orders\",\"id\":\"7-3\",\"fields\":{\"a\":\"b\"}}\n\n")
         XCTAssertTrue(e.event === e.event, "encoded once")
     }
 

@@ -37,8 +37,9 @@ final class WebSocketControlTests: XCTestCase {
     func testWhileClosingNoPingIsSentAndSilenceDoesNotDropEarly() {
         var control = WebSocketControl(pingIntervalMs: 1000)
         _ = control.sendClose(now: 100_000)
-        XCTAssertEqual(control.tick(now: 100_500, lastHeardMs: 0), .wait,
-                       "long silence before the close frame does not cut the close wait short")
+        XCTAssertEqual(
+            control.tick(now: 100_500, lastHeardMs: 0), .wait,
+            "long silence before the close frame does not cut the close wait short")
         XCTAssertNil(control.pingSentMs)
     }
 

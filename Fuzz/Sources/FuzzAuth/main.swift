@@ -31,8 +31,10 @@ func checkToken(_ token: String) {
             let grant = try policy.grant(for: request(authorization: auth), query: query)
             if token.trimmingWhitespaceForFuzz() != apiKey {
                 // Accepted as a JWT: then it really verifies with the secret.
-                invariant((try? JWT.verify(token.trimmingWhitespaceForFuzz(), secret: secret, now: 1e9)) != nil || (try? JWT.verify(token, secret: secret, now: 1e9)) != nil,
-                          "a token that does not verify was accepted: \(token.debugDescription)")
+                invariant(
+                    (try? JWT.verify(token.trimmingWhitespaceForFuzz(), secret: secret, now: 1e9)) != nil
+                        || (try? JWT.verify(token, secret: secret, now: 1e9)) != nil,
+                    "a token that does not verify was accepted: \(token.debugDescription)")
             }
             _ = grant.maySubscribe("x")
         } catch {
@@ -47,16 +49,19 @@ func checkToken(_ token: String) {
     if AccessPolicy().allows(origin: token, host: nil) {
         let authority = token.drop { $0 != "/" }.dropFirst(2)
         let name = authority.hasPrefix("[") ? String(authority.prefix { $0 != "]" }) + "]" : String(authority.prefix { $0 != ":" })
-        invariant(["localhost", "127.0.0.1", "[::1]"].contains(name.lowercased()) && !authority.contains("@") && !authority.contains("/"),
-                  "the default admitted \(token.debugDescription) without a Host")
+        invariant(
+            ["localhost", "127.0.0.1", "[::1]"].contains(name.lowercased()) && !authority.contains("@") && !authority.contains("/"),
+            "the default admitted \(token.debugDescription) without a Host")
     }
     _ = AccessPolicy().allows(origin: token, host: host)
 }
 
 func checkGlobs(pattern: String, channel: String, globs: [String]) {
-    let claims = JSONValue.object(["subscribe": .array(globs.map { .string($0) }),
-                                   "publish": .array(globs.map { .string($0) }),
-                                   "exp": .number("4102444800")])
+    let claims = JSONValue.object([
+        "subscribe": .array(globs.map { .string($0) }),
+        "publish": .array(globs.map { .string($0) }),
+        "exp": .number("4102444800"),
+    ])
     let token = JWT.sign(claims, secret: secret)
     guard let verified = try? JWT.verify(token, secret: secret, now: 1e9) else {
         invariant(false, "a token Herald signed does not verify: \(token)"); return
@@ -85,7 +90,8 @@ func checkGlobs(pattern: String, channel: String, globs: [String]) {
             let prefix = g.dropLast()
             return !prefix.contains(where: special.contains) && head.starts(with: prefix)
         }
-        invariant(contained, "pattern \(describe(p)) allowed by globs \(globs.map { describe(Array($0.utf8)) }) although Redis could deliver channels outside them")
+        invariant(
+            contained, "pattern \(describe(p)) allowed by globs \(globs.map { describe(Array($0.utf8)) }) although Redis could deliver channels outside them")
         // Any channel made from the literal pattern (no wildcard) must then be allowed too.
         if !p.contains(where: special.contains) {
             invariant(grant.maySubscribe(pattern), "pattern \(describe(p)) allowed but the same channel is not")
@@ -93,7 +99,6 @@ func checkGlobs(pattern: String, channel: String, globs: [String]) {
     }
     _ = grant.firstDenied([.channel: [channel], .pattern: [pattern]])
 }
-
 
 runFuzzer { data, size in
     let input = bytes(data, size)

@@ -16,7 +16,8 @@ import Herald
 
 func checkEndpoint(_ e: RedisEndpoint, from text: String) {
     invariant(!e.host.isEmpty, "empty host from \(text.debugDescription)")
-    invariant(e.host.utf8.allSatisfy { $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "/") }, "unprintable host \(e.host.debugDescription) from \(text.debugDescription)")
+    invariant(
+        e.host.utf8.allSatisfy { $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "/") }, "unprintable host \(e.host.debugDescription) from \(text.debugDescription)")
     invariant((1...65535).contains(e.port), "port \(e.port) from \(text.debugDescription)")
     invariant((0...65535).contains(e.database), "database \(e.database) from \(text.debugDescription)")
     _ = e.description
@@ -32,7 +33,10 @@ func checkEndpoint(_ e: RedisEndpoint, from text: String) {
     url += "\(host):\(e.port)/\(e.database)"
     do {
         let again = try RedisEndpoint.parse(url)
-        invariant(again == e, "\(text.debugDescription) -> \(e) (user \(String(describing: e.username)), password \(String(describing: e.password))) -> \(url.debugDescription) -> \(again)")
+        invariant(
+            again == e,
+            "\(text.debugDescription) -> \(e) (user \(String(describing: e.username)), password \(String(describing: e.password))) -> \(url.debugDescription) -> \(again)"
+        )
     } catch {
         invariant(false, "\(text.debugDescription) parsed, but its rewrite \(url.debugDescription) is refused: \(error)")
     }
@@ -81,11 +85,13 @@ func checkConfig(_ c: Config) {
     invariant(!c.redisCluster || c.redis.allSatisfy { $0.database == 0 }, "a cluster with a database other than 0")
     invariant((1...10_000).contains(c.maxBlocking), "max blocking \(c.maxBlocking)")
     invariant(c.claimIdleMs > 0 && c.claimIdleMs <= 86_400_000, "claim idle \(c.claimIdleMs) ms")
-    invariant(c.apiKeys.allSatisfy { $0.count >= 16 && $0 == $0.trimmingWhitespaceForFuzz() && !$0.contains(",") },
-              "an API key that is short, padded or holds a comma")
+    invariant(
+        c.apiKeys.allSatisfy { $0.count >= 16 && $0 == $0.trimmingWhitespaceForFuzz() && !$0.contains(",") },
+        "an API key that is short, padded or holds a comma")
     invariant(c.jwtSecret.map { $0.utf8.count >= 32 } ?? true, "a JWT secret under 32 bytes")
-    invariant(c.allowedOrigins.allSatisfy { $0 == "*" || $0.hasPrefix("http://") || $0.hasPrefix("https://") },
-              "allowed origin that is not * or http(s)://: \(c.allowedOrigins)")
+    invariant(
+        c.allowedOrigins.allSatisfy { $0 == "*" || $0.hasPrefix("http://") || $0.hasPrefix("https://") },
+        "allowed origin that is not * or http(s)://: \(c.allowedOrigins)")
     // 0 = not given: sized from the file limit at start.
     invariant(c.maxConnections == 0 || (1...1_000_000).contains(c.maxConnections), "max connections \(c.maxConnections)")
     invariant((1...1_000_000).contains(c.maxSubscriptions), "max subscriptions \(c.maxSubscriptions)")
@@ -93,7 +99,6 @@ func checkConfig(_ c: Config) {
     invariant(["text", "json"].contains(c.logFormat), "log format \(c.logFormat)")
     _ = c.access.isEnabled
 }
-
 
 struct Resolved: Equatable {
     var host: String, port: Int, redis: [RedisEndpoint], loops: Int, publicDir: String

@@ -70,12 +70,14 @@ func exercise(_ request: HTTPRequest, maxBody: Int) {
     invariant(request.body.count <= maxBody, "body of \(request.body.count) bytes above the limit \(maxBody)")
     invariant(!request.method.isEmpty, "empty method")
     invariant(request.minorVersion == 0 || request.minorVersion == 1, "HTTP/1.\(request.minorVersion)")
-    invariant(!request.target.isEmpty && !request.target.utf8.contains(where: { $0 <= 32 || $0 >= 127 }),
-              "target with a space, control or non-ASCII byte: \(describe(Array(request.target.utf8)))")
+    invariant(
+        !request.target.isEmpty && !request.target.utf8.contains(where: { $0 <= 32 || $0 >= 127 }),
+        "target with a space, control or non-ASCII byte: \(describe(Array(request.target.utf8)))")
     for (name, value) in request.headers {
         invariant(!name.isEmpty && name == name.lowercased(), "header name not lowercased: \(name)")
-        invariant(!value.utf8.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 }),
-                  "CR, LF or NUL in a header value: \(describe(Array(value.utf8)))")
+        invariant(
+            !value.utf8.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 }),
+            "CR, LF or NUL in a header value: \(describe(Array(value.utf8)))")
     }
     // RFC 9112 §3.2: Host once in HTTP/1.1, at most once in 1.0; Origin at most once (Herald's rule).
     let hosts = request.headers.filter { $0.name == "host" }.count
@@ -84,8 +86,9 @@ func exercise(_ request: HTTPRequest, maxBody: Int) {
     // RFC 9112 §6.1: no Transfer-Encoding in HTTP/1.0.
     invariant(request.minorVersion == 1 || request.header("transfer-encoding") == nil, "HTTP/1.0 with Transfer-Encoding accepted")
     // Every accepted target routes by an origin-form path (absolute-form gives its own), or is OPTIONS *.
-    invariant(request.path.utf8.first == UInt8(ascii: "/") || (request.target == "*" && request.method == "OPTIONS"),
-              "target \(request.target) routes by path \(request.path)")
+    invariant(
+        request.path.utf8.first == UInt8(ascii: "/") || (request.target == "*" && request.method == "OPTIONS"),
+        "target \(request.target) routes by path \(request.path)")
     _ = request.path
     if let items = PercentDecoding.query(request.query) {
         for (name, value) in items { _ = (name.count, value.count) }
@@ -131,8 +134,9 @@ func checkHead(_ bytes: [UInt8], status: Int) -> [UInt8] {
     }
     let head = Array(bytes[..<end])
     let lines = split(head, by: [13, 10])
-    invariant(lines.first.map { String(decoding: $0, as: UTF8.self).hasPrefix("HTTP/1.1 \(status) ") } ?? false,
-              "bad status line in \(describe(head))")
+    invariant(
+        lines.first.map { String(decoding: $0, as: UTF8.self).hasPrefix("HTTP/1.1 \(status) ") } ?? false,
+        "bad status line in \(describe(head))")
     var contentLength: Int?
     for line in lines {
         invariant(!line.contains(10) && !line.contains(13), "stray CR or LF in a response head line: \(describe(line))")
@@ -184,7 +188,9 @@ runFuzzer { data, size in
     let whole = parse([input[...]], maxHeader: maxHeader, maxBody: maxBody, check: true)
     let maxPiece = [1, 2, 3, 7, 64, 1500][random.below(6)]
     let cut = parse(random.pieces(input, maxPiece: maxPiece), maxHeader: maxHeader, maxBody: maxBody, check: false)
-    invariant(whole == cut, """
+    invariant(
+        whole == cut,
+        """
         whole and cut (pieces of up to \(maxPiece) bytes) parses disagree; limits header \(maxHeader) body \(maxBody)
           whole: \(describe(whole))
           cut:   \(describe(cut))
@@ -192,7 +198,9 @@ runFuzzer { data, size in
     // Byte-by-byte delivery too for short inputs (the cut above is sometimes 1-byte pieces).
     if input.count <= 256 {
         let trickle = parse(input.indices.map { input[$0...$0] }, maxHeader: maxHeader, maxBody: maxBody, check: false)
-        invariant(whole == trickle, """
+        invariant(
+            whole == trickle,
+            """
             whole and byte-by-byte parses disagree; limits header \(maxHeader) body \(maxBody)
               whole:   \(describe(whole))
               trickle: \(describe(trickle))

@@ -21,8 +21,10 @@ public func bytes(_ data: UnsafePointer<UInt8>?, _ size: Int) -> [UInt8] {
 
 /// A broken invariant: prints `message` and traps, so libFuzzer reports a crash with the stack
 /// and writes the input to the artifact prefix (Fuzz/crashes/).
-public func invariant(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String,
-                      file: StaticString = #fileID, line: UInt = #line) {
+public func invariant(
+    _ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String,
+    file: StaticString = #fileID, line: UInt = #line
+) {
     if !condition() {
         let text = "INVARIANT BROKEN at \(file):\(line): \(message())\n"
         var bytes = Array(text.utf8)
@@ -69,7 +71,9 @@ public struct InputRandom {
 public func describe<C: Collection>(_ bytes: C, limit: Int = 200) -> String where C.Element == UInt8 {
     var s = ""
     for b in bytes.prefix(limit) {
-        if b >= 32 && b < 127 && b != UInt8(ascii: "\\") { s.unicodeScalars.append(Unicode.Scalar(b)) } else {
+        if b >= 32 && b < 127 && b != UInt8(ascii: "\\") {
+            s.unicodeScalars.append(Unicode.Scalar(b))
+        } else {
             let hex = Array("0123456789abcdef")
             s += "\\x" + String(hex[Int(b >> 4)]) + String(hex[Int(b & 15)])
         }

@@ -132,7 +132,9 @@ runFuzzer { data, size in
     let (whole, error) = decode([input[...]], maxMessage: maxMessage)
     let maxPiece = [1, 2, 5, 64, 1500][random.below(5)]
     let (cut, _) = decode(random.pieces(input, maxPiece: maxPiece), maxMessage: maxMessage)
-    invariant(whole == cut, """
+    invariant(
+        whole == cut,
+        """
         whole and cut (pieces of up to \(maxPiece) bytes) decodes disagree (max message \(maxMessage)):
           whole: \(whole.events.count) events, failure \(String(describing: whole.failure)), leftover \(whole.leftover)
           cut:   \(cut.events.count) events, failure \(String(describing: cut.failure)), leftover \(cut.leftover)

@@ -18,8 +18,10 @@ struct KeyedRequest {
 
     /// Validates `request`; answers the error and returns nil when something is wrong. A name
     /// that `isKey` (not a pub/sub channel) must lie outside Herald's own key space.
-    init?(_ request: HTTPRequest, _ responder: Responder, prefix: String, noun: String, access: Access, verb: String, caller: Caller,
-          isKey: Bool = true) {
+    init?(
+        _ request: HTTPRequest, _ responder: Responder, prefix: String, noun: String, access: Access, verb: String, caller: Caller,
+        isKey: Bool = true
+    ) {
         // By bytes: Character counting and indexing would walk grapheme boundaries.
         let encoded = Substring(request.path.utf8.dropFirst(prefix.utf8.count))
         guard let name = PercentDecoding.decodeText(encoded), !name.isEmpty else {

@@ -14,8 +14,7 @@ enum OpsAPI {
             return
         }
         let down = process.loops.enumerated().flatMap { index, loop in
-            (loop.commandLinkUp.value == 1 ? [] : ["loop \(index) command link"]) +
-            (loop.subscriberLinkUp.value == 1 ? [] : ["loop \(index) subscriber link"])
+            (loop.commandLinkUp.value == 1 ? [] : ["loop \(index) command link"]) + (loop.subscriberLinkUp.value == 1 ? [] : ["loop \(index) subscriber link"])
         }
         var json = JSONWriter()
         json.object {
@@ -33,30 +32,37 @@ enum OpsAPI {
             for (labels, value) in samples { text += "\(name)\(labels) \(value)\n" }
         }
         metric("herald_build_info", "gauge", "Herald's version.", [("{version=\"\(heraldVersion)\"}", 1)])
-        metric("herald_connections", "gauge", "Open client connections by kind.", [
-            ("{kind=\"http\"}", p.total { $0.httpConnections.value }),
-            ("{kind=\"websocket\"}", p.total { $0.webSocketConnections.value }),
-            ("{kind=\"sse\"}", p.total { $0.eventStreams.value }),
-        ])
-        metric("herald_subscriptions", "gauge", "Distinct Redis subscriptions held, summed over loops.", [
-            ("{kind=\"channel\"}", p.total { $0.channels.value }),
-            ("{kind=\"pattern\"}", p.total { $0.patterns.value }),
-            ("{kind=\"shard\"}", p.total { $0.shards.value }),
-        ])
+        metric(
+            "herald_connections", "gauge", "Open client connections by kind.",
+            [
+                ("{kind=\"http\"}", p.total { $0.httpConnections.value }),
+                ("{kind=\"websocket\"}", p.total { $0.webSocketConnections.value }),
+                ("{kind=\"sse\"}", p.total { $0.eventStreams.value }),
+            ])
+        metric(
+            "herald_subscriptions", "gauge", "Distinct Redis subscriptions held, summed over loops.",
+            [
+                ("{kind=\"channel\"}", p.total { $0.channels.value }),
+                ("{kind=\"pattern\"}", p.total { $0.patterns.value }),
+                ("{kind=\"shard\"}", p.total { $0.shards.value }),
+            ])
         metric("herald_http_requests_total", "counter", "HTTP requests parsed.", [("", p.total { $0.requests.value })])
         metric("herald_published_total", "counter", "Messages published to Redis.", [("", p.total { $0.published.value })])
         metric("herald_publish_errors_total", "counter", "Publishes that failed.", [("", p.total { $0.publishErrors.value })])
-        metric("herald_messages_received_total", "counter", "Pub/sub messages received from Redis, by kind.", [
-            ("{kind=\"message\"}", p.total { $0.receivedChannel.value }),
-            ("{kind=\"pmessage\"}", p.total { $0.receivedPattern.value }),
-            ("{kind=\"smessage\"}", p.total { $0.receivedShard.value }),
-        ])
+        metric(
+            "herald_messages_received_total", "counter", "Pub/sub messages received from Redis, by kind.",
+            [
+                ("{kind=\"message\"}", p.total { $0.receivedChannel.value }),
+                ("{kind=\"pmessage\"}", p.total { $0.receivedPattern.value }),
+                ("{kind=\"smessage\"}", p.total { $0.receivedShard.value }),
+            ])
         metric("herald_messages_delivered_total", "counter", "Messages and stream entries queued to clients.", [("", p.total { $0.delivered.value })])
         metric("herald_messages_dropped_total", "counter", "Deliveries dropped for slow subscribers.", [("", p.total { $0.dropped.value })])
         metric("herald_redis_reconnects_total", "counter", "Reconnections to Redis after a failure.", [("", p.total { $0.redisReconnects.value })])
         metric("herald_redis_errors_total", "counter", "Error replies from Redis.", [("", p.total { $0.redisErrors.value })])
-        metric("herald_queue_lease_errors_total", "counter", "Queue lease scripts (renew, reap, put back) Redis refused; each is tried again.",
-               [("", p.total { $0.queueLeaseErrors.value })])
+        metric(
+            "herald_queue_lease_errors_total", "counter", "Queue lease scripts (renew, reap, put back) Redis refused; each is tried again.",
+            [("", p.total { $0.queueLeaseErrors.value })])
         metric("herald_ready", "gauge", "1 when every Redis link is up.", [("", p.isReady ? 1 : 0)])
 
         let name = "herald_publish_duration_seconds"

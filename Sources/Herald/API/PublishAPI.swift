@@ -26,8 +26,10 @@ enum PublishAPI {
         let started = Clock.nowMicros()
         let channel = Array(message.channel.utf8)
         // SPUBLISH goes to the channel's slot owner; PUBLISH may go to any node.
-        let sent = publisher.redis.send(key: message.sharded ? channel : nil,
-                                        [message.sharded ? spublish : publish, channel, message.payload]) { reply in
+        let sent = publisher.redis.send(
+            key: message.sharded ? channel : nil,
+            [message.sharded ? spublish : publish, channel, message.payload]
+        ) { reply in
             switch reply {
             case .integer(let receivers):
                 publisher.stats.published.bump()
@@ -45,8 +47,11 @@ enum PublishAPI {
     }
 
     static func publishPath(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ publisher: Publisher) {
-        guard let target = KeyedRequest(request, responder, prefix: "/publish/", noun: "channel", access: .write,
-                                        verb: "publishing to", caller: caller, isKey: false) else { return }
+        guard
+            let target = KeyedRequest(
+                request, responder, prefix: "/publish/", noun: "channel", access: .write,
+                verb: "publishing to", caller: caller, isKey: false)
+        else { return }
         let sharded: Bool
         switch target.value("sharded") {
         case nil, "false", "0": sharded = false
@@ -150,18 +155,20 @@ enum PublishAPI {
         var status = 200
         var json = JSONWriter()
         json.object { o in
-            o.field("results", objects: zip(messages, results).map { message, result in
-                { item in
-                    item.field("channel", message.channel)
-                    switch result {
-                    case .success(let receivers): item.field("receivers", receivers)
-                    case .failure(let error):
-                        if status == 200 { status = error.status }
-                        item.field("error", error.code)
-                        item.field("message", error.message)
+            o.field(
+                "results",
+                objects: zip(messages, results).map { message, result in
+                    { item in
+                        item.field("channel", message.channel)
+                        switch result {
+                        case .success(let receivers): item.field("receivers", receivers)
+                        case .failure(let error):
+                            if status == 200 { status = error.status }
+                            item.field("error", error.code)
+                            item.field("message", error.message)
+                        }
                     }
-                }
-            })
+                })
         }
         return .json(status, json.string)
     }

@@ -6,8 +6,11 @@ enum QueuesAPI {
     static let maxWaitSeconds = 300
 
     static func push(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ queues: QueueServices) {
-        guard let target = KeyedRequest(request, responder, prefix: "/queues/", noun: "queue name", access: .write,
-                                        verb: "pushing to", caller: caller) else { return }
+        guard
+            let target = KeyedRequest(
+                request, responder, prefix: "/queues/", noun: "queue name", access: .write,
+                verb: "pushing to", caller: caller)
+        else { return }
         responder.run([Array("LPUSH".utf8), target.key, request.body], key: target.key, on: queues.redis) { reply in
             guard let length = reply.integer else { return nil }
             return .jsonObject {
@@ -18,8 +21,11 @@ enum QueuesAPI {
     }
 
     static func pop(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ queues: QueueServices) {
-        guard let target = KeyedRequest(request, responder, prefix: "/queues/", noun: "queue name", access: .read,
-                                        verb: "popping from", caller: caller) else { return }
+        guard
+            let target = KeyedRequest(
+                request, responder, prefix: "/queues/", noun: "queue name", access: .read,
+                verb: "popping from", caller: caller)
+        else { return }
         var wait = 0
         if let text = target.value("wait") {
             guard let n = Int(text), (0...maxWaitSeconds).contains(n) else {
@@ -81,8 +87,9 @@ enum QueuesAPI {
     private static func pushBack(_ item: [UInt8], to key: [UInt8], via queues: QueueServices, tries: Int = 60) {
         let retry = {
             guard tries > 1 else {
-                queues.logger.error("an item popped for a client that left could not be put back",
-                                    metadata: ["queue": "\(String(decoding: key, as: UTF8.self))", "bytes": "\(item.count)"])
+                queues.logger.error(
+                    "an item popped for a client that left could not be put back",
+                    metadata: ["queue": "\(String(decoding: key, as: UTF8.self))", "bytes": "\(item.count)"])
                 return
             }
             queues.loop.schedule(afterMs: 500) { pushBack(item, to: key, via: queues, tries: tries - 1) }

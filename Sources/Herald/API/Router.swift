@@ -37,7 +37,9 @@ public struct Router {
         }
 
         func allow(_ methods: [String], _ handler: () -> Void) {
-            if methods.contains(method) { handler() } else {
+            if methods.contains(method) {
+                handler()
+            } else {
                 responder.fail(.methodNotAllowed(method, allowed: methods))
             }
         }
@@ -110,8 +112,9 @@ public struct Router {
     private func rejectOverLimit(_ request: HTTPRequest, _ responder: Responder) {
         let error = HTTPError.tooManyConnections(limit: services.maxConnections)
         if request.path == "/subscribe", let accepted = try? WebSocketHandshake.accept(request) {
-            let refusal = RefusedSession(connection: responder.connection, code: CloseCode.tryAgainLater,
-                                         error: Envelope.error(code: error.code, message: error.message))
+            let refusal = RefusedSession(
+                connection: responder.connection, code: CloseCode.tryAgainLater,
+                error: Envelope.error(code: error.code, message: error.message))
             if responder.upgrade(accepted, to: refusal) {
                 refusal.start()
                 return
@@ -126,10 +129,13 @@ public struct Router {
             responder.fail(.originNotAllowed)
             return
         }
-        responder.respond(HTTPResponse(status: 204, headers: [
-            ("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS"),
-            ("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID"),
-            ("Access-Control-Max-Age", "600"),
-        ]))
+        responder.respond(
+            HTTPResponse(
+                status: 204,
+                headers: [
+                    ("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS"),
+                    ("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID"),
+                    ("Access-Control-Max-Age", "600"),
+                ]))
     }
 }

@@ -18,7 +18,8 @@ struct StaticFiles {
         let raw = request.path.lowercased()
         // An encoded slash, backslash or NUL has no business in a file path.
         guard let root, !raw.contains("%2f"), !raw.contains("%5c"), !raw.contains("%00"),
-              let decoded = PercentDecoding.decode(request.path), UTF8Validation.isValid(decoded) else {
+            let decoded = PercentDecoding.decode(request.path), UTF8Validation.isValid(decoded)
+        else {
             responder.fail(notFound)
             return
         }
@@ -38,7 +39,8 @@ struct StaticFiles {
         let full = Self.string(resolved)
         var info = stat()
         guard full.hasPrefix(root + "/"), stat(full, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
-              Int(info.st_size) <= Self.maxFileBytes else {
+            Int(info.st_size) <= Self.maxFileBytes
+        else {
             responder.fail(notFound)
             return
         }

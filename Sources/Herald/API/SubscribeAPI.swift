@@ -12,8 +12,10 @@ enum SubscribeAPI {
 
     /// Opens a subscription: a WebSocket when the request upgrades, else Server-Sent Events
     /// when it accepts `text/event-stream` (or `eventStream` is set: the `/events` route).
-    static func open(_ request: HTTPRequest, _ responder: Responder, access: AccessPolicy, services: LoopServices,
-                     eventStream: Bool = false) {
+    static func open(
+        _ request: HTTPRequest, _ responder: Responder, access: AccessPolicy, services: LoopServices,
+        eventStream: Bool = false
+    ) {
         let upgrade = WebSocketHandshake.isUpgrade(request)
         let sse = !upgrade && (eventStream || (request.header("accept")?.contains("text/event-stream") ?? false))
         guard upgrade || sse else {
@@ -87,11 +89,13 @@ enum SubscribeAPI {
         // socket: an error message, then close 1008.
         let grant: Grant
         do throws(HTTPError) {
-            grant = try authorize(request, query: query, access: access, initial: initial, plan: plan,
-                                  limit: services.maxSubscriptions)
+            grant = try authorize(
+                request, query: query, access: access, initial: initial, plan: plan,
+                limit: services.maxSubscriptions)
         } catch {
-            let refusal = RefusedSession(connection: responder.connection, code: CloseCode.policyViolation,
-                                         error: Envelope.error(code: error.code, message: error.message))
+            let refusal = RefusedSession(
+                connection: responder.connection, code: CloseCode.policyViolation,
+                error: Envelope.error(code: error.code, message: error.message))
             if responder.upgrade(accepted, to: refusal) { refusal.start() } else { responder.fail(error) }
             return
         }
@@ -105,9 +109,11 @@ enum SubscribeAPI {
 
     /// The request's grant, once it covers every name asked for within the per-connection
     /// limit: one check for WebSockets and event streams alike.
-    private static func authorize(_ request: HTTPRequest, query: [(name: String, value: String)], access: AccessPolicy,
-                                  initial: [SubscriptionKind: [String]], plan: StreamPlan,
-                                  limit: Int) throws(HTTPError) -> Grant {
+    private static func authorize(
+        _ request: HTTPRequest, query: [(name: String, value: String)], access: AccessPolicy,
+        initial: [SubscriptionKind: [String]], plan: StreamPlan,
+        limit: Int
+    ) throws(HTTPError) -> Grant {
         let grant = try access.grant(for: request, query: query)
         // Every kind counts: channels, patterns, shards, each stream (read alone or in a group)
         // and a queue.
@@ -119,13 +125,16 @@ enum SubscribeAPI {
         return grant
     }
 
-    private static func openEventStream(_ request: HTTPRequest, _ responder: Responder, access: AccessPolicy, services: LoopServices,
-                                        query: [(name: String, value: String)], format: Format,
-                                        initial: [SubscriptionKind: [String]], plan: StreamPlan) {
+    private static func openEventStream(
+        _ request: HTTPRequest, _ responder: Responder, access: AccessPolicy, services: LoopServices,
+        query: [(name: String, value: String)], format: Format,
+        initial: [SubscriptionKind: [String]], plan: StreamPlan
+    ) {
         let grant: Grant
         do throws(HTTPError) {
-            grant = try authorize(request, query: query, access: access, initial: initial, plan: plan,
-                                  limit: services.maxSubscriptions)
+            grant = try authorize(
+                request, query: query, access: access, initial: initial, plan: plan,
+                limit: services.maxSubscriptions)
         } catch {
             responder.fail(error)
             return

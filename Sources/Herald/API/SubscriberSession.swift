@@ -73,8 +73,9 @@ final class SubscriberSession: SessionApp, Subscriber {
         }
         for stream in plan.streams {
             if let group = plan.group {
-                let reader = GroupReader(stream: stream, group: group.name, consumer: group.consumer, createAt: group.createAt,
-                                         prefetch: plan.prefetch, connection: connection, services: streams)
+                let reader = GroupReader(
+                    stream: stream, group: group.name, consumer: group.consumer, createAt: group.createAt,
+                    prefetch: plan.prefetch, connection: connection, services: streams)
                 groups.append(reader)
                 reader.start()
             } else {
@@ -137,8 +138,10 @@ final class SubscriberSession: SessionApp, Subscriber {
     /// A subscribe op, within the per-connection limit and the credential's globs. The limit is
     /// checked while the names are read, so an op listing a million names costs no more than
     /// reading it.
-    private func checkedSubscribe(_ kind: SubscriptionKind, _ json: JSONValue, plural: String, singular: String,
-                                  id: JSONValue?) throws(HTTPError) {
+    private func checkedSubscribe(
+        _ kind: SubscriptionKind, _ json: JSONValue, plural: String, singular: String,
+        id: JSONValue?
+    ) throws(HTTPError) {
         let limit = maxSubscriptions
         let held = heldCount
         let current = subscriptions[kind] ?? []
@@ -214,10 +217,11 @@ final class SubscriberSession: SessionApp, Subscriber {
             guard !self.isClosed else { return }
             switch result {
             case .success(let count):
-                self.sendJSON(Envelope.answer("acked", id: id) {
-                    $0.field("stream", stream)
-                    $0.field("count", count)
-                })
+                self.sendJSON(
+                    Envelope.answer("acked", id: id) {
+                        $0.field("stream", stream)
+                        $0.field("count", count)
+                    })
             case .failure(let error):
                 self.sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
             }
@@ -245,10 +249,11 @@ final class SubscriberSession: SessionApp, Subscriber {
             guard !self.isClosed else { return }
             switch result {
             case .success(let receivers):
-                self.sendJSON(Envelope.answer("published", id: id) {
-                    $0.field("channel", message.channel)
-                    $0.field("receivers", receivers)
-                })
+                self.sendJSON(
+                    Envelope.answer("published", id: id) {
+                        $0.field("channel", message.channel)
+                        $0.field("receivers", receivers)
+                    })
             case .failure(let error):
                 self.sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
             }
@@ -258,8 +263,10 @@ final class SubscriberSession: SessionApp, Subscriber {
     /// Names given as `plural: [..]` or `singular: ".."`; each a non-empty string, each once
     /// (by bytes), in the order given. `admit` sees each distinct name as it is read and may
     /// refuse the op before the rest is read.
-    private func names(_ json: JSONValue, plural: String, singular: String, required: Bool,
-                       admit: (RedisName) throws(HTTPError) -> Void = { _ in }) throws(HTTPError) -> [String] {
+    private func names(
+        _ json: JSONValue, plural: String, singular: String, required: Bool,
+        admit: (RedisName) throws(HTTPError) -> Void = { _ in }
+    ) throws(HTTPError) -> [String] {
         var names: [String] = []
         var seen: Set<RedisName> = []
         func add(_ name: String) throws(HTTPError) {

@@ -131,8 +131,11 @@ public struct AccessPolicy: Sendable {
         }
         let port = authority[host.endIndex...].utf8
         let digits = port.dropFirst()
-        guard port.isEmpty || (port.first == UInt8(ascii: ":") && (1...5).contains(digits.count)
-                               && digits.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else {
+        guard
+            port.isEmpty
+                || (port.first == UInt8(ascii: ":") && (1...5).contains(digits.count)
+                    && digits.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
+        else {
             return false
         }
         return ["localhost", "127.0.0.1", "[::1]"].contains(host.lowercased())

@@ -146,8 +146,10 @@ public final class ClusterCommands: CommandSender {
         return link.send(arguments, callback)
     }
 
-    private func dispatch(_ link: RedisConnection, _ arguments: [[UInt8]], asking: Bool, redirects: Int,
-                          _ callback: @escaping (RedisReply) -> Void) -> Bool {
+    private func dispatch(
+        _ link: RedisConnection, _ arguments: [[UInt8]], asking: Bool, redirects: Int,
+        _ callback: @escaping (RedisReply) -> Void
+    ) -> Bool {
         if asking { link.send(.command("ASKING")) { _ in } }
         return link.send(arguments) { [weak self] reply in
             guard let self, let error = reply.errorMessage, let redirect = Redirect(error), redirects < 5 else {
@@ -159,7 +161,8 @@ public final class ClusterCommands: CommandSender {
                 self.refreshSoon()
             }
             guard let target = self.links[redirect.address], target.isReady,
-                  self.dispatch(target, arguments, asking: redirect.kind == .ask, redirects: redirects + 1, callback) else {
+                self.dispatch(target, arguments, asking: redirect.kind == .ask, redirects: redirects + 1, callback)
+            else {
                 // Not sent there: the node that answered with the redirect did not run it either.
                 callback(.linkLost(.notSent("the node \(redirect.address) that holds the slot is not connected yet")))
                 return

@@ -14,10 +14,11 @@ public struct ClusterMap: Sendable {
         guard case .array(let ranges) = reply else { return nil }
         for range in ranges {
             guard case .array(let parts) = range, parts.count >= 3,
-                  let start = parts[0].integer, let end = parts[1].integer,
-                  case .array(let master) = parts[2], master.count >= 2,
-                  let host = master[0].text, let port = master[1].integer,
-                  start >= 0, end < SlotHash.slotCount, start <= end else { return nil }
+                let start = parts[0].integer, let end = parts[1].integer,
+                case .array(let master) = parts[2], master.count >= 2,
+                let host = master[0].text, let port = master[1].integer,
+                start >= 0, end < SlotHash.slotCount, start <= end
+            else { return nil }
             let index = self.index(of: "\(host.isEmpty ? "127.0.0.1" : host):\(port)")
             for slot in start...end { owners[slot] = index }
         }

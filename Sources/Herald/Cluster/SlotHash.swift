@@ -19,7 +19,8 @@ public enum SlotHash {
     /// that part is non-empty (so `{user1}.a` and `{user1}.b` share a slot).
     public static func slot(_ key: [UInt8]) -> Int {
         if let open = key.firstIndex(of: UInt8(ascii: "{")),
-           let close = key[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1 {
+            let close = key[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1
+        {
             return Int(crc16(key[(open + 1)..<close])) % slotCount
         }
         return Int(crc16(key)) % slotCount
@@ -31,7 +32,8 @@ public enum SlotHash {
     public static func tag(of key: String) -> String? {
         let bytes = Array(key.utf8)
         if let open = bytes.firstIndex(of: UInt8(ascii: "{")),
-           let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1 {
+            let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1
+        {
             return String(decoding: bytes[(open + 1)..<close], as: UTF8.self)
         }
         return bytes.contains(UInt8(ascii: "}")) ? nil : key

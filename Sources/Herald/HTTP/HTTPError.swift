@@ -31,33 +31,40 @@ public struct HTTPError: Error, Equatable, Sendable {
         HTTPError(status: 404, code: "not_found", message: message)
     }
     public static func methodNotAllowed(_ method: String, allowed: [String]) -> HTTPError {
-        HTTPError(status: 405, code: "method_not_allowed",
-                  message: "\(method) is not allowed here; use \(allowed.joined(separator: ", "))",
-                  headers: ["Allow": allowed.joined(separator: ", ")])
+        HTTPError(
+            status: 405, code: "method_not_allowed",
+            message: "\(method) is not allowed here; use \(allowed.joined(separator: ", "))",
+            headers: ["Allow": allowed.joined(separator: ", ")])
     }
-    public static let requestTimeout = HTTPError(status: 408, code: "request_timeout",
+    public static let requestTimeout = HTTPError(
+        status: 408, code: "request_timeout",
         message: "the request header did not arrive in time", closesConnection: true)
     public static func payloadTooLarge(limit: Int) -> HTTPError {
-        HTTPError(status: 413, code: "payload_too_large",
-                  message: "the request body exceeds \(limit) bytes", closesConnection: true)
+        HTTPError(
+            status: 413, code: "payload_too_large",
+            message: "the request body exceeds \(limit) bytes", closesConnection: true)
     }
     /// An `Expect` other than 100-continue (RFC 9110 §10.1.1); the body may still be coming.
     public static func expectationFailed(_ expectation: String) -> HTTPError {
-        HTTPError(status: 417, code: "expectation_failed",
-                  message: "only Expect: 100-continue is understood, not \(expectation)", closesConnection: true)
+        HTTPError(
+            status: 417, code: "expectation_failed",
+            message: "only Expect: 100-continue is understood, not \(expectation)", closesConnection: true)
     }
     public static func headersTooLarge(limit: Int) -> HTTPError {
-        HTTPError(status: 431, code: "headers_too_large",
-                  message: "the request header block exceeds \(limit) bytes", closesConnection: true)
+        HTTPError(
+            status: 431, code: "headers_too_large",
+            message: "the request header block exceeds \(limit) bytes", closesConnection: true)
     }
     public static func upgradeRequired(_ message: String) -> HTTPError {
-        HTTPError(status: 426, code: "upgrade_required", message: message,
-                  headers: ["Sec-WebSocket-Version": "13", "Upgrade": "websocket"])
+        HTTPError(
+            status: 426, code: "upgrade_required", message: message,
+            headers: ["Sec-WebSocket-Version": "13", "Upgrade": "websocket"])
     }
     public static func notImplemented(_ message: String) -> HTTPError {
         HTTPError(status: 501, code: "not_implemented", message: message, closesConnection: true)
     }
-    public static let versionNotSupported = HTTPError(status: 505, code: "http_version_not_supported",
+    public static let versionNotSupported = HTTPError(
+        status: 505, code: "http_version_not_supported",
         message: "only HTTP/1.0 and HTTP/1.1 are served", closesConnection: true)
     public static func redisUnavailable(_ message: String) -> HTTPError {
         HTTPError(status: 503, code: "redis_unavailable", message: message)
@@ -67,23 +74,28 @@ public struct HTTPError: Error, Equatable, Sendable {
         HTTPError(status: 503, code: "overloaded", message: message, headers: ["Retry-After": "1"])
     }
     /// A page whose Origin may not use Herald (`AccessPolicy.allows(origin:host:)`).
-    public static let originNotAllowed = HTTPError(status: 403, code: "forbidden",
+    public static let originNotAllowed = HTTPError(
+        status: 403, code: "forbidden",
         message: "pages of this origin may not call Herald; list it in --allowed-origins")
     /// A queue pop a page made without CORS (a link, an image): a cross-site state change.
-    public static let noCORSPop = HTTPError(status: 403, code: "forbidden",
+    public static let noCORSPop = HTTPError(
+        status: 403, code: "forbidden",
         message: "a page of another origin may pop only with a CORS request (fetch), not a link, image or form")
     /// A client named a key in Herald's own space (`InternalKeys`): refused whatever its grant.
     public static func reservedName(_ name: String) -> HTTPError {
-        HTTPError(status: 403, code: "reserved_name",
-                  message: "'\(name)' is reserved: keys starting with '\(InternalKeys.prefix)' are Herald's own")
+        HTTPError(
+            status: 403, code: "reserved_name",
+            message: "'\(name)' is reserved: keys starting with '\(InternalKeys.prefix)' are Herald's own")
     }
     /// A waiting pop cut short because Herald is shutting down (the drain's time is up).
-    public static let shuttingDown = HTTPError(status: 503, code: "shutting_down",
+    public static let shuttingDown = HTTPError(
+        status: 503, code: "shutting_down",
         message: "Herald is shutting down; the wait ended with no item: retry (another instance will serve it)",
         closesConnection: true)
     public static func tooManyWaiters(capacity: Int) -> HTTPError {
-        HTTPError(status: 503, code: "too_many_waiters",
-                  message: "all \(capacity) blocking Redis connections of this loop are waiting; retry later or use wait=0")
+        HTTPError(
+            status: 503, code: "too_many_waiters",
+            message: "all \(capacity) blocking Redis connections of this loop are waiting; retry later or use wait=0")
     }
     public static func tooManySubscriptions(limit: Int) -> HTTPError {
         HTTPError(status: 400, code: "too_many_subscriptions", message: "at most \(limit) subscriptions per connection")
@@ -114,7 +126,8 @@ public struct HTTPError: Error, Equatable, Sendable {
     }
     /// The loop holds `--max-connections`: the connection is answered and closed.
     public static func tooManyConnections(limit: Int) -> HTTPError {
-        HTTPError(status: 503, code: "too_many_connections", message: "Herald holds its limit of \(limit) connections",
-                  closesConnection: true, headers: ["Retry-After": "1"])
+        HTTPError(
+            status: 503, code: "too_many_connections", message: "Herald holds its limit of \(limit) connections",
+            closesConnection: true, headers: ["Retry-After": "1"])
     }
 }

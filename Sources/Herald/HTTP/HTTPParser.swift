@@ -218,8 +218,8 @@ public struct HTTPParser {
         switch c {
         case 48...57, 65...90, 97...122: return true
         case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
             return true
         default: return false
         }
@@ -237,8 +237,9 @@ public struct HTTPParser {
         guard requestLineEnd > head.startIndex else { throw .malformed("empty request line") }
         // Exactly three parts separated by single spaces: method, target, version.
         guard let firstSpace = head[..<requestLineEnd].firstIndex(of: 32),
-              let secondSpace = head[(firstSpace + 1)..<requestLineEnd].firstIndex(of: 32),
-              !head[(secondSpace + 1)..<requestLineEnd].contains(32) else {
+            let secondSpace = head[(firstSpace + 1)..<requestLineEnd].firstIndex(of: 32),
+            !head[(secondSpace + 1)..<requestLineEnd].contains(32)
+        else {
             throw .malformed("malformed request line")
         }
         let method = head[head.startIndex..<firstSpace]
@@ -259,8 +260,9 @@ public struct HTTPParser {
         } else if version.elementsEqual(http10) {
             minor = 0
         } else if version.count == 8, version.starts(with: http10.prefix(5)),
-                  (48...57).contains(version[version.startIndex + 5]), version[version.startIndex + 6] == UInt8(ascii: "."),
-                  (48...57).contains(version[version.startIndex + 7]) {
+            (48...57).contains(version[version.startIndex + 5]), version[version.startIndex + 6] == UInt8(ascii: "."),
+            (48...57).contains(version[version.startIndex + 7])
+        {
             throw .versionNotSupported
         } else {
             throw .malformed("malformed HTTP version")
@@ -306,9 +308,12 @@ public struct HTTPParser {
         if minor == 1 && hostIndex == nil { throw .malformed("an HTTP/1.1 request needs a Host header") }
         // RFC 9112 §3.2.2: the authority of an absolute-form target replaces Host.
         if let authority, let hostIndex { headers[hostIndex].value = String(decoding: authority, as: UTF8.self) }
-        return (HTTPRequest(method: String(decoding: method, as: UTF8.self),
-                            target: String(decoding: target, as: UTF8.self),
-                            minorVersion: minor, headers: headers), expectsContinue)
+        return (
+            HTTPRequest(
+                method: String(decoding: method, as: UTF8.self),
+                target: String(decoding: target, as: UTF8.self),
+                minorVersion: minor, headers: headers), expectsContinue
+        )
     }
 
     /// One field line (RFC 9112 §5, also a trailer line): a token name, ":", and the value
@@ -354,9 +359,9 @@ public struct HTTPParser {
         switch c {
         case 48...58, 65...90, 97...122: return true  // digits, ":", letters
         case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "%"),
-             UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("),
-             UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"),
-             UInt8(ascii: "="), UInt8(ascii: "["), UInt8(ascii: "]"):
+            UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("),
+            UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"),
+            UInt8(ascii: "="), UInt8(ascii: "["), UInt8(ascii: "]"):
             return true
         default: return false
         }

@@ -51,7 +51,8 @@ public enum PercentDecoding {
         for pair in query.split(separator: "&") where !pair.isEmpty {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let name = decodeText(Substring(parts[0]), plusIsSpace: true),
-                  let value = decodeText(parts.count > 1 ? Substring(parts[1]) : "", plusIsSpace: true) else { return nil }
+                let value = decodeText(parts.count > 1 ? Substring(parts[1]) : "", plusIsSpace: true)
+            else { return nil }
             items.append((name, value))
         }
         return items

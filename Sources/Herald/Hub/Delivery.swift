@@ -29,7 +29,8 @@ public final class Delivery {
 
     /// The bare payload as a Server-Sent Event (base64 in a `binary` event when not UTF-8,
     /// which the format cannot carry).
-    public private(set) lazy var rawEvent = UTF8Validation.isValid(payload)
+    public private(set) lazy var rawEvent =
+        UTF8Validation.isValid(payload)
         ? Chunk.of(EventStream.event(data: payload))
         : Chunk.of(EventStream.event(data: Array(Data(payload).base64EncodedString().utf8), event: "binary"))
 }

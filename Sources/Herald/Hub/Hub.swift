@@ -111,7 +111,9 @@ public final class Hub {
         loop.assertConfined()
         var fresh: [Key] = []
         var left = names.count
-        let countDown = { left -= 1; if left == 0 { confirmed() } }
+        let countDown = {
+            left -= 1; if left == 0 { confirmed() }
+        }
         for name in names {
             let key = Key(kind: kind, name: name)
             var topic = topics[key] ?? Topic(home: home(of: key))
@@ -256,14 +258,17 @@ public final class Hub {
         let name = items[1].text ?? ""
         switch head {
         case "message" where items.count == 3:
-            fanOut(Key(kind: .channel, name: name),
-                   Delivery(kind: .channel, channel: items[1].bytes ?? [], payload: items[2].bytes ?? []))
+            fanOut(
+                Key(kind: .channel, name: name),
+                Delivery(kind: .channel, channel: items[1].bytes ?? [], payload: items[2].bytes ?? []))
         case "pmessage" where items.count == 4:
-            fanOut(Key(kind: .pattern, name: name),
-                   Delivery(kind: .pattern, channel: items[2].bytes ?? [], pattern: items[1].bytes, payload: items[3].bytes ?? []))
+            fanOut(
+                Key(kind: .pattern, name: name),
+                Delivery(kind: .pattern, channel: items[2].bytes ?? [], pattern: items[1].bytes, payload: items[3].bytes ?? []))
         case "smessage" where items.count == 3:
-            fanOut(Key(kind: .shard, name: name),
-                   Delivery(kind: .shard, channel: items[1].bytes ?? [], payload: items[2].bytes ?? []))
+            fanOut(
+                Key(kind: .shard, name: name),
+                Delivery(kind: .shard, channel: items[1].bytes ?? [], payload: items[2].bytes ?? []))
         case "subscribe": confirm(Key(kind: .channel, name: name))
         case "psubscribe": confirm(Key(kind: .pattern, name: name))
         case "ssubscribe": confirm(Key(kind: .shard, name: name))

@@ -130,9 +130,11 @@ public final class QueueLeases {
             unlogged += 1
             return true
         }
-        logger.error("queue lease script failed; it will be tried again", metadata: [
-            "script": "\(script)", "queue": "\(queue)", "error": "\(message)", "failuresNotLogged": "\(unlogged)",
-        ])
+        logger.error(
+            "queue lease script failed; it will be tried again",
+            metadata: [
+                "script": "\(script)", "queue": "\(queue)", "error": "\(message)", "failuresNotLogged": "\(unlogged)",
+            ])
         loggedMs = now
         unlogged = 0
         return true
@@ -154,12 +156,13 @@ public final class QueueLeases {
 
     /// KEYS: registry, queue. The processing lists named in the registry share the queue's hash
     /// slot. Lists are taken in lease order; each is emptied back into the queue, then dropped.
-    private static let reapScript = redisNow + """
-        local moved = 0
-        for _, list in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)) do
-          while redis.call('LMOVE', list, KEYS[2], 'LEFT', 'RIGHT') do moved = moved + 1 end
-          redis.call('ZREM', KEYS[1], list)
-        end
-        return moved
-        """
+    private static let reapScript =
+        redisNow + """
+            local moved = 0
+            for _, list in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)) do
+              while redis.call('LMOVE', list, KEYS[2], 'LEFT', 'RIGHT') do moved = moved + 1 end
+              redis.call('ZREM', KEYS[1], list)
+            end
+            return moved
+            """
 }

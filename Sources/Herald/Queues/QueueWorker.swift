@@ -69,16 +69,17 @@ final class QueueWorker {
                 let tag = self.nextTag
                 self.nextTag += 1
                 self.held[tag] = item
-                self.sendJSON(Envelope.answer("item", id: id) { o in
-                    o.field("queue", self.queue)
-                    o.field("tag", tag)
-                    if UTF8Validation.isValid(item) {
-                        o.field("data", utf8: item)
-                    } else {
-                        o.field("data", Data(item).base64EncodedString())
-                        o.field("encoding", "base64")
-                    }
-                })
+                self.sendJSON(
+                    Envelope.answer("item", id: id) { o in
+                        o.field("queue", self.queue)
+                        o.field("tag", tag)
+                        if UTF8Validation.isValid(item) {
+                            o.field("data", utf8: item)
+                        } else {
+                            o.field("data", Data(item).base64EncodedString())
+                            o.field("encoding", "base64")
+                        }
+                    })
             case .null:
                 self.sendJSON(Envelope.answer("empty", id: id) { $0.field("queue", self.queue) })
             default:
@@ -109,12 +110,15 @@ final class QueueWorker {
             if reply.integer == 0 {
                 // Not in the list any more: its lease ran out (this Herald lost Redis for longer
                 // than --queue-lease) and it went back to the queue, maybe to another worker.
-                self.sendJSON(Envelope.error(code: "lease_lost", message: "the item went back to the queue when this worker's lease ran out; it may be handed out again", id: id))
+                self.sendJSON(
+                    Envelope.error(
+                        code: "lease_lost", message: "the item went back to the queue when this worker's lease ran out; it may be handed out again", id: id))
             } else if reply.integer != nil {
-                self.sendJSON(Envelope.answer("acked", id: id) {
-                    $0.field("queue", self.queue)
-                    $0.field("tag", tag)
-                })
+                self.sendJSON(
+                    Envelope.answer("acked", id: id) {
+                        $0.field("queue", self.queue)
+                        $0.field("tag", tag)
+                    })
             } else {
                 self.held[tag] = item
                 let error = RedisErrors.httpError(reply, command: "LREM")

@@ -50,8 +50,10 @@ public final class BlockingPool {
     private let idleMs: Int64
     private var members: [Member] = []
 
-    public init(loop: EventLoop, endpoint: RedisEndpoint, capacity: Int, idleMs: Int64, control: CommandSender,
-                cluster: ClusterCommands?, logger: Logger) {
+    public init(
+        loop: EventLoop, endpoint: RedisEndpoint, capacity: Int, idleMs: Int64, control: CommandSender,
+        cluster: ClusterCommands?, logger: Logger
+    ) {
         self.loop = loop
         self.endpoint = endpoint
         self.capacity = capacity
@@ -97,8 +99,10 @@ public final class BlockingPool {
     }
 
     private func open(_ target: RedisEndpoint, address: String?) -> Member {
-        let member = Member(link: RedisConnection(loop: loop, endpoint: target, mode: .commands, logger: logger,
-                                                  replyTimeoutMs: 320_000), address: address)
+        let member = Member(
+            link: RedisConnection(
+                loop: loop, endpoint: target, mode: .commands, logger: logger,
+                replyTimeoutMs: 320_000), address: address)
         member.link.onReady = { [unowned member] in
             member.link.send(.command("CLIENT", "ID")) { reply in
                 member.clientID = reply.integer

@@ -148,9 +148,11 @@ public final class RedisConnection: IOHandler {
     private static let maxPinnedArguments = 16
 
     /// Fills `argv`/`argvlen` from `arguments[index...]`, each array pinned while `body` runs.
-    private static func withArguments(_ arguments: [[UInt8]], from index: Int,
-                                      _ argv: UnsafeMutableBufferPointer<UnsafePointer<CChar>?>,
-                                      _ argvlen: UnsafeMutableBufferPointer<Int>, _ body: () -> Int32) -> Int32 {
+    private static func withArguments(
+        _ arguments: [[UInt8]], from index: Int,
+        _ argv: UnsafeMutableBufferPointer<UnsafePointer<CChar>?>,
+        _ argvlen: UnsafeMutableBufferPointer<Int>, _ body: () -> Int32
+    ) -> Int32 {
         guard index < arguments.count else { return body() }
         return arguments[index].withUnsafeBytes { bytes in
             argv[index] = bytes.baseAddress.map { $0.assumingMemoryBound(to: CChar.self) } ?? Self.emptyArgument

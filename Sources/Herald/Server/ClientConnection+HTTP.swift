@@ -81,10 +81,12 @@ extension ClientConnection {
     /// One access-log line for the request of `slot`, when `--access-log` is on.
     private func logAccess(_ slot: ResponseSlot, status: Int, bytes: Int) {
         guard let access = slot.access else { return }
-        context.logger.info("access", metadata: [
-            "method": "\(access.method)", "target": "\(access.target)", "status": "\(status)",
-            "bytes": "\(bytes)", "micros": "\(Clock.nowMicros() - access.started)",
-        ])
+        context.logger.info(
+            "access",
+            metadata: [
+                "method": "\(access.method)", "target": "\(access.target)", "status": "\(status)",
+                "bytes": "\(bytes)", "micros": "\(Clock.nowMicros() - access.started)",
+            ])
     }
 
     /// Switches to WebSocket after the 101 answer. Only allowed when no earlier answer is pending.
@@ -105,11 +107,13 @@ extension ClientConnection {
         guard case .http(let http) = state, http.slots.count == 1, http.slots.first === slot else { return false }
         http.slots.removeAll()
         logAccess(slot, status: 200, bytes: 0)
-        var response = HTTPResponse(status: 200, headers: [
-            ("Content-Type", "text/event-stream; charset=utf-8"),
-            ("Cache-Control", "no-cache"),
-            ("X-Accel-Buffering", "no"),
-        ])
+        var response = HTTPResponse(
+            status: 200,
+            headers: [
+                ("Content-Type", "text/event-stream; charset=utf-8"),
+                ("Cache-Control", "no-cache"),
+                ("X-Accel-Buffering", "no"),
+            ])
         response.streaming = true
         outbound.append(response.chunk(keepAlive: true, corsOrigin: slot.corsOrigin))
         outbound.append(Chunk.of(EventStream.retry(EventStreamWire.retryMs)))

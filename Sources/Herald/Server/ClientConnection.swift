@@ -53,8 +53,10 @@ public final class ClientConnection: IOHandler {
         self.fd = fd
         self.context = context
         lastHeardMs = Clock.nowMs()
-        state = .http(HTTPWire(parser: HTTPParser(maxHeaderBytes: context.config.maxHeader, maxBodyBytes: context.config.maxBody),
-                               now: lastHeardMs))
+        state = .http(
+            HTTPWire(
+                parser: HTTPParser(maxHeaderBytes: context.config.maxHeader, maxBodyBytes: context.config.maxBody),
+                now: lastHeardMs))
     }
 
     /// What the connection speaks now.

@@ -73,16 +73,22 @@ public final class LoopContext: IOHandler {
         }
         hub = Hub(link: RedisConnection(loop: loop, endpoint: endpoint, mode: .pushes, logger: logger), cluster: cluster, loop: loop, logger: logger)
         queueLeases = QueueLeases(redis: redis, loop: loop, leaseMs: config.queueLeaseMs, logger: logger)
-        blocking = BlockingPool(loop: loop, endpoint: endpoint, capacity: config.maxBlocking, idleMs: config.blockingIdleMs,
-                                control: redis, cluster: cluster, logger: logger)
+        blocking = BlockingPool(
+            loop: loop, endpoint: endpoint, capacity: config.maxBlocking, idleMs: config.blockingIdleMs,
+            control: redis, cluster: cluster, logger: logger)
         // One blocking XREAD per loop on a standalone Redis; a cluster refuses XREAD across
         // slots, so there the tail polls each slot's streams instead.
-        let tailLink = cluster == nil ? RedisConnection(loop: loop, endpoint: endpoint, mode: .commands, logger: logger,
-                                                        replyTimeoutMs: Int64(StreamTailer.blockMs) + 10_000) : nil
+        let tailLink =
+            cluster == nil
+            ? RedisConnection(
+                loop: loop, endpoint: endpoint, mode: .commands, logger: logger,
+                replyTimeoutMs: Int64(StreamTailer.blockMs) + 10_000) : nil
         tailer = StreamTailer(loop: loop, link: tailLink, sender: redis, logger: logger)
-        router = Router(config: config, services: LoopServices(
-            config: config, loop: loop, logger: logger, stats: stats, process: process, redis: redis, hub: hub,
-            tailer: tailer, blocking: blocking, leases: queueLeases, drain: drain))
+        router = Router(
+            config: config,
+            services: LoopServices(
+                config: config, loop: loop, logger: logger, stats: stats, process: process, redis: redis, hub: hub,
+                tailer: tailer, blocking: blocking, leases: queueLeases, drain: drain))
         let stats = self.stats
         let redis = self.redis
         if let commandLink {
@@ -123,7 +129,8 @@ public final class LoopContext: IOHandler {
                     Socket.close(fd)
                     continue
                 }
-                connection.overLimit = process.total({ $0.httpConnections.value + $0.webSocketConnections.value + $0.eventStreams.value }) >= config.maxConnections
+                connection.overLimit =
+                    process.total({ $0.httpConnections.value + $0.webSocketConnections.value + $0.eventStreams.value }) >= config.maxConnections
                 connections[ObjectIdentifier(connection)] = connection
                 stats.httpConnections.bump()
             } catch {

@@ -29,8 +29,11 @@ public final class Server {
         if config.maxConnections == 0 {
             config.maxConnections = max(1, files - reserve)
         } else if config.maxConnections > files - reserve {
-            logger.warning("--max-connections is above what the file limit allows", metadata: [
-                "maxConnections": "\(config.maxConnections)", "fileLimit": "\(files)"])
+            logger.warning(
+                "--max-connections is above what the file limit allows",
+                metadata: [
+                    "maxConnections": "\(config.maxConnections)", "fileLimit": "\(files)",
+                ])
         }
     }
 
@@ -57,8 +60,9 @@ public final class Server {
             let (config, logger, listener, handle) = (config, self.logger, listeners[index], handles[index])
             startThread(name: "herald-loop-\(index)") {
                 do {
-                    let context = try LoopContext(index: index, listener: listener, handle: handle,
-                                            config: config, process: stats, logger: logger)
+                    let context = try LoopContext(
+                        index: index, listener: listener, handle: handle,
+                        config: config, process: stats, logger: logger)
                     context.run()
                 } catch {
                     logger.critical("event loop failed to start", metadata: ["loop": "\(index)", "error": "\(error)"])
@@ -68,14 +72,18 @@ public final class Server {
             }
         }
         if !Socket.isLoopback(host: config.host) && !config.access.isEnabled {
-            logger.warning("LISTENING ON \(config.host) WITHOUT AUTHENTICATION: anyone who can reach this port may publish and subscribe to every channel. Set --api-keys and/or --jwt-secret (HERALD_API_KEYS, HERALD_JWT_SECRET).")
+            logger.warning(
+                "LISTENING ON \(config.host) WITHOUT AUTHENTICATION: anyone who can reach this port may publish and subscribe to every channel. Set --api-keys and/or --jwt-secret (HERALD_API_KEYS, HERALD_JWT_SECRET)."
+            )
         }
-        logger.notice("herald listening", metadata: [
-            "address": "http://\(config.host.contains(":") ? "[\(config.host)]" : config.host):\(config.port)",
-            "redis": "\(config.redis.map(\.description).joined(separator: ","))",
-            "loops": "\(config.loops)",
-            "maxConnections": "\(config.maxConnections)",
-        ])
+        logger.notice(
+            "herald listening",
+            metadata: [
+                "address": "http://\(config.host.contains(":") ? "[\(config.host)]" : config.host):\(config.port)",
+                "redis": "\(config.redis.map(\.description).joined(separator: ","))",
+                "loops": "\(config.loops)",
+                "maxConnections": "\(config.maxConnections)",
+            ])
 
         var received: Int32 = 0
         repeat { sigwait(&signals, &received) } while received != SIGTERM && received != SIGINT
@@ -91,10 +99,12 @@ public final class Server {
 private func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
     let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { raw in
-        Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().body()
-        return nil
-    }, box)
+    let rc = pthread_create(
+        &thread, nil,
+        { raw in
+            Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().body()
+            return nil
+        }, box)
     precondition(rc == 0, "pthread_create failed: \(rc)")
     pthread_setname_np(thread, String(name.prefix(15)))
     pthread_detach(thread)

@@ -22,8 +22,10 @@ final class GroupReader: StreamListener {
 
     private let services: StreamServices
 
-    init(stream: String, group: String, consumer: String, createAt: String, prefetch: Int, connection: ClientConnection,
-         services: StreamServices) {
+    init(
+        stream: String, group: String, consumer: String, createAt: String, prefetch: Int, connection: ClientConnection,
+        services: StreamServices
+    ) {
         self.services = services
         self.stream = stream
         self.group = group
@@ -40,19 +42,26 @@ final class GroupReader: StreamListener {
             guard let self, !self.stopped, outcome.linkLoss != nil else { return }
             self.services.loop.schedule(afterMs: 1000) { [weak self] in self?.start() }
         }
-        command(.command("XGROUP", "CREATE", stream, group, createAt, "MKSTREAM"), tolerate: RedisErrors.isExistingGroup, { [unowned self] _ in
-            // Entries this consumer name already holds (a reconnect) come first.
-            self.command(.command("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", String(self.prefetch),
-                                  "STREAMS", self.stream, "0"), { reply in
-                self.deliver(reply)
-                self.command(.command("XREVRANGE", self.stream, "+", "-", "COUNT", "1"), { last in
-                    self.started = true
-                    let tip = StreamEntry.list(last, stream: self.stream).first?.id ?? .zero
-                    self.services.tailer.listen(self, stream: self.stream, from: tip)
-                    self.tick()
-                }, failed: retry)
+        command(
+            .command("XGROUP", "CREATE", stream, group, createAt, "MKSTREAM"), tolerate: RedisErrors.isExistingGroup,
+            { [unowned self] _ in
+                // Entries this consumer name already holds (a reconnect) come first.
+                self.command(
+                    .command(
+                        "XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", String(self.prefetch),
+                        "STREAMS", self.stream, "0"),
+                    { reply in
+                        self.deliver(reply)
+                        self.command(
+                            .command("XREVRANGE", self.stream, "+", "-", "COUNT", "1"),
+                            { last in
+                                self.started = true
+                                let tip = StreamEntry.list(last, stream: self.stream).first?.id ?? .zero
+                                self.services.tailer.listen(self, stream: self.stream, from: tip)
+                                self.tick()
+                            }, failed: retry)
+                    }, failed: retry)
             }, failed: retry)
-        }, failed: retry)
     }
 
     func stop() {
@@ -93,8 +102,11 @@ final class GroupReader: StreamListener {
     private func claim() {
         guard started, !stopped, !claiming, credit > 0 else { return }
         claiming = true
-        command(.command("XAUTOCLAIM", stream, group, consumer, String(services.claimIdleMs), "0-0",
-                         "COUNT", String(credit))) { [unowned self] reply in
+        command(
+            .command(
+                "XAUTOCLAIM", stream, group, consumer, String(services.claimIdleMs), "0-0",
+                "COUNT", String(credit))
+        ) { [unowned self] reply in
             self.claiming = false
             if case .array(let parts) = reply, parts.count >= 2 {
                 self.deliverEntries(StreamEntry.list(parts[1], stream: self.stream))
@@ -146,8 +158,10 @@ final class GroupReader: StreamListener {
     /// Sends a command about the group. `failed` hears an error reply (which the client has
     /// also been told of, unless `tolerate` accepts it) or the link lost (`.linkLost`, also when
     /// the command could not be sent).
-    private func command(_ arguments: [[UInt8]], tolerate: @escaping (RedisReply) -> Bool = { _ in false },
-                         _ done: @escaping (RedisReply) -> Void, failed: @escaping (RedisReply) -> Void = { _ in }) {
+    private func command(
+        _ arguments: [[UInt8]], tolerate: @escaping (RedisReply) -> Bool = { _ in false },
+        _ done: @escaping (RedisReply) -> Void, failed: @escaping (RedisReply) -> Void = { _ in }
+    ) {
         let sent = services.redis.send(key: Array(stream.utf8), arguments) { [weak self] reply in
             guard let self, !self.stopped else { return }
             switch reply {
@@ -163,11 +177,12 @@ final class GroupReader: StreamListener {
 
     private func report(_ reply: RedisReply) {
         let mapped = RedisErrors.httpError(reply, command: "the consumer group")
-        connection.sendMessage(Envelope.answer("error", id: nil) { o in
-            o.field("code", mapped.code)
-            o.field("stream", self.stream)
-            o.field("group", self.group)
-            o.field("message", mapped.message)
-        })
+        connection.sendMessage(
+            Envelope.answer("error", id: nil) { o in
+                o.field("code", mapped.code)
+                o.field("stream", self.stream)
+                o.field("group", self.group)
+                o.field("message", mapped.message)
+            })
     }
 }

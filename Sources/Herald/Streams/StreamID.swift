@@ -71,12 +71,14 @@ public enum ISOTime {
             return true
         }
         guard let year = digits(4), expect("-"), let month = digits(2), expect("-"), let day = digits(2),
-              (1...12).contains(month), (1...daysIn(month, year)).contains(day) else { return nil }
+            (1...12).contains(month), (1...daysIn(month, year)).contains(day)
+        else { return nil }
         var seconds = daysFromCivil(year, month, day) * 86_400
         var millis = 0
         if !s.isEmpty {
             guard expect("T") || expect("t") || expect(" "),
-                  let hour = digits(2), expect(":"), let minute = digits(2), hour <= 23, minute <= 59 else { return nil }
+                let hour = digits(2), expect(":"), let minute = digits(2), hour <= 23, minute <= 59
+            else { return nil }
             var second = 0
             if expect(":") {
                 guard let sec = digits(2), sec <= 60 else { return nil }
@@ -98,7 +100,8 @@ public enum ISOTime {
             } else if let sign = s.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") {
                 s = s.dropFirst()
                 guard let offsetHours = digits(2), expect(":") || true, let offsetMinutes = digits(2),
-                      offsetHours <= 23, offsetMinutes <= 59 else { return nil }
+                    offsetHours <= 23, offsetMinutes <= 59
+                else { return nil }
                 let offset = offsetHours * 3600 + offsetMinutes * 60
                 seconds += sign == UInt8(ascii: "+") ? -offset : offset
             } else {

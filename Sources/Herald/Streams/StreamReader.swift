@@ -72,15 +72,17 @@ final class StreamReader: StreamListener {
                 // XDEL records the largest id it removed; XTRIM does not, but a first entry
                 // newer than the resume point, in a stream that lost entries, means entries
                 // after it may be gone.
-                let trimmed = (fields["entries-added"]?.integer ?? 0) > (fields["length"]?.integer ?? 0)
+                let trimmed =
+                    (fields["entries-added"]?.integer ?? 0) > (fields["length"]?.integer ?? 0)
                     && (earliest.flatMap(StreamID.init).map { $0 > id } ?? false)
                 if maxDeleted > id || trimmed {
-                    self.sendJSON(Envelope.answer("gap", id: nil) { o in
-                        o.field("stream", self.stream)
-                        o.field("after", id.description)
-                        if let earliest { o.field("earliest", earliest) }
-                        o.field("message", "entries after \(id) may have been trimmed or deleted; resuming from the earliest kept")
-                    })
+                    self.sendJSON(
+                        Envelope.answer("gap", id: nil) { o in
+                            o.field("stream", self.stream)
+                            o.field("after", id.description)
+                            if let earliest { o.field("earliest", earliest) }
+                            o.field("message", "entries after \(id) may have been trimmed or deleted; resuming from the earliest kept")
+                        })
                 }
             }
             self.replay()
@@ -176,11 +178,12 @@ final class StreamReader: StreamListener {
     /// Redis refused a read: the client hears why, and the subscription ends.
     private func failed(_ reply: RedisReply) {
         let mapped = RedisErrors.httpError(reply, command: "reading the stream")
-        sendJSON(Envelope.answer("error", id: nil) { o in
-            o.field("code", mapped.code)
-            o.field("stream", self.stream)
-            o.field("message", mapped.message)
-        })
+        sendJSON(
+            Envelope.answer("error", id: nil) { o in
+                o.field("code", mapped.code)
+                o.field("stream", self.stream)
+                o.field("message", mapped.message)
+            })
         stop()
     }
 

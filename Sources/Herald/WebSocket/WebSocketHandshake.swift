@@ -25,14 +25,17 @@ public enum WebSocketHandshake {
             throw .upgradeRequired("only WebSocket version 13 is supported")
         }
         guard let key = request.header("sec-websocket-key"),
-              let decoded = Data(base64Encoded: key), decoded.count == 16 else {
+            let decoded = Data(base64Encoded: key), decoded.count == 16
+        else {
             throw .badRequest("missing or malformed Sec-WebSocket-Key")
         }
-        return HTTPResponse(status: 101, headers: [
-            ("Upgrade", "websocket"),
-            ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Accept", acceptValue(for: key)),
-        ])
+        return HTTPResponse(
+            status: 101,
+            headers: [
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Accept", acceptValue(for: key)),
+            ])
     }
 
     public static func acceptValue(for key: String) -> String {
