@@ -17,9 +17,9 @@ enum EchoAPI {
 
 /// Sends each message back as it came.
 final class EchoSession: SessionApp {
-    private var connection: ClientConnection?
+    private var connection: (any SessionClient)?
 
-    init(connection: ClientConnection) { self.connection = connection }
+    init(connection: any SessionClient) { self.connection = connection }
 
     func received(_ message: WebSocketEvent) {
         switch message {

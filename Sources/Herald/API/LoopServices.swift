@@ -12,39 +12,6 @@ struct Publisher {
     let stats: LoopStats
 }
 
-/// What stream readers and consumer-group members use.
-struct StreamServices {
-    let redis: CommandSender
-    /// The loop's one tail over every live stream.
-    let tailer: StreamTailer
-    /// For retries and the group's claim timer.
-    let loop: EventLoop
-    /// `--claim-idle`, ms.
-    let claimIdleMs: Int64
-    /// `--max-outbound`: a reader joins the live tail only while half of it is free.
-    let maxOutbound: Int
-}
-
-/// Whether the loop's drain has run out of time (SIGTERM, then 5 s): set by the loop's context,
-/// read by pops whose wait it cut short.
-public final class DrainClock {
-    public internal(set) var expired = false
-    public init() {}
-    public func expire() { expired = true }
-}
-
-/// What queue pops and queue workers use.
-struct QueueServices {
-    let redis: CommandSender
-    /// Capped connections for waiting pops.
-    let blocking: BlockingPool
-    let leases: QueueLeases
-    /// For lease renewals and put-back retries.
-    let loop: EventLoop
-    let logger: Logger
-    let drain: DrainClock
-}
-
 /// One loop's services for the API layer; confined to that loop.
 public final class LoopServices {
     let publisher: Publisher

@@ -2,11 +2,11 @@
 // close frame with a code (1008 for auth, 1013 over the connection limit).
 
 final class RefusedSession: SessionApp {
-    private var connection: ClientConnection?
+    private var connection: (any SessionClient)?
     private let code: UInt16
     private let error: [UInt8]
 
-    init(connection: ClientConnection, code: UInt16, error: [UInt8]) {
+    init(connection: any SessionClient, code: UInt16, error: [UInt8]) {
         self.connection = connection
         self.code = code
         self.error = error

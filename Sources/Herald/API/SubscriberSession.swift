@@ -3,7 +3,7 @@
 
 /// One WebSocket subscriber; confined to its loop. Holds its connection until it closes.
 final class SubscriberSession: SessionApp, Subscriber {
-    private let connection: ClientConnection
+    private let connection: any SessionClient
     private let format: SubscribeAPI.Format
     /// What this client's credential allows.
     private let grant: Grant
@@ -26,7 +26,7 @@ final class SubscriberSession: SessionApp, Subscriber {
     /// `--max-subscriptions`: of every kind together.
     private let maxSubscriptions: Int
 
-    init(connection: ClientConnection, format: SubscribeAPI.Format, grant: Grant, services: LoopServices) {
+    init(connection: any SessionClient, format: SubscribeAPI.Format, grant: Grant, services: LoopServices) {
         self.connection = connection
         self.format = format
         self.grant = grant

@@ -7,7 +7,7 @@ import FoundationEssentials
 /// A queue consumer; confined to its loop.
 final class QueueWorker {
     let queue: String
-    private let connection: ClientConnection
+    private let connection: any QueueClient
     /// This consumer's processing list; shares the queue's hash slot (QueueKeys) so BLMOVE
     /// works in a cluster.
     let processing: String
@@ -21,7 +21,7 @@ final class QueueWorker {
 
     private let services: QueueServices
 
-    init(queue: String, connection: ClientConnection, services: QueueServices) {
+    init(queue: String, connection: any QueueClient, services: QueueServices) {
         self.queue = queue
         self.connection = connection
         self.services = services

@@ -7,10 +7,13 @@
 // Lossless senders (stream readers) check `hasRoom` first, or use `sendEntry`, which does.
 
 extension ClientConnection {
+    /// The form this connection's messages take (an HTTP connection gets none of these).
+    var form: WireForm { wire == .eventStream ? .eventStream : .webSocket }
+
     /// An answer or notice as JSON, in this connection's wire form (a text frame or an event):
     /// never dropped, not counted.
     public func sendMessage(_ json: [UInt8]) {
-        send(wire == .eventStream ? EventStream.event(data: json) : FrameEncoder.encode(.text, json))
+        send(form.message(json))
     }
 
     /// An encoded frame or event (a control frame, an answer): never dropped, not counted.
@@ -38,7 +41,7 @@ extension ClientConnection {
     /// `checkedRoom` the sender already made sure a whole page fits: the entry always goes.
     @discardableResult
     public func sendEntry(_ entry: StreamEntry, checkedRoom: Bool = false) -> Bool {
-        let chunk = wire == .eventStream ? entry.event : entry.frame
+        let chunk = form.entry(entry)
         guard checkedRoom || hasRoom(for: chunk.count) else { return false }
         send(chunk)
         return true
@@ -55,7 +58,7 @@ extension ClientConnection {
             return
         case .webSocket(let ws):
             guard !ws.control.closeSent else { return }
-            if !enqueueDelivery(raw ? delivery.rawFrame : delivery.jsonFrame) {
+            if !enqueueDelivery(WireForm.webSocket.delivery(delivery, raw: raw)) {
                 if context.config.slowConsumerPolicy == .close {
                     closeWebSocket(code: CloseCode.policyViolation, reason: "too slow: the outbound queue is full")
                 } else {
@@ -63,7 +66,7 @@ extension ClientConnection {
                 }
             }
         case .eventStream(let es):
-            if !enqueueDelivery(raw ? delivery.rawEvent : delivery.jsonEvent) {
+            if !enqueueDelivery(WireForm.eventStream.delivery(delivery, raw: raw)) {
                 if context.config.slowConsumerPolicy == .close { close() } else { es.droppedUnreported += 1 }
             }
         }

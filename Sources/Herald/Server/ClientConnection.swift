@@ -5,7 +5,7 @@
 import Glibc
 
 /// A client connection; confined to its context's loop.
-public final class ClientConnection: IOHandler {
+public final class ClientConnection: IOHandler, ClientExchange {
     /// Reads per readable event before the loop moves on: one client that sends fast cannot
     /// starve the others on its loop.
     static let readsPerWake = 4

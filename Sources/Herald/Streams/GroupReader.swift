@@ -8,7 +8,7 @@ final class GroupReader: StreamListener {
     let stream: String
     let group: String
     let consumer: String
-    private let connection: ClientConnection
+    private let connection: any StreamClient
     /// Where a group created here starts (`$` or an id).
     private let createAt: String
     /// Most entries delivered and not yet acked.
@@ -23,7 +23,7 @@ final class GroupReader: StreamListener {
     private let services: StreamServices
 
     init(
-        stream: String, group: String, consumer: String, createAt: String, prefetch: Int, connection: ClientConnection,
+        stream: String, group: String, consumer: String, createAt: String, prefetch: Int, connection: any StreamClient,
         services: StreamServices
     ) {
         self.services = services

@@ -65,3 +65,13 @@ public final class StreamEntry {
     /// automatic reconnect resumes right after it (Last-Event-ID).
     public private(set) lazy var event = Chunk.of(EventStream.event(data: envelope(), id: id.description))
 }
+
+extension WireForm {
+    /// A stream entry in this form, encoded once for all its readers.
+    public func entry(_ entry: StreamEntry) -> Chunk {
+        switch self {
+        case .webSocket: entry.frame
+        case .eventStream: entry.event
+        }
+    }
+}

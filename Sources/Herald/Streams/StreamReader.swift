@@ -8,7 +8,7 @@ final class StreamReader: StreamListener {
     private enum State { case starting, replaying, waitingForRoom, live, stopped }
 
     let stream: String
-    private let connection: ClientConnection
+    private let connection: any StreamClient
     private let position: StreamPosition
     private var state = State.starting
     /// The newest entry sent to the client; nil until the first one (for a time position).
@@ -20,7 +20,7 @@ final class StreamReader: StreamListener {
 
     private let services: StreamServices
 
-    init(stream: String, position: StreamPosition, connection: ClientConnection, services: StreamServices) {
+    init(stream: String, position: StreamPosition, connection: any StreamClient, services: StreamServices) {
         self.stream = stream
         self.position = position
         self.connection = connection

@@ -3,7 +3,7 @@
 
 /// Hands one request's answer back to its connection, now or after Redis replies.
 public struct Responder {
-    let connection: ClientConnection
+    let connection: any ClientExchange
     let slot: ResponseSlot
 
     public func respond(_ response: HTTPResponse) {

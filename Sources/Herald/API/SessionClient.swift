@@ -1,0 +1,29 @@
+// What the API layer needs of a client connection, declared here and implemented by the
+// connection (Server/), so dependencies run one way: Server -> API -> Streams/Queues/Hub.
+
+/// A connection a request arrived on: where its answer goes (in request order), and what it
+/// can turn into. Confined to its loop.
+protocol ClientExchange: SessionClient {
+    /// Accepted beyond `--max-connections`: its first request is refused.
+    var overLimit: Bool { get }
+    /// Stores `slot`'s answer and sends every answer now in order.
+    func fill(_ slot: ResponseSlot, _ response: HTTPResponse)
+    /// Switches to WebSocket after the 101 answer; false when earlier answers are pending.
+    func upgrade(_ slot: ResponseSlot, response: HTTPResponse, app: SessionApp) -> Bool
+    /// Turns `slot`'s answer into a Server-Sent Events stream; false when earlier answers are
+    /// pending.
+    func startEventStream(_ slot: ResponseSlot, app: SessionApp) -> Bool
+    /// Looks at the socket now for a client that left; closes the connection if so.
+    func checkPeer()
+}
+
+/// A client a session runs on (a WebSocket or an event stream); confined to its loop.
+protocol SessionClient: StreamClient, QueueClient {
+    /// A pub/sub delivery in the client's wire form (JSON envelope or raw): dropped, and
+    /// counted, when the client's queue is full.
+    func deliver(_ delivery: Delivery, raw: Bool)
+    /// An encoded frame or event (a control frame, an answer): never dropped.
+    func send(_ frame: [UInt8])
+    /// Starts the WebSocket closing handshake with `code`.
+    func closeWebSocket(code: UInt16, reason: String)
+}
