@@ -1,0 +1,88 @@
+// GroupReader against a real redis-server: the group is created on demand, at most `prefetch`
+// entries are out unacked, an ack lets the next ones through, and a consumer that reconnects
+// under its name gets its pending entries first.
+import HeraldTestSupport
+import XCTest
+
+@testable import Herald
+
+final class GroupReaderTests: XCTestCase {
+    private var loop: EventLoop!
+    private var server: RedisServer!
+    private var link: RedisConnection!
+    private var tailLink: RedisConnection!
+    private var tailer: StreamTailer!
+
+    override func setUpWithError() throws {
+        loop = try EventLoop()
+        server = try RedisServer()
+        link = RedisConnection(loop: loop, endpoint: server.endpoint(), mode: .commands, logger: .test())
+        tailLink = RedisConnection(loop: loop, endpoint: server.endpoint(), mode: .commands, logger: .test(), replyTimeoutMs: 30_000)
+        tailer = StreamTailer(loop: loop, link: tailLink, sender: link, logger: .test())
+        link.connect()
+        tailer.connect()
+        XCTAssertTrue(loop.run(until: { self.link.isReady }))
+    }
+
+    override func tearDown() {
+        tailer?.stop()
+        link?.stop()
+        server?.stop()
+        loop = nil
+    }
+
+    private func reader(_ client: RecordingStreamClient, consumer: String = "c1", prefetch: Int) -> GroupReader {
+        GroupReader(
+            stream: "jobs", group: "g", consumer: consumer, createAt: "0", prefetch: prefetch, connection: client,
+            services: StreamServices(redis: link, tailer: tailer, loop: loop, claimIdleMs: 60_000, maxOutbound: 1 << 20))
+    }
+
+    private func xadd(_ values: [String]) -> [StreamID] {
+        var ids: [String?] = Array(repeating: nil, count: values.count)
+        for (i, value) in values.enumerated() {
+            link.send(.command("XADD", "jobs", "*", "v", value)) { ids[i] = $0.text }
+        }
+        XCTAssertTrue(loop.run(until: { !ids.contains(nil) }))
+        return ids.compactMap { $0.flatMap(StreamID.init) }
+    }
+
+    /// The entry ids in the JSON messages the client got.
+    private func delivered(_ client: RecordingStreamClient) -> [String] {
+        client.messages.compactMap { text in
+            guard let json = try? JSONValue.parse(Array(text.utf8)), json["type"]?.stringValue == "entry" else { return nil }
+            return json["id"]?.stringValue
+        }
+    }
+
+    func testPrefetchBoundsWhatIsOutAndAnAckLetsMoreThrough() {
+        let ids = xadd((1...5).map { "job\($0)" })
+        let client = RecordingStreamClient()
+        let group = reader(client, prefetch: 2)
+        group.start()
+        XCTAssertTrue(loop.run(until: { self.delivered(client).count == 2 }))
+        loop.run(forMs: 200)
+        XCTAssertEqual(delivered(client), ids[0..<2].map(\.description), "no more than prefetch unacked")
+        var acked: Result<Int, HTTPError>?
+        group.ack([ids[0]]) { acked = $0 }
+        XCTAssertTrue(loop.run(until: { acked != nil }))
+        XCTAssertEqual(try acked?.get(), 1)
+        XCTAssertTrue(loop.run(until: { self.delivered(client).count == 3 }, timeoutMs: 3000))
+        XCTAssertEqual(delivered(client), ids[0..<3].map(\.description))
+        group.stop()
+    }
+
+    func testAReconnectingConsumerGetsItsPendingEntriesFirst() {
+        let ids = xadd(["a", "b"])
+        let first = RecordingStreamClient()
+        let before = reader(first, prefetch: 10)
+        before.start()
+        XCTAssertTrue(loop.run(until: { self.delivered(first).count == 2 }))
+        before.stop()  // left without acking
+        let again = RecordingStreamClient()
+        let after = reader(again, prefetch: 10)
+        after.start()
+        XCTAssertTrue(loop.run(until: { self.delivered(again).count == 2 }))
+        XCTAssertEqual(delivered(again), ids.map(\.description), "its unacked entries, in order")
+        after.stop()
+    }
+}
