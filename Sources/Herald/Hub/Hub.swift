@@ -19,17 +19,20 @@ public final class Hub {
         var home: String
     }
 
-    /// A topic, compared by the bytes of its name as Redis does (Swift's String equality would
-    /// merge canonically equivalent names such as `é` and `e` + U+0301 into one topic).
+    /// A topic, named by the bytes Redis knows it by: compared and hashed as bytes (Swift's
+    /// String equality would merge canonically equivalent names such as `é` and `e` + U+0301),
+    /// and taken from Redis's messages without a detour through String.
     private struct Key: Hashable {
         let kind: SubscriptionKind
-        let name: String
+        let name: [UInt8]
 
-        static func == (a: Key, b: Key) -> Bool { a.kind == b.kind && RedisName(a.name) == RedisName(b.name) }
+        init(kind: SubscriptionKind, name: [UInt8]) {
+            self.kind = kind
+            self.name = name
+        }
 
-        func hash(into hasher: inout Hasher) {
-            hasher.combine(kind)
-            hasher.combine(RedisName(name))
+        init(kind: SubscriptionKind, name: String) {
+            self.init(kind: kind, name: Array(name.utf8))
         }
     }
 
@@ -91,7 +94,7 @@ public final class Hub {
 
     /// Where a topic's subscription belongs now.
     private func home(of key: Key) -> String {
-        guard key.kind == .shard, let cluster, let owner = cluster.owner(of: Array(key.name.utf8)) else { return Self.mainHome }
+        guard key.kind == .shard, let cluster, let owner = cluster.owner(of: key.name) else { return Self.mainHome }
         return owner
     }
 
@@ -153,7 +156,7 @@ public final class Hub {
         for (home, group) in Dictionary(grouping: emptied, by: { $0.1 }) {
             guard let link = link(home), link.isReady else { continue }
             for batch in batches(group.map(\.0)) {
-                link.send([Array(batch[0].kind.unsubscribeCommand.utf8)] + batch.map { Array($0.name.utf8) })
+                link.send([Array(batch[0].kind.unsubscribeCommand.utf8)] + batch.map(\.name))
             }
         }
     }
@@ -176,7 +179,7 @@ public final class Hub {
             for batch in batches(group) {
                 let command = subscribe ? batch[0].kind.subscribeCommand : batch[0].kind.unsubscribeCommand
                 for key in batch { unconfirmed[key, default: 0] += 1 }
-                link.send([Array(command.utf8)] + batch.map { Array($0.name.utf8) })
+                link.send([Array(command.utf8)] + batch.map(\.name))
             }
         }
     }
@@ -206,7 +209,7 @@ public final class Hub {
         for (key, var topic) in topics where key.kind == .shard {
             let now = home(of: key)
             if now != topic.home {
-                if let old = shardLinks[topic.home], old.isReady { old.send(.command("SUNSUBSCRIBE", key.name)) }
+                if let old = shardLinks[topic.home], old.isReady { old.send([Array("SUNSUBSCRIBE".utf8), key.name]) }
                 topic.home = now
                 topic.confirmed = false
                 topics[key] = topic
@@ -255,7 +258,7 @@ public final class Hub {
             return
         }
         guard case .array(let items) = reply, let head = items.first?.text, items.count >= 2 else { return }
-        let name = items[1].text ?? ""
+        let name = items[1].bytes ?? []
         switch head {
         case "message" where items.count == 3:
             fanOut(
@@ -303,7 +306,7 @@ public final class Hub {
         topic.waiters = []
         topic.lostMessages = false
         topics[key] = topic
-        for member in gapped { member.gap(kind: key.kind, name: key.name) }
+        for member in gapped { member.gap(kind: key.kind, name: String(decoding: key.name, as: UTF8.self)) }
         for waiter in waiters { waiter.run() }
     }
 
