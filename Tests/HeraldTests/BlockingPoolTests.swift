@@ -5,25 +5,19 @@ import HeraldTestSupport
 import XCTest
 
 final class BlockingPoolTests: XCTestCase {
-    private var loop: EventLoop!
-    private var server: RedisServer!
-    private var control: RedisConnection!
+    private var bed: RedisTestbed!
     private var pool: BlockingPool?
 
-    override func setUpWithError() throws {
-        loop = try EventLoop()
-        server = try RedisServer()
-        control = RedisConnection(loop: loop, endpoint: server.endpoint(), mode: .commands, logger: .test())
-        control.connect()
-        XCTAssertTrue(loop.run(until: { self.control.isReady }), "link not ready: \(control.lastError)")
-    }
+    override func setUpWithError() throws { bed = try RedisTestbed() }
 
     override func tearDown() {
         pool?.stop()
-        control?.stop()
-        server?.stop()
-        loop = nil
+        bed?.stop()
     }
+
+    private var loop: EventLoop { bed.loop }
+    private var server: RedisServer { bed.server }
+    private var control: RedisConnection { bed.link }
 
     private func makePool(capacity: Int, idleMs: Int64 = 60_000) -> BlockingPool {
         let pool = BlockingPool(

@@ -7,44 +7,20 @@ import XCTest
 @testable import Herald
 
 final class GroupReaderTests: XCTestCase {
-    private var loop: EventLoop!
-    private var server: RedisServer!
-    private var link: RedisConnection!
-    private var tailLink: RedisConnection!
-    private var tailer: StreamTailer!
+    private var bed: RedisTestbed!
 
-    override func setUpWithError() throws {
-        loop = try EventLoop()
-        server = try RedisServer()
-        link = RedisConnection(loop: loop, endpoint: server.endpoint(), mode: .commands, logger: .test())
-        tailLink = RedisConnection(loop: loop, endpoint: server.endpoint(), mode: .commands, logger: .test(), replyTimeoutMs: 30_000)
-        tailer = StreamTailer(loop: loop, link: tailLink, sender: link, logger: .test())
-        link.connect()
-        tailer.connect()
-        XCTAssertTrue(loop.run(until: { self.link.isReady }))
-    }
+    override func setUpWithError() throws { bed = try RedisTestbed() }
+    override func tearDown() { bed?.stop() }
 
-    override func tearDown() {
-        tailer?.stop()
-        link?.stop()
-        server?.stop()
-        loop = nil
-    }
+    private var loop: EventLoop { bed.loop }
 
     private func reader(_ client: RecordingStreamClient, consumer: String = "c1", prefetch: Int) -> GroupReader {
         GroupReader(
             stream: "jobs", group: "g", consumer: consumer, createAt: "0", prefetch: prefetch, connection: client,
-            services: StreamServices(redis: link, tailer: tailer, loop: loop, claimIdleMs: 60_000, maxOutbound: 1 << 20))
+            services: StreamServices(redis: bed.link, tailer: bed.tailer, loop: bed.loop, claimIdleMs: 60_000, maxOutbound: 1 << 20))
     }
 
-    private func xadd(_ values: [String]) -> [StreamID] {
-        var ids: [String?] = Array(repeating: nil, count: values.count)
-        for (i, value) in values.enumerated() {
-            link.send(.command("XADD", "jobs", "*", "v", value)) { ids[i] = $0.text }
-        }
-        XCTAssertTrue(loop.run(until: { !ids.contains(nil) }))
-        return ids.compactMap { $0.flatMap(StreamID.init) }
-    }
+    private func xadd(_ values: [String]) -> [StreamID] { bed.xadd("jobs", values).compactMap(StreamID.init) }
 
     /// The entry ids in the JSON messages the client got.
     private func delivered(_ client: RecordingStreamClient) -> [String] {

@@ -6,36 +6,17 @@ import HeraldTestSupport
 import XCTest
 
 final class QueueLeasesTests: XCTestCase {
-    private var loop: EventLoop!
-    private var server: RedisServer!
-    private var link: RedisConnection!
+    private var bed: RedisTestbed!
 
-    override func setUpWithError() throws {
-        loop = try EventLoop()
-        server = try RedisServer()
-        link = RedisConnection(loop: loop, endpoint: server.endpoint(), mode: .commands, logger: .test())
-        link.connect()
-        XCTAssertTrue(loop.run(until: { self.link.isReady }), "link not ready: \(link.lastError)")
-    }
-
-    override func tearDown() {
-        link?.stop()
-        server?.stop()
-        loop = nil
-    }
+    override func setUpWithError() throws { bed = try RedisTestbed() }
+    override func tearDown() { bed?.stop() }
 
     private func leases(leaseMs: Int64 = 30_000) -> QueueLeases {
-        QueueLeases(redis: link, loop: loop, leaseMs: leaseMs, logger: .test())
+        QueueLeases(redis: bed.link, loop: bed.loop, leaseMs: leaseMs, logger: .test())
     }
 
-    /// Runs one command through the link and waits for its reply.
     @discardableResult
-    private func call(_ arguments: String...) -> RedisReply? {
-        var reply: RedisReply?
-        XCTAssertTrue(link.send(arguments.map { Array($0.utf8) }) { reply = $0 })
-        loop.run(until: { reply != nil })
-        return reply
-    }
+    private func call(_ arguments: String...) -> RedisReply? { bed.call(arguments) }
 
     /// Waits until every command sent so far is answered (a PING behind them).
     private func settle() { call("PING") }

@@ -15,26 +15,23 @@ final class RecordingQueueClient: QueueClient {
 }
 
 final class QueueWorkerTests: XCTestCase {
-    private var loop: EventLoop!
-    private var server: RedisServer!
-    private var link: RedisConnection!
+    private var bed: RedisTestbed!
     private var pool: BlockingPool!
 
     override func setUpWithError() throws {
-        loop = try EventLoop()
-        server = try RedisServer()
-        link = RedisConnection(loop: loop, endpoint: server.endpoint(), mode: .commands, logger: .test())
-        link.connect()
-        XCTAssertTrue(loop.run(until: { self.link.isReady }))
-        pool = BlockingPool(loop: loop, endpoint: server.endpoint(), capacity: 4, idleMs: 60_000, control: link, cluster: nil, logger: .test())
+        bed = try RedisTestbed()
+        pool = BlockingPool(
+            loop: bed.loop, endpoint: bed.server.endpoint(), capacity: 4, idleMs: 60_000, control: bed.link, cluster: nil, logger: .test())
     }
 
     override func tearDown() {
         pool?.stop()
-        link?.stop()
-        server?.stop()
-        loop = nil
+        bed?.stop()
     }
+
+    private var loop: EventLoop { bed.loop }
+    private var server: RedisServer { bed.server }
+    private var link: RedisConnection { bed.link }
 
     private func worker(_ client: RecordingQueueClient) -> QueueWorker {
         let services = QueueServices(

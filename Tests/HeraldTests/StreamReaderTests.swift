@@ -25,46 +25,19 @@ final class RecordingStreamClient: StreamClient {
 }
 
 final class StreamReaderTests: XCTestCase {
-    private var loop: EventLoop!
-    private var server: RedisServer!
-    private var link: RedisConnection!
-    private var tailLink: RedisConnection!
-    private var tailer: StreamTailer!
+    private var bed: RedisTestbed!
 
-    override func setUpWithError() throws {
-        loop = try EventLoop()
-        server = try RedisServer()
-        link = RedisConnection(loop: loop, endpoint: server.endpoint(), mode: .commands, logger: .test())
-        tailLink = RedisConnection(loop: loop, endpoint: server.endpoint(), mode: .commands, logger: .test(), replyTimeoutMs: 30_000)
-        tailer = StreamTailer(loop: loop, link: tailLink, sender: link, logger: .test())
-        link.connect()
-        tailer.connect()
-        XCTAssertTrue(loop.run(until: { self.link.isReady }))
-    }
+    override func setUpWithError() throws { bed = try RedisTestbed() }
+    override func tearDown() { bed?.stop() }
 
-    override func tearDown() {
-        tailer?.stop()
-        link?.stop()
-        server?.stop()
-        loop = nil
-    }
-
+    private var loop: EventLoop { bed.loop }
     private var services: StreamServices {
-        StreamServices(redis: link, tailer: tailer, loop: loop, claimIdleMs: 30_000, maxOutbound: 1 << 20)
+        StreamServices(redis: bed.link, tailer: bed.tailer, loop: bed.loop, claimIdleMs: 30_000, maxOutbound: 1 << 20)
     }
 
-    /// Appends entries through the command link (pipelined) and returns their ids.
-    private func xadd(_ stream: String, _ values: [String]) -> [String] {
-        var ids: [String?] = Array(repeating: nil, count: values.count)
-        for (i, value) in values.enumerated() {
-            link.send(.command("XADD", stream, "*", "v", value)) { ids[i] = $0.text }
-        }
-        XCTAssertTrue(loop.run(until: { !ids.contains(nil) }, timeoutMs: 10_000))
-        return ids.compactMap { $0 }
-    }
-
+    private func xadd(_ stream: String, _ values: [String]) -> [String] { bed.xadd(stream, values) }
     @discardableResult
-    private func xadd(_ stream: String, _ value: String) -> String { xadd(stream, [value])[0] }
+    private func xadd(_ stream: String, _ value: String) -> String { bed.xadd(stream, [value])[0] }
 
     func testReplaysHistoryThenFollowsTheTailWithoutGapOrRepeat() throws {
         let first = xadd("s", (1...700).map { "old\($0)" })  // more than one XRANGE page
