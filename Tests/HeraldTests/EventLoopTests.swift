@@ -68,6 +68,63 @@ final class EventLoopTests: XCTestCase {
         XCTAssertFalse(secondFired)
     }
 
+    /// Thousands of timers scheduled in shuffled order, some cancelled: the rest fire in
+    /// deadline order (same-ms ones in scheduling order), each once.
+    func testManyShuffledTimersFireInDeadlineThenSchedulingOrder() {
+        var fired: [Int] = []
+        var expected: [(deadline: Int64, seq: Int)] = []
+        let start = Clock.nowMs()
+        var early = 0
+        var ids: [Int] = []
+        for seq in 0..<3000 {
+            let after = Int64.random(in: 0...40)
+            ids.append(
+                loop.schedule(afterMs: after) {
+                    if Clock.nowMs() < start + after { early += 1 }
+                    fired.append(seq)
+                })
+            expected.append((after, seq))
+        }
+        var cancelled = Set<Int>()
+        for seq in stride(from: 0, to: 3000, by: 7) {
+            loop.cancelTimer(ids[seq])
+            cancelled.insert(seq)
+        }
+        XCTAssertEqual(loop.pendingTimers, 3000 - cancelled.count)
+        XCTAssertTrue(loop.run(until: { fired.count == 3000 - cancelled.count }, timeoutMs: 2000))
+        // Scheduling takes a few ms, so deadlines are `after` plus when each was scheduled:
+        // within one `after`, a later-scheduled timer is due no earlier, and runs after.
+        XCTAssertEqual(early, 0)
+        XCTAssertEqual(fired.count, Set(fired).count)
+        XCTAssertEqual(Set(fired), Set(expected.map(\.seq)).subtracting(cancelled))
+        var lastSeqByAfter: [Int64: Int] = [:]
+        for seq in fired {
+            let after = expected[seq].deadline
+            XCTAssertLessThan(lastSeqByAfter[after] ?? -1, seq, "timers due alike ran out of scheduling order")
+            lastSeqByAfter[after] = seq
+        }
+        XCTAssertEqual(loop.pendingTimers, 0)
+    }
+
+    /// Cancelling lets go of what the action captured at once (a link held by its reconnect
+    /// timer must be freed when the timer is cancelled, not when it would have fired).
+    func testCancellingReleasesTheActionAtOnce() {
+        final class Token {}
+        weak var weakToken: Token?
+        var id = 0
+        do {
+            let token = Token()
+            weakToken = token
+            id = loop.schedule(afterMs: 60_000) { _ = token }
+        }
+        XCTAssertNotNil(weakToken)
+        loop.cancelTimer(id)
+        XCTAssertNil(weakToken)
+        // Scheduling and cancelling far-off timers over and over leaves nothing pending.
+        for _ in 0..<100_000 { loop.cancelTimer(loop.schedule(afterMs: 60_000) {}) }
+        XCTAssertEqual(loop.pendingTimers, 0)
+    }
+
     func testEndOfTickTasksRunInOrderIncludingOnesTheyDefer() {
         var order: [String] = []
         loop.schedule(afterMs: 0) { [unowned loop = self.loop!] in

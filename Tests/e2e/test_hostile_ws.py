@@ -358,3 +358,39 @@ def test_ops_waiting_on_redis_are_capped_per_connection(start_redis, start_heral
     finally:
         redis.proc.send_signal(signal.SIGCONT)
         ws.close()
+
+
+# --------------------------------------------------------------------------- timers
+# While Redis is away every stream a client reads retries on a timer: thousands of streams
+# over a few clients are thousands of timers rescheduled every half second. The loop's timers
+# must cost O(log n) each (a heap), or the loop spends its time sorting them and every other
+# client of the loop waits.
+
+def test_thousands_of_stream_retries_while_redis_is_away_do_not_stall_the_loop(start_redis, start_herald):
+    redis = start_redis()
+    server = start_herald("--max-header", str(MiB), "--max-subscriptions", "5000", redis_url=redis.url, loops=1)
+    clients = []
+    port = redis.port
+    redis.stop()
+    try:
+        # Readers that start while Redis is away each retry on their own timer.
+        for c in range(8):
+            query = urllib.parse.urlencode([("stream", f"t{c}-{i}") for i in range(5000)] + [("from", "0")])
+            clients.append(ws_connect(f"{server.ws_url}/subscribe?{query}"))
+        # 40,000 readers retry every 500 ms (each retry is a little work; a debug build spends a
+        # few hundred ms a round on them), yet the loop's other clients are still answered. With
+        # timers kept in a sorted array, scheduling alone was quadratic and the loop stalled.
+        slowest = max(healthz_seconds(server) for _ in range(30) if time.sleep(0.1) is None)
+        assert slowest < 2, f"/healthz took {slowest:.2f}s while 40,000 stream readers retried"
+        redis = start_redis(port=port)
+        # ... and once Redis is back, the readers read again.
+        redis.cli("XADD", "t3-4321", "*", "n", "1")
+        ws = clients[3]
+        deadline = time.monotonic() + 15
+        while True:
+            message = recv_json(ws, timeout=max(0.1, deadline - time.monotonic()))
+            if message.get("stream") == "t3-4321" and message.get("type") != "subscribed":
+                break
+    finally:
+        for ws in clients:
+            ws.close()

@@ -46,7 +46,13 @@ public final class EventLoop {
     private let epfd: Int32
     /// Handlers indexed by file descriptor (dense: the kernel hands out the lowest free fd).
     private var handlers: [IOHandler?] = []
-    private var timers: [Timer] = []
+    /// Pending timers: a binary min-heap ordered by (deadline, id) — ids rise, so timers due
+    /// at the same ms run in the order they were scheduled — and their actions by id.
+    /// Cancelling drops the action at once (releasing what it captured); its heap entry is
+    /// skipped when it comes up. Scheduling and cancelling are O(log n) and O(1), however many
+    /// timers the loop's connections hold.
+    private var timerHeap: [TimerEntry] = []
+    private var timerActions: [Int: () -> Void] = [:]
     private var nextTimerID = 0
     private var endOfTick: [() -> Void] = []
     private var running = false
@@ -55,11 +61,12 @@ public final class EventLoop {
     /// Called once when another thread requests a stop.
     public var onStopRequested: (() -> Void)?
 
-    private struct Timer {
-        let id: Int
+    private struct TimerEntry {
         /// Monotonic deadline, milliseconds.
         let deadline: Int64
-        let action: () -> Void
+        let id: Int
+
+        func precedes(_ other: TimerEntry) -> Bool { deadline != other.deadline ? deadline < other.deadline : id < other.id }
     }
 
     public init(handle: LoopHandle = LoopHandle()) throws {
@@ -118,15 +125,22 @@ public final class EventLoop {
     public func schedule(afterMs milliseconds: Int64, _ action: @escaping () -> Void) -> Int {
         assertConfined()
         nextTimerID += 1
-        let timer = Timer(id: nextTimerID, deadline: Clock.nowMs() + milliseconds, action: action)
-        let index = timers.firstIndex { $0.deadline > timer.deadline } ?? timers.count
-        timers.insert(timer, at: index)
-        return timer.id
+        timerActions[nextTimerID] = action
+        timerHeap.append(TimerEntry(deadline: Clock.nowMs() + milliseconds, id: nextTimerID))
+        siftUp(timerHeap.count - 1)
+        return nextTimerID
     }
 
     public func cancelTimer(_ id: Int) {
-        timers.removeAll { $0.id == id }
+        assertConfined()
+        guard timerActions.removeValue(forKey: id) != nil else { return }
+        // Cancelled entries wait in the heap until they come up; rebuild it when they outnumber
+        // the live ones, so a loop that keeps rescheduling far-off timers stays small.
+        if timerHeap.count > 2 * timerActions.count + 64 { compactTimers() }
     }
+
+    /// Timers scheduled and not yet run or cancelled.
+    public var pendingTimers: Int { timerActions.count }
 
     /// Runs `action` once the events of the current tick are handled, e.g. to flush a Redis
     /// pipeline once for all the publishes one tick produced.
@@ -146,8 +160,8 @@ public final class EventLoop {
             var timeout: Int32 = -1
             if !endOfTick.isEmpty {
                 timeout = 0
-            } else if let first = timers.first {
-                timeout = Int32(clamping: max(0, first.deadline - Clock.nowMs()))
+            } else if let deadline = nextTimerDeadline() {
+                timeout = Int32(clamping: max(0, deadline - Clock.nowMs()))
             }
             let n = epoll_wait(epfd, events, Int32(capacity), timeout)
             if n < 0 && errno != EINTR { break }
@@ -168,13 +182,64 @@ public final class EventLoop {
     public func stop() { running = false }
 
     /// Runs due timers one at a time, so a timer cancelled by an earlier one of the same pass
-    /// (it has left `timers`) does not run.
+    /// (its action is gone) does not run.
     private func runDueTimers() {
         let now = Clock.nowMs()
-        while let first = timers.first, first.deadline <= now {
-            timers.removeFirst()
-            first.action()
+        while let deadline = nextTimerDeadline(), deadline <= now {
+            let id = popTimer().id
+            if let action = timerActions.removeValue(forKey: id) { action() }
         }
+    }
+
+    /// The earliest live deadline, after dropping cancelled entries from the top.
+    private func nextTimerDeadline() -> Int64? {
+        while let top = timerHeap.first {
+            if timerActions[top.id] != nil { return top.deadline }
+            _ = popTimer()
+        }
+        return nil
+    }
+
+    private func popTimer() -> TimerEntry {
+        let top = timerHeap[0]
+        let last = timerHeap.removeLast()
+        if !timerHeap.isEmpty {
+            timerHeap[0] = last
+            siftDown(0)
+        }
+        return top
+    }
+
+    private func siftUp(_ start: Int) {
+        var child = start
+        let entry = timerHeap[child]
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard entry.precedes(timerHeap[parent]) else { break }
+            timerHeap[child] = timerHeap[parent]
+            child = parent
+        }
+        timerHeap[child] = entry
+    }
+
+    private func siftDown(_ start: Int) {
+        var parent = start
+        let entry = timerHeap[parent]
+        let count = timerHeap.count
+        while true {
+            var child = 2 * parent + 1
+            guard child < count else { break }
+            if child + 1 < count && timerHeap[child + 1].precedes(timerHeap[child]) { child += 1 }
+            guard timerHeap[child].precedes(entry) else { break }
+            timerHeap[parent] = timerHeap[child]
+            parent = child
+        }
+        timerHeap[parent] = entry
+    }
+
+    private func compactTimers() {
+        timerHeap.removeAll { timerActions[$0.id] == nil }
+        for index in stride(from: timerHeap.count / 2 - 1, through: 0, by: -1) { siftDown(index) }
     }
 
     fileprivate func wakeRequested() {
