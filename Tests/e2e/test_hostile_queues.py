@@ -36,31 +36,10 @@ from conftest import (
 API_KEY = "hostile-queues-key-0123456789"
 SECRET = "hostile-queues-secret-0123456789abcdef"
 
+from queue_client import bearer, blocked, lrange, pop, push, qpath, spath, worker_url
+
 
 # --------------------------------------------------------------------------- helpers
-
-def qpath(name):
-    return f"/queues/{urllib.parse.quote(name, safe='')}"
-
-
-def spath(name):
-    return f"/streams/{urllib.parse.quote(name, safe='')}"
-
-
-def bearer(credential):
-    return {"Authorization": f"Bearer {credential}"} if credential else {}
-
-
-def push(herald, name, item, credential=None):
-    status, _, answer = http_json("POST", herald.base_url + qpath(name), item, bearer(credential))
-    assert status == 200, f"POST {qpath(name)} answered {status} {answer}"
-    return answer["length"]
-
-
-def pop(herald, name, wait=None, credential=None, timeout=15.0):
-    url = herald.base_url + qpath(name) + (f"?wait={wait}" if wait is not None else "")
-    return http("GET", url, headers=bearer(credential), timeout=timeout)
-
 
 def token(publish, subscribe):
     """An HS256 token for SECRET with these globs."""
@@ -73,13 +52,6 @@ def token(publish, subscribe):
     return f"{head}.{body}.{b64(signature)}"
 
 
-def worker_url(herald, name, credential=None):
-    query = {"queue": name}
-    if credential:
-        query["token"] = credential
-    return f"{herald.ws_url}/subscribe?{urllib.parse.urlencode(query)}"
-
-
 def take_one(worker, expected):
     worker.send(json.dumps({"op": "pop", "wait": 0}))
     message = recv_json(worker)
@@ -87,19 +59,8 @@ def take_one(worker, expected):
     return message
 
 
-def blocked(redis, command):
-    """Redis connections blocked right now in `command` (flags=b, cmd=<command>)."""
-    lines = redis.cli("CLIENT", "LIST").splitlines()
-    return sum(1 for line in lines if " flags=b " in f" {line} " and f" cmd={command} " in f" {line} ")
-
-
 def keys(redis, pattern):
     return sorted(k for k in redis.cli("KEYS", pattern).splitlines() if k)
-
-
-def lrange(redis, key):
-    out = redis.cli("LRANGE", key, 0, -1)
-    return [] if not out.strip() else out.splitlines()
 
 
 def metric(herald, name):

@@ -26,37 +26,16 @@ from conftest import (
     ws_connect,
 )
 
+from queue_client import blocked, lrange, pop, push, qpath, worker_url
+
 
 # --------------------------------------------------------------------------- helpers
-
-def qpath(name):
-    return f"/queues/{urllib.parse.quote(name, safe='')}"
-
-
-def push(herald, name, item):
-    status, _, answer = http_json("POST", herald.base_url + qpath(name), item)
-    assert status == 200, f"POST {qpath(name)} answered {status} {answer}"
-    assert set(answer) == {"queue", "length"} and answer["queue"] == name, answer
-    return answer["length"]
-
-
-def pop(herald, name, wait=None, timeout=15.0):
-    """GET /queues/{name}[?wait=S] -> (status, headers, body)."""
-    url = herald.base_url + qpath(name) + (f"?wait={wait}" if wait is not None else "")
-    return http("GET", url, timeout=timeout)
-
 
 def pop_item(herald, name):
     status, headers, body = pop(herald, name)
     assert status == 200, f"GET {qpath(name)} answered {status} {body[:200]!r}"
     assert headers.get("Content-Type") == "application/octet-stream", dict(headers)
     return body
-
-
-def blocked(redis, command):
-    """Redis connections blocked right now in `command` (flags=b, cmd=<command>)."""
-    lines = redis.cli("CLIENT", "LIST").splitlines()
-    return sum(1 for line in lines if " flags=b " in f" {line} " and f" cmd={command} " in f" {line} ")
 
 
 def open_connections(herald, kind="http"):
@@ -94,19 +73,10 @@ class BackgroundPop(threading.Thread):
         return self.result
 
 
-def worker_url(herald, name):
-    return f"{herald.ws_url}/subscribe?{urllib.parse.urlencode({'queue': name})}"
-
-
 def processing_lists(redis, name):
     """A queue's processing lists: `herald:processing:{<name>}:<byte length>:<name>:<id>`."""
     prefix = f"herald:processing:{{{name}}}:{len(name.encode())}:{name}:"
     return [k for k in redis.cli("KEYS", prefix + "*").splitlines() if k]
-
-
-def lrange(redis, key):
-    out = redis.cli("LRANGE", key, 0, -1)
-    return [] if not out.strip() else out.splitlines()
 
 
 # --------------------------------------------------------------------------- HTTP
