@@ -289,14 +289,92 @@ def test_token_timers_die_with_their_connections(start_herald):
         for ws in conns:
             ws.close()
 
-    before_fds = _fds(pid)
-    round_trip(100, exp_in(3))  # expiring soon: their timers would fire after the close
-    round_trip(100, exp_in(3600))
+    round_trip(100, exp_in(3600))  # warm up: the loops' buffers and tables reach their size
     time.sleep(0.5)
-    baseline_rss = _rss_kb(pid)
+    before_fds, baseline_rss = _fds(pid), _rss_kb(pid)
+    round_trip(100, exp_in(3))  # expiring soon: their timers would fire after the close
     for _ in range(3):
         round_trip(100, exp_in(3600))
     time.sleep(3)  # past the first round's exp
     assert server.proc.poll() is None, "herald died"
-    assert _fds(pid) == before_fds
+    wait_until(lambda: _fds(pid) <= before_fds, what=f"herald's fds back to {before_fds}")
     assert _rss_kb(pid) - baseline_rss < 8 * 1024, (baseline_rss, _rss_kb(pid))
+
+
+# --------------------------------------------------------------------------- herald.js
+
+@pytest.fixture(scope="module")
+def browser():
+    pytest.importorskip("selenium")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    chromium = os.environ.get("HERALD_CHROMIUM", "/usr/bin/chromium")
+    chromedriver = os.environ.get("HERALD_CHROMEDRIVER", "/usr/bin/chromedriver")
+    for path in (chromium, chromedriver):
+        if not os.path.exists(path):
+            pytest.skip(f"{path} is not installed (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    drv = webdriver.Chrome(service=Service(chromedriver), options=options)
+    drv.set_page_load_timeout(30)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+
+
+def _websockets_open(herald):
+    _, _, body = http("GET", herald.base_url + "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith('herald_connections{kind="websocket"}'):
+            return int(line.split()[-1])
+    raise AssertionError("no websocket gauge in /metrics")
+
+
+def test_herald_js_token_function_refreshes_in_place(browser, tok_herald):
+    """herald.js with a `token` function: on token_expiring it calls the function again and
+    sends a refresh op; the connection outlives the first token's exp (one WebSocket, never a
+    close or a second open) and deliveries continue."""
+    first_exp, second_exp = exp_in(5), exp_in(120)
+    tokens = [token(exp=first_exp), token(exp=second_exp)]
+    channel = unique("tr")
+    # A page of Herald's origin that opens no connection of its own (the demo page would).
+    browser.get(tok_herald.base_url + "/healthz")
+    browser.set_script_timeout(30)
+    result = browser.execute_async_script("""
+        const [tokens, channel, waitMs, done] = arguments;
+        (async function () {
+          await new Promise((resolve, reject) => {
+            const s = document.createElement("script");
+            s.src = "/herald.js";
+            s.onload = resolve;
+            s.onerror = reject;
+            document.head.appendChild(s);
+          });
+          let calls = 0, opens = 0, closes = 0;
+          const refreshed = [], warnings = [], got = [], errors = [];
+          const h = new Herald(undefined, {
+            token: () => Promise.resolve(tokens[Math.min(calls++, tokens.length - 1)]),
+          });
+          h.on("open", () => { opens += 1; });
+          h.on("close", () => { closes += 1; });
+          h.on("error", (e) => errors.push(String(e.code || e)));
+          h.on("token_expiring", (w) => warnings.push(w.in));
+          h.on("refreshed", (a) => refreshed.push(a.exp));
+          await h.subscribe(channel, (m) => got.push(m.data));
+          await new Promise((r) => setTimeout(r, waitMs));
+          const answer = await h.publish(channel, "after the first exp");
+          await new Promise((r) => setTimeout(r, 300));
+          window.__herald = h;
+          return {calls, opens, closes, refreshed, warnings, got, errors, receivers: answer.receivers};
+        })().then((v) => done({ok: v}), (e) => done({err: String(e && (e.code || e.stack || e))}));
+    """, tokens, channel, int((first_exp + 1.5 - time.time()) * 1000))
+    assert "err" not in result, result
+    r = result["ok"]
+    assert r["calls"] == 2 and r["warnings"] == [WARNING] and r["refreshed"] == [second_exp], r
+    assert r["opens"] == 1 and r["closes"] == 0 and r["errors"] == [], r
+    assert r["receivers"] == 1 and r["got"] == ["after the first exp"], r
+    assert _websockets_open(tok_herald) == 1, "Herald sees one WebSocket"
+    browser.execute_script("window.__herald.close();")

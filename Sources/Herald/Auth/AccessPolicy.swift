@@ -66,6 +66,11 @@ public struct TokenClaims: Sendable, Equatable {
     public let subject: String?
     /// The `exp` claim, Unix seconds; nil for a token that never expires.
     public let expiresAt: Double?
+
+    public init(subject: String?, expiresAt: Double?) {
+        self.subject = subject
+        self.expiresAt = expiresAt
+    }
 }
 
 /// The configured credentials; immutable, shared by every loop.
