@@ -306,9 +306,8 @@ final class AccessPolicyTests: XCTestCase {
         var claims: JSONObject = ["subscribe": globs(["news.*"])]
         if let subject { claims["sub"] = .string(subject) }
         if let exp { claims["exp"] = .number(String(Int(exp))) }
-        return try AccessPolicy(jwtSecret: secret).refreshedGrant(
-            JWT.sign(.object(claims), secret: secret), replacing: Grant(publish: [], subscribe: [], token: TokenClaims(subject: subject, expiresAt: nil)),
-            now: now)
+        let before = Grant(publish: [], subscribe: [], token: TokenClaims(subject: subject, expiresAt: nil))
+        return try AccessPolicy(jwtSecret: secret).refreshedGrant(JWT.sign(.object(claims), secret: secret), replacing: before, now: now)
     }
 
     private func refreshRefusal(_ token: String, replacing grant: Grant, policy: AccessPolicy? = nil) -> HTTPError? {
@@ -356,9 +355,8 @@ final class AccessPolicyTests: XCTestCase {
     func testRefreshNeedsAConnectionOpenedWithAToken() {
         let token = JWT.sign(.object(["sub": .string("alice")]), secret: secret)
         XCTAssertEqual(refreshRefusal(token, replacing: .everything)?.code, "bad_request", "an API key or auth off")
-        XCTAssertEqual(
-            refreshRefusal(token, replacing: Grant(publish: nil, subscribe: nil, token: TokenClaims(subject: "alice", expiresAt: nil)), policy: AccessPolicy())?.code,
-            "bad_request", "no secret to verify with")
+        let opened = Grant(publish: nil, subscribe: nil, token: TokenClaims(subject: "alice", expiresAt: nil))
+        XCTAssertEqual(refreshRefusal(token, replacing: opened, policy: AccessPolicy())?.code, "bad_request", "no secret to verify with")
     }
 
     func testMaySubscribeByKindJudgesPatternsByContainment() {
