@@ -176,6 +176,38 @@ def test_refresh_with_narrower_grants_ends_what_they_no_longer_cover(tok_herald,
         ws.close()
 
 
+def test_refresh_ends_a_queue_worker_and_a_group_member_it_no_longer_covers(tok_herald, redis_server):
+    """A queue worker's held item goes back to the queue when a refresh takes the queue away;
+    a consumer-group member ends like a stream read (kind `stream`)."""
+    queue, stream = unique("tr-q"), unique("tr-g")
+    status, _, _ = http("POST", f"{tok_herald.base_url}/queues/{queue}", b"job-1",
+                        {"Authorization": f"Bearer {API_KEY_1}"})
+    assert status == 200
+    narrower = {"op": "refresh", "token": token(subscribe=["room-?"], exp=exp_in(60))}
+    worker = ws_connect(sub_url(tok_herald, token(exp=exp_in(60)), queue=queue))
+    member = ws_connect(sub_url(tok_herald, token(exp=exp_in(60)), stream=stream, group="g", consumer="c"))
+    try:
+        worker.send(json.dumps({"op": "pop", "wait": 0}))
+        item = recv_json(worker)
+        assert item["type"] == "item" and item["data"] == "job-1", item
+        assert redis_server.cli("LLEN", queue).strip() == "0"
+        worker.send(json.dumps(narrower))
+        assert recv_json(worker) == {"type": "unsubscribed", "kind": "queue", "names": [queue], "reason": "forbidden"}
+        assert recv_json(worker)["type"] == "refreshed"
+        wait_until(lambda: redis_server.cli("LLEN", queue).strip() == "1", what="the held item back in the queue")
+        worker.send(json.dumps({"op": "pop", "wait": 0}))
+        assert recv_json(worker)["code"] == "bad_request"
+
+        member.send(json.dumps(narrower))
+        assert recv_json(member) == {"type": "unsubscribed", "kind": "stream", "names": [stream], "reason": "forbidden"}
+        assert recv_json(member)["type"] == "refreshed"
+        member.send(json.dumps({"op": "ack", "stream": stream, "ids": ["1-0"]}))
+        assert recv_json(member)["code"] == "bad_request"
+    finally:
+        worker.close()
+        member.close()
+
+
 BAD_REFRESHES = [
     ("forged", lambda: {"op": "refresh", "token": token(exp=exp_in(60), secret=OTHER_SECRET)}, "unauthorized"),
     ("malformed", lambda: {"op": "refresh", "token": "not.a.jwt"}, "unauthorized"),
