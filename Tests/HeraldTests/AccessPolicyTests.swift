@@ -306,7 +306,7 @@ final class AccessPolicyTests: XCTestCase {
         var claims: JSONObject = ["subscribe": globs(["news.*"])]
         if let subject { claims["sub"] = .string(subject) }
         if let exp { claims["exp"] = .number(String(Int(exp))) }
-        let before = Grant(publish: [], subscribe: [], token: TokenClaims(subject: subject, expiresAt: nil))
+        let before = Grant(publish: [], subscribe: [], token: TokenClaims(subject: subject.map { .string($0) }, expiresAt: nil))
         return try AccessPolicy(jwtSecret: secret).refreshedGrant(JWT.sign(.object(claims), secret: secret), replacing: before, now: now)
     }
 
@@ -324,7 +324,7 @@ final class AccessPolicyTests: XCTestCase {
         XCTAssertEqual(grant.token, TokenClaims(subject: nil, expiresAt: Double(future)))
         let withSubject = try AccessPolicy(jwtSecret: secret).grant(
             for: request(authorization: "Bearer \(token(["sub": .string("bob")]))"), query: [])
-        XCTAssertEqual(withSubject.token?.subject, "bob")
+        XCTAssertEqual(withSubject.token?.subject, .string("bob"))
         XCTAssertNil(try AccessPolicy(apiKeys: [apiKey], jwtSecret: secret).grant(for: request(authorization: "Bearer \(apiKey)"), query: []).token)
     }
 
@@ -334,7 +334,7 @@ final class AccessPolicyTests: XCTestCase {
         let refreshed = try AccessPolicy(jwtSecret: secret).refreshedGrant(token, replacing: current, now: now)
         XCTAssertEqual(refreshed.subscribe, ["room-?"])
         XCTAssertEqual(refreshed.publish, [])
-        XCTAssertEqual(refreshed.token, TokenClaims(subject: "alice", expiresAt: 1_800_000_120))
+        XCTAssertEqual(refreshed.token, TokenClaims(subject: .string("alice"), expiresAt: 1_800_000_120))
     }
 
     func testRefreshRefusesBadExpiredAndOtherSubjectTokens() throws {
@@ -350,12 +350,17 @@ final class AccessPolicyTests: XCTestCase {
         let anonymous = JWT.sign(.object([:]), secret: secret)
         XCTAssertEqual(refreshRefusal(anonymous, replacing: current)?.code, "wrong_subject")
         XCTAssertNil(refreshRefusal(anonymous, replacing: try opened(subject: nil)), "no sub then, no sub now")
+        let numeric = { (sub: String) in Grant(publish: [], subscribe: [], token: TokenClaims(subject: .number(sub), expiresAt: nil)) }
+        let as43 = JWT.sign(.object(["sub": .number("43")]), secret: secret)
+        XCTAssertEqual(refreshRefusal(as43, replacing: numeric("42"))?.code, "wrong_subject", "numeric subjects are not 'no subject'")
+        XCTAssertNil(refreshRefusal(as43, replacing: numeric("43")))
+        XCTAssertEqual(refreshRefusal(JWT.sign(.object(["sub": .string("43")]), secret: secret), replacing: numeric("43"))?.code, "wrong_subject")
     }
 
     func testRefreshNeedsAConnectionOpenedWithAToken() {
         let token = JWT.sign(.object(["sub": .string("alice")]), secret: secret)
         XCTAssertEqual(refreshRefusal(token, replacing: .everything)?.code, "bad_request", "an API key or auth off")
-        let opened = Grant(publish: nil, subscribe: nil, token: TokenClaims(subject: "alice", expiresAt: nil))
+        let opened = Grant(publish: nil, subscribe: nil, token: TokenClaims(subject: .string("alice"), expiresAt: nil))
         XCTAssertEqual(refreshRefusal(token, replacing: opened, policy: AccessPolicy())?.code, "bad_request", "no secret to verify with")
     }
 

@@ -62,12 +62,14 @@ public struct Grant: Sendable {
 
 /// What a grant keeps of the JWT it came from: whom it was issued to, and when it ends.
 public struct TokenClaims: Sendable, Equatable {
-    /// The `sub` claim, if the token has one (as a string); a refresh must name the same.
-    public let subject: String?
+    /// The `sub` claim as the token has it, if it has one; a refresh must carry the same.
+    /// RFC 7519 wants a string, but a number is compared as the value it is (never as "no
+    /// subject", which would let any two numeric subjects pass for each other).
+    public let subject: JSONValue?
     /// The `exp` claim, Unix seconds; nil for a token that never expires.
     public let expiresAt: Double?
 
-    public init(subject: String?, expiresAt: Double?) {
+    public init(subject: JSONValue?, expiresAt: Double?) {
         self.subject = subject
         self.expiresAt = expiresAt
     }
@@ -131,7 +133,7 @@ public struct AccessPolicy: Sendable {
             throw error == .expired ? HTTPError.tokenExpired : Self.httpError(error)
         }
         guard grant.token?.subject == opened.subject else {
-            throw HTTPError.wrongSubject(expected: opened.subject)
+            throw HTTPError.wrongSubject(expected: opened.subject.map { String(decoding: $0.serialized, as: UTF8.self) })
         }
         return grant
     }
@@ -144,7 +146,7 @@ public struct AccessPolicy: Sendable {
         if case .number(let text)? = claims["exp"] { expiresAt = Double(text) }
         return Grant(
             publish: globs("publish"), subscribe: globs("subscribe"),
-            token: TokenClaims(subject: claims["sub"]?.stringValue, expiresAt: expiresAt))
+            token: TokenClaims(subject: claims["sub"], expiresAt: expiresAt))
     }
 
     /// How a token that failed verification is answered (`unauthorized`, as at connect).

@@ -108,11 +108,12 @@ public struct HTTPError: Error, Equatable, Sendable {
     /// connection whose token ran out before it is closed.
     public static let tokenExpired = HTTPError(
         status: 401, code: "token_expired", message: "the token has expired", headers: ["WWW-Authenticate": "Bearer"])
-    /// A `refresh` op's token issued to another subject (`sub`) than the connection's.
+    /// A `refresh` op's token issued to another subject (`sub`) than the connection's, which
+    /// is `expected` (its JSON text; nil: none).
     public static func wrongSubject(expected: String?) -> HTTPError {
         HTTPError(
             status: 403, code: "wrong_subject",
-            message: "the new token must have the connection's subject (sub: \(expected.map { "\"\($0)\"" } ?? "none"))")
+            message: "the new token must have the connection's subject (sub: \(expected ?? "none"))")
     }
     /// A valid credential whose grant does not cover `what` ("publishing to news").
     public static func forbidden(_ what: String) -> HTTPError {
