@@ -368,15 +368,16 @@ def _websockets_open(herald):
 def test_herald_js_token_function_refreshes_in_place(browser, tok_herald):
     """herald.js with a `token` function: on token_expiring it calls the function again and
     sends a refresh op; the connection outlives the first token's exp (one WebSocket, never a
-    close or a second open) and deliveries continue."""
+    close or a second open) and deliveries continue. The new token no longer covers room-?:
+    herald.js forgets that channel (an `unsubscribed` event, reason forbidden)."""
     first_exp, second_exp = exp_in(5), exp_in(120)
-    tokens = [token(exp=first_exp), token(exp=second_exp)]
-    channel = unique("tr")
+    tokens = [token(exp=first_exp), token(subscribe=["tr-*"], exp=second_exp)]
+    channel, room = unique("tr"), "room-" + unique("r")[-1]
     # A page of Herald's origin that opens no connection of its own (the demo page would).
     browser.get(tok_herald.base_url + "/healthz")
     browser.set_script_timeout(30)
     result = browser.execute_async_script("""
-        const [tokens, channel, waitMs, done] = arguments;
+        const [tokens, channel, room, waitMs, done] = arguments;
         (async function () {
           await new Promise((resolve, reject) => {
             const s = document.createElement("script");
@@ -386,7 +387,7 @@ def test_herald_js_token_function_refreshes_in_place(browser, tok_herald):
             document.head.appendChild(s);
           });
           let calls = 0, opens = 0, closes = 0;
-          const refreshed = [], warnings = [], got = [], errors = [];
+          const refreshed = [], warnings = [], got = [], errors = [], revoked = [];
           const h = new Herald(undefined, {
             token: () => Promise.resolve(tokens[Math.min(calls++, tokens.length - 1)]),
           });
@@ -395,18 +396,22 @@ def test_herald_js_token_function_refreshes_in_place(browser, tok_herald):
           h.on("error", (e) => errors.push(String(e.code || e)));
           h.on("token_expiring", (w) => warnings.push(w.in));
           h.on("refreshed", (a) => refreshed.push(a.exp));
+          h.on("unsubscribed", (u) => revoked.push([u.kind, u.names, u.reason]));
           await h.subscribe(channel, (m) => got.push(m.data));
+          await h.subscribe(room, () => {});
           await new Promise((r) => setTimeout(r, waitMs));
           const answer = await h.publish(channel, "after the first exp");
           await new Promise((r) => setTimeout(r, 300));
           window.__herald = h;
-          return {calls, opens, closes, refreshed, warnings, got, errors, receivers: answer.receivers};
+          const stillHeld = h._subs.channel.has(room);
+          return {calls, opens, closes, refreshed, warnings, got, errors, revoked, stillHeld, receivers: answer.receivers};
         })().then((v) => done({ok: v}), (e) => done({err: String(e && (e.code || e.stack || e))}));
-    """, tokens, channel, int((first_exp + 1.5 - time.time()) * 1000))
+    """, tokens, channel, room, int((first_exp + 1.5 - time.time()) * 1000))
     assert "err" not in result, result
     r = result["ok"]
     assert r["calls"] == 2 and r["warnings"] == [WARNING] and r["refreshed"] == [second_exp], r
     assert r["opens"] == 1 and r["closes"] == 0 and r["errors"] == [], r
     assert r["receivers"] == 1 and r["got"] == ["after the first exp"], r
+    assert r["revoked"] == [["channel", [room], "forbidden"]] and not r["stillHeld"], r
     assert _websockets_open(tok_herald) == 1, "Herald sees one WebSocket"
     browser.execute_script("window.__herald.close();")
