@@ -179,6 +179,7 @@ json_seeds = {
     "publish-object": '{"channel":"c","message":{"nested":{"deep":[1,-2,3.25,4e-7,5E+3]}}}',
     "batch": '{"messages":[{"channel":"news","message":"a"},{"channel":"news","message":"b"}]}',
     "ping": '{"op":"ping"}',
+    "refresh": '{"op":"refresh","token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIiwiZXhwIjoxfQ.c2ln","id":2}',
     "escapes": '{"s":"quote \\" backslash \\\\ slash \\/ \\b\\f\\n\\r\\t \\u0000 \\u001f \\u007f"}',
     "unicode": '{"snow":"\\u2603","pair":"\\ud83d\\ude00","raw":"h\u00e9 \u2603 \U0001f600"}',
     "whitespace": ' \t\r\n[ 1 , true , false , null , "" , { } , [ ] ] \n',

@@ -35,7 +35,9 @@
     reconnect: true,
     // Credential when Herald runs with --api-keys or --jwt-secret: sent as ?token= (browsers
     // cannot set headers on a WebSocket). A string, or a function returning one (or a Promise
-    // of one), called before every connection attempt so that a short-lived JWT can be renewed.
+    // of one), called before every connection attempt so that a short-lived JWT can be renewed,
+    // and again when Herald warns that the token expires ("token_expiring"): the new token is
+    // sent in a refresh op on the open connection, which stays open (no reconnect).
     token: null,
     WebSocket: null, // a WebSocket implementation; default: globalThis.WebSocket
   };
@@ -616,7 +618,8 @@
           break;
         }
         case "unsubscribed":
-          this._emit("unsubscribed", { kind: msg.kind, names: msg.names || [] });
+          if (msg.reason === "forbidden") this._revoked(msg);
+          this._emit("unsubscribed", { kind: msg.kind, names: msg.names || [], reason: msg.reason });
           if (msg.id !== undefined) this._answer(msg.id, true, msg);
           break;
         case "entry":
@@ -635,6 +638,10 @@
         case "dropped":
           this._emit("dropped", { count: msg.count });
           break;
+        case "token_expiring":
+          this._emit("token_expiring", { in: msg.in });
+          this._refreshToken();
+          break;
         case "error": {
           const err = new HeraldError(msg.code || "error", msg.message, msg);
           const request = msg.id !== undefined ? this._subRequests.get(msg.id) : undefined;
@@ -651,6 +658,37 @@
           if (msg.id !== undefined) this._answer(msg.id, true, msg); // published, pong, newer answers
           else this._emit("notice", msg);
       }
+    }
+
+    /**
+     * Herald warned that the token runs out: call the `token` function again and send what it
+     * gives in a refresh op on this connection. Emits "refreshed" ({type, exp}) or "error". A
+     * fixed token cannot be renewed: Herald closes at `exp` (1008) and the reconnect fails
+     * until the page gives a new token.
+     */
+    _refreshToken() {
+      const token = this.options.token;
+      if (typeof token !== "function") return;
+      const ws = this._ws;
+      Promise.resolve().then(token).then((value) => {
+        // Reconnected meanwhile: the new connection was opened with a fresh token already.
+        if (ws !== this._ws || !this._isOpen()) return;
+        return this._request({ op: "refresh", token: String(value) }).then((answer) => this._emit("refreshed", answer));
+      }).catch((err) => this._emit("error", err));
+    }
+
+    /** Herald ended subscriptions a refreshed token no longer covers: forget them (no resubscribe). */
+    _revoked(msg) {
+      const names = Array.isArray(msg.names) ? msg.names : [];
+      if (msg.kind === "stream") {
+        names.forEach((n) => this._streams.delete(n));
+        return;
+      }
+      if (!this._subs[msg.kind]) return;
+      names.forEach((n) => {
+        this._subs[msg.kind].delete(n);
+        this._confirmed[msg.kind].delete(n);
+      });
     }
 
     _gap(kind, name, source) {

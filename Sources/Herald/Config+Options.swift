@@ -101,6 +101,9 @@ extension Config {
             guard v.utf8.count >= 32 else { throw ConfigError("--jwt-secret", "(hidden)", "must be at least 32 bytes") }
             c.jwtSecret = v
         },
+        .seconds(
+            "token-warning", "HERALD_TOKEN_WARNING", \.tokenWarningMs,
+            help: "Seconds before a token's exp a WebSocket or event stream is told token_expiring (at most half its remaining life)."),
         Option(
             flag: "allowed-origins", environment: "HERALD_ALLOWED_ORIGINS", valueName: "origins",
             shownDefault: .described("Herald's own origin and loopback pages"),

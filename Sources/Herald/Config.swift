@@ -51,6 +51,9 @@ public struct Config: Sendable {
     public var apiKeys: [String] = []
     /// Secret for HS256 tokens whose `publish`/`subscribe` claims list channel globs.
     public var jwtSecret: String?
+    /// How long before its token's `exp` a WebSocket or event stream is warned, ms (at most
+    /// half the token's remaining life).
+    public var tokenWarningMs: Int64 = 30_000
     /// Origins allowed for WebSockets and browser calls (CORS); empty = any.
     public var allowedOrigins: [String] = []
     /// Most client connections at once (process-wide); beyond, 503 or WebSocket close 1013.

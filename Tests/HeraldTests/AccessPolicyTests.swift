@@ -296,4 +296,80 @@ final class AccessPolicyTests: XCTestCase {
             AccessPolicy.isNoCORSCrossOrigin(request([("sec-fetch-site", "cross-site"), ("origin", "https://a.example")])),
             "a CORS request is judged by its Origin")
     }
+
+    // MARK: Refresh (the `refresh` op of a long-lived connection)
+
+    private let now = 1_800_000_000.0
+
+    /// The grant of a connection opened with a token for `subject` that has these claims.
+    private func opened(subject: String? = "alice", exp: Double? = 1_800_000_060) throws -> Grant {
+        var claims: JSONObject = ["subscribe": globs(["news.*"])]
+        if let subject { claims["sub"] = .string(subject) }
+        if let exp { claims["exp"] = .number(String(Int(exp))) }
+        let before = Grant(publish: [], subscribe: [], token: TokenClaims(subject: subject.map { .string($0) }, expiresAt: nil))
+        return try AccessPolicy(jwtSecret: secret).refreshedGrant(JWT.sign(.object(claims), secret: secret), replacing: before, now: now)
+    }
+
+    private func refreshRefusal(_ token: String, replacing grant: Grant, policy: AccessPolicy? = nil) -> HTTPError? {
+        do throws(HTTPError) {
+            _ = try (policy ?? AccessPolicy(jwtSecret: secret)).refreshedGrant(token, replacing: grant, now: now)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func testATokenGrantKeepsItsSubjectAndExp() throws {
+        let grant = try self.grant(subscribe: ["a"])
+        XCTAssertEqual(grant.token, TokenClaims(subject: nil, expiresAt: Double(future)))
+        let withSubject = try AccessPolicy(jwtSecret: secret).grant(
+            for: request(authorization: "Bearer \(token(["sub": .string("bob")]))"), query: [])
+        XCTAssertEqual(withSubject.token?.subject, .string("bob"))
+        XCTAssertNil(try AccessPolicy(apiKeys: [apiKey], jwtSecret: secret).grant(for: request(authorization: "Bearer \(apiKey)"), query: []).token)
+    }
+
+    func testRefreshReplacesTheGrantsForTheSameSubject() throws {
+        let current = try opened()
+        let token = JWT.sign(.object(["sub": .string("alice"), "subscribe": globs(["room-?"]), "exp": .number("1800000120")]), secret: secret)
+        let refreshed = try AccessPolicy(jwtSecret: secret).refreshedGrant(token, replacing: current, now: now)
+        XCTAssertEqual(refreshed.subscribe, ["room-?"])
+        XCTAssertEqual(refreshed.publish, [])
+        XCTAssertEqual(refreshed.token, TokenClaims(subject: .string("alice"), expiresAt: 1_800_000_120))
+    }
+
+    func testRefreshRefusesBadExpiredAndOtherSubjectTokens() throws {
+        let current = try opened()
+        let forged = JWT.sign(.object(["sub": .string("alice")]), secret: Array("another-secret-another-secret-xx".utf8))
+        XCTAssertEqual(refreshRefusal(forged, replacing: current)?.code, "unauthorized")
+        XCTAssertEqual(refreshRefusal("a.b", replacing: current)?.code, "unauthorized")
+        let expired = JWT.sign(.object(["sub": .string("alice"), "exp": .number("1799999999")]), secret: secret)
+        XCTAssertEqual(refreshRefusal(expired, replacing: current)?.code, "token_expired")
+        XCTAssertEqual(refreshRefusal(expired, replacing: current)?.status, 401)
+        let mallory = JWT.sign(.object(["sub": .string("mallory")]), secret: secret)
+        XCTAssertEqual(refreshRefusal(mallory, replacing: current)?.code, "wrong_subject")
+        let anonymous = JWT.sign(.object([:]), secret: secret)
+        XCTAssertEqual(refreshRefusal(anonymous, replacing: current)?.code, "wrong_subject")
+        XCTAssertNil(refreshRefusal(anonymous, replacing: try opened(subject: nil)), "no sub then, no sub now")
+        let numeric = { (sub: String) in Grant(publish: [], subscribe: [], token: TokenClaims(subject: .number(sub), expiresAt: nil)) }
+        let as43 = JWT.sign(.object(["sub": .number("43")]), secret: secret)
+        XCTAssertEqual(refreshRefusal(as43, replacing: numeric("42"))?.code, "wrong_subject", "numeric subjects are not 'no subject'")
+        XCTAssertNil(refreshRefusal(as43, replacing: numeric("43")))
+        XCTAssertEqual(refreshRefusal(JWT.sign(.object(["sub": .string("43")]), secret: secret), replacing: numeric("43"))?.code, "wrong_subject")
+    }
+
+    func testRefreshNeedsAConnectionOpenedWithAToken() {
+        let token = JWT.sign(.object(["sub": .string("alice")]), secret: secret)
+        XCTAssertEqual(refreshRefusal(token, replacing: .everything)?.code, "bad_request", "an API key or auth off")
+        let opened = Grant(publish: nil, subscribe: nil, token: TokenClaims(subject: .string("alice"), expiresAt: nil))
+        XCTAssertEqual(refreshRefusal(token, replacing: opened, policy: AccessPolicy())?.code, "bad_request", "no secret to verify with")
+    }
+
+    func testMaySubscribeByKindJudgesPatternsByContainment() {
+        let grant = Grant(publish: [], subscribe: ["news.*"])
+        XCTAssertTrue(grant.maySubscribe(.channel, "news.a"))
+        XCTAssertTrue(grant.maySubscribe(.shard, "news.a"))
+        XCTAssertTrue(grant.maySubscribe(.pattern, "news.*"))
+        XCTAssertFalse(grant.maySubscribe(.pattern, "n*"))
+        XCTAssertFalse(grant.maySubscribe(.channel, "room-1"))
+    }
 }

@@ -17,6 +17,7 @@ public final class LoopServices {
     let publisher: Publisher
     let streams: StreamServices
     let queues: QueueServices
+    let tokens: TokenServices
     let hub: Hub
     /// For the endpoints that answer straight from one command (stream appends and ranges).
     let redis: CommandSender
@@ -33,6 +34,7 @@ public final class LoopServices {
         publisher = Publisher(redis: redis, maxPending: config.maxPending, stats: stats)
         streams = StreamServices(redis: redis, tailer: tailer, loop: loop, claimIdleMs: config.claimIdleMs, maxOutbound: config.maxOutbound)
         queues = QueueServices(redis: redis, blocking: blocking, leases: leases, loop: loop, logger: logger, drain: drain)
+        tokens = TokenServices(access: config.access, warningMs: config.tokenWarningMs, loop: loop)
         self.hub = hub
         self.redis = redis
         maxSubscriptions = config.maxSubscriptions

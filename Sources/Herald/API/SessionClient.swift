@@ -26,4 +26,13 @@ protocol SessionClient: StreamClient, QueueClient {
     func send(_ frame: [UInt8])
     /// Starts the WebSocket closing handshake with `code`.
     func closeWebSocket(code: UInt16, reason: String)
+    /// Ends the session from Herald's side: a WebSocket starts its closing handshake with
+    /// `code` and `reason`; an event stream (which has no code) ends once what is queued is
+    /// written.
+    func end(code: UInt16, reason: String)
+}
+
+extension SessionClient {
+    /// A client that is only ever a WebSocket ends by closing.
+    func end(code: UInt16, reason: String) { closeWebSocket(code: code, reason: reason) }
 }

@@ -1,12 +1,16 @@
 // A subscribed WebSocket client: its subscriptions in the Hub, its control messages
-// (subscribe, psubscribe, ssubscribe, unsubscribe, publish, ping), and its deliveries.
+// (subscribe, psubscribe, ssubscribe, unsubscribe, publish, ping, refresh), its deliveries,
+// and its token's life (TokenLifetime.swift).
+import FoundationEssentials
 
 /// One WebSocket subscriber; confined to its loop. Holds its connection until it closes.
 final class SubscriberSession: SessionApp, Subscriber {
     private let connection: any SessionClient
     private let format: SubscribeAPI.Format
-    /// What this client's credential allows.
-    private let grant: Grant
+    /// What this client's credential allows; replaced by a `refresh` op.
+    private var grant: Grant
+    /// Follows the token's `exp` (created for the first token that has one).
+    private var tokenClock: TokenClock?
     /// By bytes, as Redis and the Hub tell names apart.
     private var subscriptions: [SubscriptionKind: Set<RedisName>] = [:]
     private var readers: [StreamReader] = []
@@ -23,6 +27,7 @@ final class SubscriberSession: SessionApp, Subscriber {
     private let publisher: Publisher
     private let streams: StreamServices
     private let queues: QueueServices
+    private let tokens: TokenServices
     /// `--max-subscriptions`: of every kind together.
     private let maxSubscriptions: Int
 
@@ -34,6 +39,7 @@ final class SubscriberSession: SessionApp, Subscriber {
         publisher = services.publisher
         streams = services.streams
         queues = services.queues
+        tokens = services.tokens
         maxSubscriptions = services.maxSubscriptions
     }
 
@@ -51,6 +57,8 @@ final class SubscriberSession: SessionApp, Subscriber {
 
     func closed() {
         isClosed = true
+        tokenClock?.stop()
+        tokenClock = nil
         for (kind, names) in subscriptions { hub.unsubscribe(self, kind: kind, names: names.map(\.text), leaving: true) }
         subscriptions = [:]
         for reader in readers { reader.stop() }
@@ -68,6 +76,7 @@ final class SubscriberSession: SessionApp, Subscriber {
     /// Starts what a subscribe request asked for: its pub/sub subscriptions, stream readers,
     /// group members and queue worker.
     func start(_ initial: [SubscriptionKind: [String]], _ plan: StreamPlan) {
+        followToken()
         for kind in SubscriptionKind.allCases {
             if let names = initial[kind] { subscribe(kind, names, id: nil) }
         }
@@ -121,6 +130,7 @@ final class SubscriberSession: SessionApp, Subscriber {
             case "ack": try ack(json, id: id)
             case "pop": try pop(json, id: id)
             case "ping": sendJSON(Envelope.answer("pong", id: id))
+            case "refresh": try refresh(json, id: id)
             default:
                 sendJSON(Envelope.error(code: "unknown_op", message: "unknown op '\(op)'", id: id))
             }
@@ -257,6 +267,81 @@ final class SubscriberSession: SessionApp, Subscriber {
             case .failure(let error):
                 self.sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
             }
+        }
+    }
+
+    // MARK: Token lifetime
+
+    /// `{"op":"refresh","token":".."}`: the new token's grant replaces the old one once it is
+    /// verified (signature, `exp`, same `sub`); subscriptions it no longer covers end, then the
+    /// answer `refreshed` goes. A refused token changes nothing. No Redis work: each costs one
+    /// HMAC, within `--max-message`.
+    private func refresh(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
+        guard let token = json["token"]?.stringValue, !token.isEmpty else {
+            throw .badRequest("refresh needs a token (a non-empty string)")
+        }
+        let refreshed = try tokens.access.refreshedGrant(token, replacing: grant, now: Date().timeIntervalSince1970)
+        let narrowed = refreshed.subscribe != grant.subscribe
+        grant = refreshed
+        if narrowed { endUncovered() }
+        followToken()
+        sendJSON(Envelope.refreshed(expiresAt: refreshed.token?.expiresAt, id: id))
+    }
+
+    /// Follows the current token's `exp`: a warning before it, the end of the session at it.
+    private func followToken() {
+        guard let expiresAt = grant.token?.expiresAt else {
+            tokenClock?.stop()
+            return
+        }
+        if tokenClock == nil {
+            // Unowned: the session owns the clock and stops it when it closes.
+            tokenClock = TokenClock(
+                services: tokens,
+                warn: { [unowned self] seconds in sendJSON(Envelope.tokenExpiring(in: seconds)) },
+                expire: { [unowned self] in tokenExpired() })
+        }
+        tokenClock?.follow(expiresAt)
+    }
+
+    /// The token ran out without a refresh: the client is told, then a WebSocket closes with
+    /// 1008 and an event stream ends.
+    private func tokenExpired() {
+        let error = HTTPError.tokenExpired
+        sendJSON(Envelope.error(code: error.code, message: "\(error.message): connect again with a new one"))
+        connection.end(code: CloseCode.policyViolation, reason: "token expired")
+    }
+
+    /// Ends what the grant no longer lets this client read: pub/sub subscriptions, stream
+    /// readers, group members and the queue worker (whose held items go back to the queue),
+    /// each kind with one `unsubscribed` notice, reason `forbidden`.
+    private func endUncovered() {
+        for kind in SubscriptionKind.allCases {
+            guard let held = subscriptions[kind] else { continue }
+            let lost = held.filter { !grant.maySubscribe(kind, $0.text) }.sorted().map(\.text)
+            guard !lost.isEmpty else { continue }
+            subscriptions[kind]?.subtract(lost.map(RedisName.init))
+            hub.unsubscribe(self, kind: kind, names: lost)
+            sendJSON(Envelope.revoked(kind: kind.rawValue, names: lost))
+        }
+        var lostStreams: [String] = []
+        readers.removeAll { reader in
+            guard !grant.maySubscribe(reader.stream) else { return false }
+            reader.stop()
+            lostStreams.append(reader.stream)
+            return true
+        }
+        groups.removeAll { group in
+            guard !grant.maySubscribe(group.stream) else { return false }
+            group.stop()
+            lostStreams.append(group.stream)
+            return true
+        }
+        if !lostStreams.isEmpty { sendJSON(Envelope.revoked(kind: "stream", names: lostStreams)) }
+        if let worker = queueWorker, !grant.maySubscribe(worker.queue) {
+            worker.stop()
+            queueWorker = nil
+            sendJSON(Envelope.revoked(kind: "queue", names: [worker.queue]))
         }
     }
 

@@ -9,8 +9,22 @@ public struct Grant: Sendable {
     public let publish: [String]?
     /// Globs of channels, patterns, streams and queues the holder may read; nil = anything.
     public let subscribe: [String]?
+    /// The token this grant came from; nil for an API key or with auth off (nothing expires).
+    public let token: TokenClaims?
+
+    public init(publish: [String]?, subscribe: [String]?, token: TokenClaims? = nil) {
+        self.publish = publish
+        self.subscribe = subscribe
+        self.token = token
+    }
 
     public static let everything = Grant(publish: nil, subscribe: nil)
+
+    /// Whether this grant lets the holder keep reading `name` of `kind` (patterns by
+    /// containment, as at subscribe).
+    public func maySubscribe(_ kind: SubscriptionKind, _ name: String) -> Bool {
+        kind == .pattern ? maySubscribe(pattern: name) : maySubscribe(name)
+    }
 
     public func mayPublish(_ name: String) -> Bool { publish?.contains { Glob.matches($0, name) } ?? true }
     public func maySubscribe(_ name: String) -> Bool { subscribe?.contains { Glob.matches($0, name) } ?? true }
@@ -18,7 +32,7 @@ public struct Grant: Sendable {
     /// The first subscription in `initial` that is not readable (patterns by containment).
     public func firstDenied(_ initial: [SubscriptionKind: [String]]) -> String? {
         for (kind, names) in initial {
-            if let denied = names.first(where: { kind == .pattern ? !maySubscribe(pattern: $0) : !maySubscribe($0) }) { return denied }
+            if let denied = names.first(where: { !maySubscribe(kind, $0) }) { return denied }
         }
         return nil
     }
@@ -44,6 +58,21 @@ public struct Grant: Sendable {
         }
     }
 
+}
+
+/// What a grant keeps of the JWT it came from: whom it was issued to, and when it ends.
+public struct TokenClaims: Sendable, Equatable {
+    /// The `sub` claim as the token has it, if it has one; a refresh must carry the same.
+    /// RFC 7519 wants a string, but a number is compared as the value it is (never as "no
+    /// subject", which would let any two numeric subjects pass for each other).
+    public let subject: JSONValue?
+    /// The `exp` claim, Unix seconds; nil for a token that never expires.
+    public let expiresAt: Double?
+
+    public init(subject: JSONValue?, expiresAt: Double?) {
+        self.subject = subject
+        self.expiresAt = expiresAt
+    }
 }
 
 /// The configured credentials; immutable, shared by every loop.
@@ -79,19 +108,55 @@ public struct AccessPolicy: Sendable {
         guard let credential, !credential.isEmpty else { throw HTTPError.unauthorized("a credential is required (Authorization: Bearer, or token=)") }
         if apiKeys.contains(credential) { return .everything }
         guard let secret = jwtSecret else { throw HTTPError.unauthorized("unknown API key") }
-        let claims: JSONValue
         do {
-            claims = try JWT.verify(credential, secret: secret, now: Date().timeIntervalSince1970)
+            return try Self.grant(token: credential, secret: secret, now: Date().timeIntervalSince1970)
         } catch {
-            switch error {
-            case .expired: throw HTTPError.unauthorized("the token has expired")
-            case .notYetValid: throw HTTPError.unauthorized("the token is not valid yet")
-            case .badSignature: throw HTTPError.unauthorized("the token's signature does not match")
-            case .malformed(let why): throw HTTPError.unauthorized(apiKeys.isEmpty ? why : "unknown API key or malformed token")
-            }
+            if case .malformed = error, !apiKeys.isEmpty { throw HTTPError.unauthorized("unknown API key or malformed token") }
+            throw Self.httpError(error)
         }
+    }
+
+    /// The grant that replaces `current` on a long-lived connection whose client sent a new
+    /// token (the `refresh` op). Refused, leaving `current` in force: a connection not opened
+    /// with a token (auth off, or an API key, which never expires) with `bad_request`; a
+    /// forged, malformed or not-yet-valid token with `unauthorized` (as at connect); an expired
+    /// one with `token_expired`; one for another subject (`sub`) with `wrong_subject`.
+    public func refreshedGrant(_ token: String, replacing current: Grant, now: Double) throws(HTTPError) -> Grant {
+        guard let opened = current.token, let secret = jwtSecret else {
+            throw HTTPError.badRequest("this connection was not opened with a token (auth is off, or it used an API key): there is nothing to refresh")
+        }
+        let grant: Grant
+        do {
+            grant = try Self.grant(token: token, secret: secret, now: now)
+        } catch {
+            // Told apart from the other refusals: the client only needs a fresher token.
+            throw error == .expired ? HTTPError.tokenExpired : Self.httpError(error)
+        }
+        guard grant.token?.subject == opened.subject else {
+            throw HTTPError.wrongSubject(expected: opened.subject.map { String(decoding: $0.serialized, as: UTF8.self) })
+        }
+        return grant
+    }
+
+    /// A verified token's grant: its `publish` and `subscribe` globs, `sub` and `exp`.
+    static func grant(token: String, secret: [UInt8], now: Double) throws(JWT.Failure) -> Grant {
+        let claims = try JWT.verify(token, secret: secret, now: now)
         func globs(_ name: String) -> [String] { claims[name]?.arrayValue?.compactMap(\.stringValue) ?? [] }
-        return Grant(publish: globs("publish"), subscribe: globs("subscribe"))
+        var expiresAt: Double?
+        if case .number(let text)? = claims["exp"] { expiresAt = Double(text) }
+        return Grant(
+            publish: globs("publish"), subscribe: globs("subscribe"),
+            token: TokenClaims(subject: claims["sub"], expiresAt: expiresAt))
+    }
+
+    /// How a token that failed verification is answered (`unauthorized`, as at connect).
+    static func httpError(_ failure: JWT.Failure) -> HTTPError {
+        switch failure {
+        case .expired: HTTPError.unauthorized("the token has expired")
+        case .notYetValid: HTTPError.unauthorized("the token is not valid yet")
+        case .badSignature: HTTPError.unauthorized("the token's signature does not match")
+        case .malformed(let why): HTTPError.unauthorized(why)
+        }
     }
 
     /// Whether a page of `origin` may use Herald, for a request that named `host` in its Host

@@ -104,6 +104,17 @@ public struct HTTPError: Error, Equatable, Sendable {
     public static func unauthorized(_ message: String) -> HTTPError {
         HTTPError(status: 401, code: "unauthorized", message: message, headers: ["WWW-Authenticate": "Bearer"])
     }
+    /// A token past its `exp`: refused by the `refresh` op, and told to a long-lived
+    /// connection whose token ran out before it is closed.
+    public static let tokenExpired = HTTPError(
+        status: 401, code: "token_expired", message: "the token has expired", headers: ["WWW-Authenticate": "Bearer"])
+    /// A `refresh` op's token issued to another subject (`sub`) than the connection's, which
+    /// is `expected` (its JSON text; nil: none).
+    public static func wrongSubject(expected: String?) -> HTTPError {
+        HTTPError(
+            status: 403, code: "wrong_subject",
+            message: "the new token must have the connection's subject (sub: \(expected ?? "none"))")
+    }
     /// A valid credential whose grant does not cover `what` ("publishing to news").
     public static func forbidden(_ what: String) -> HTTPError {
         HTTPError(status: 403, code: "forbidden", message: "this credential does not allow \(what)")

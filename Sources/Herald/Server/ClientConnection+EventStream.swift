@@ -9,4 +9,16 @@ extension ClientConnection {
             send(EventStream.heartbeat)
         }
     }
+
+    /// Ends a session from Herald's side (its token expired): a WebSocket closes with `code`;
+    /// an event stream, which has no close code, ends once what is queued is written.
+    func end(code: UInt16, reason: String) {
+        switch state {
+        case .webSocket: closeWebSocket(code: code, reason: reason)
+        case .eventStream:
+            closeAfterFlush = true
+            scheduleFlush()
+        case .http: close()
+        }
+    }
 }
