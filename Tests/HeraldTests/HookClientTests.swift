@@ -45,7 +45,8 @@ private final class Backend: @unchecked Sendable {
             while true {
                 if let end = Self.headEnd(buffer) {
                     let head = String(decoding: buffer[..<end], as: UTF8.self).lowercased()
-                    let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                    let length =
+                        head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
                         .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: " ")) } ?? 0
                     if buffer.count >= end + 4 + length {
                         let body = Array(buffer[(end + 4)..<(end + 4 + length)])
@@ -137,7 +138,10 @@ final class HookClientTests: XCTestCase {
     }
 
     func testManyCallsAtOnceShareTheCappedPool() throws {
-        let client = try client({ _ in usleep(2000); return Backend.response(200) }, connections: 3)
+        let client = try client(
+            { _ in
+                usleep(2000); return Backend.response(200)
+            }, connections: 3)
         var answered = 0
         for _ in 0..<40 {
             client.call(Array("{}".utf8)) { result in

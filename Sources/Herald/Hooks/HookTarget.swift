@@ -16,7 +16,9 @@ public struct HookTarget: Equatable, Sendable, CustomStringConvertible {
     public static func parse(_ url: String) throws(ConfigError) -> HookTarget {
         func bad(_ why: String) -> ConfigError { ConfigError("--hook-url", url, why) }
         guard url.hasPrefix("http://") else {
-            throw bad(url.hasPrefix("https://") ? "https is not supported: terminate TLS in front of the backend, or reach it over the private network" : "the URL must start with http://")
+            throw bad(
+                url.hasPrefix("https://")
+                    ? "https is not supported: terminate TLS in front of the backend, or reach it over the private network" : "the URL must start with http://")
         }
         let rest = url.dropFirst("http://".count)
         let slash = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
@@ -64,7 +66,8 @@ public struct HookTarget: Equatable, Sendable, CustomStringConvertible {
         var result: UnsafeMutablePointer<addrinfo>?
         let rc = getaddrinfo(host, String(port), &hints, &result)
         guard rc == 0, let info = result else {
-            throw SocketError("resolving the hook host \(host)", code: rc == EAI_SYSTEM ? errno : EINVAL)
+            let reason = rc == EAI_SYSTEM ? String(cString: strerror(errno)) : String(cString: gai_strerror(rc))
+            throw HookFailure("the hook host \(host) does not resolve: \(reason)")
         }
         defer { freeaddrinfo(result) }
         var storage = sockaddr_storage()
