@@ -155,6 +155,22 @@ extension Config {
             guard ["text", "json"].contains(v.lowercased()) else { throw ConfigError("--log-format", v, "must be text or json") }
             c.logFormat = v.lowercased()
         },
+        Option(
+            flag: "hook-url", environment: "HERALD_HOOK_URL", valueName: "url", shownDefault: .none,
+            help: "http://host[:port]/path of the backend that authorizes connects, subscriptions and writes (2xx allows, 401/403 refuses)."
+        ) { c, v throws(ConfigError) in
+            c.hookURL = try HookTarget.parse(v)
+        },
+        Option(
+            flag: "hook-events", environment: "HERALD_HOOK_EVENTS", valueName: "events",
+            shownDefault: .value(Config().hookEvents.names.joined(separator: ",")),
+            help: "Which calls go to the hook: connect, subscribe, publish (comma-separated)."
+        ) { c, v throws(ConfigError) in
+            c.hookEvents = try HookEvents.parse(v)
+        },
+        .seconds(
+            "hook-timeout", "HERALD_HOOK_TIMEOUT", \.hookTimeoutMs,
+            help: "Seconds the hook has to answer; then the call is refused (hook_unavailable)."),
         .switch("access-log", "HERALD_ACCESS_LOG", \.accessLog, help: "Log one line per HTTP request."),
         .switch("echo", "HERALD_ECHO", \.echo, help: "Test only: serve a WebSocket echo endpoint at /echo."),
     ]

@@ -73,6 +73,12 @@ public struct Config: Sendable {
     public var accessLog = false
     /// Test only: serve a WebSocket echo endpoint at /echo.
     public var echo = false
+    /// The backend's authorization hook, if any (see Hooks.swift).
+    public var hookURL: HookTarget?
+    /// Which calls go to the hook.
+    public var hookEvents = HookEvents.all
+    /// How long a hook call may take before it counts as no answer, ms.
+    public var hookTimeoutMs: Int64 = 2000
 
     public init() {}
 

@@ -16,6 +16,7 @@ final class RecordingExchange: ClientExchange {
     func upgrade(_ slot: ResponseSlot, response: HTTPResponse, app: SessionApp) -> Bool { false }
     func startEventStream(_ slot: ResponseSlot, app: SessionApp) -> Bool { false }
     func checkPeer() {}
+    var remoteAddress: String { "127.0.0.1:1" }
     func deliver(_ delivery: Delivery, raw: Bool) {}
     func send(_ frame: [UInt8]) {}
     func closeWebSocket(code: UInt16, reason: String) {}

@@ -6,6 +6,22 @@
 struct Caller {
     let grant: Grant
     let query: [(name: String, value: String)]
+    /// The way past the backend's hook, when there is one.
+    var gate: HookGate? = nil
+
+    /// Runs `proceed` once the hook (if it takes `event`) allows every one of `names`;
+    /// otherwise answers its refusal.
+    func afterHook(
+        _ event: HookEvents, kind: String, names: [String], verb: String, _ responder: Responder, _ proceed: @escaping () -> Void
+    ) {
+        guard let gate, gate.asks(event) else {
+            proceed()
+            return
+        }
+        gate.check(event, kind: kind, names: names, verb: verb) { error in
+            if let error { responder.fail(error) } else { proceed() }
+        }
+    }
 }
 
 /// A request on one named channel, stream or queue, validated.

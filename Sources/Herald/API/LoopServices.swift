@@ -26,6 +26,8 @@ public final class LoopServices {
     let maxConnections: Int
     /// Every loop's counters, for `/readyz` and `/metrics`.
     let process: ProcessStats
+    /// The backend's authorization hook, with `--hook-url`.
+    let hooks: Hooks?
 
     public init(
         config: Config, loop: EventLoop, logger: Logger, stats: LoopStats, process: ProcessStats, redis: CommandSender,
@@ -40,5 +42,15 @@ public final class LoopServices {
         maxSubscriptions = config.maxSubscriptions
         maxConnections = config.maxConnections
         self.process = process
+        // The host was resolved once at start (Server.run) to refuse a bad one; each loop
+        // resolves it again here, off the request path.
+        hooks = config.hookURL.flatMap { target in
+            guard let address = try? target.resolve() else {
+                logger.error("the hook host does not resolve: every hook call is refused", metadata: ["hook": "\(target)"])
+                return nil
+            }
+            let client = HookClient(loop: loop, target: target, address: address, timeoutMs: config.hookTimeoutMs, logger: logger)
+            return Hooks(events: config.hookEvents, client: client, stats: stats)
+        }
     }
 }

@@ -30,6 +30,12 @@ public final class LoopStats: Sendable {
     public let patterns = Atomic<Int>(0)
     public let shards = Atomic<Int>(0)
     public let redisReconnects = Atomic<Int>(0)
+    /// Calls to the authorization hook, the ones it refused (401/403), and the ones that got no
+    /// usable answer (failed, timed out, another status); and how long each took.
+    public let hookCalls = Atomic<Int>(0)
+    public let hookRefusals = Atomic<Int>(0)
+    public let hookFailures = Atomic<Int>(0)
+    public let hookLatency = LatencyHistogram()
 
     public init() {}
 }

@@ -31,6 +31,18 @@ enum OpsAPI {
             text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
             for (labels, value) in samples { text += "\(name)\(labels) \(value)\n" }
         }
+        func histogram(_ name: String, _ help: String, _ snapshots: [(buckets: [Int], sumMicros: Int)]) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+            var cumulative = 0
+            for (i, bound) in LatencyHistogram.bounds.enumerated() {
+                cumulative += snapshots.reduce(0) { $0 + $1.buckets[i] }
+                text += "\(name)_bucket{le=\"\(bound)\"} \(cumulative)\n"
+            }
+            let count = snapshots.reduce(0) { $0 + $1.buckets.reduce(0, +) }
+            text += "\(name)_bucket{le=\"+Inf\"} \(count)\n"
+            text += "\(name)_sum \(Double(snapshots.reduce(0) { $0 + $1.sumMicros }) / 1_000_000)\n"
+            text += "\(name)_count \(count)\n"
+        }
         metric("herald_build_info", "gauge", "Herald's version.", [("{version=\"\(heraldVersion)\"}", 1)])
         metric(
             "herald_connections", "gauge", "Open client connections by kind.",
@@ -65,18 +77,13 @@ enum OpsAPI {
             [("", p.total { $0.queueLeaseErrors.value })])
         metric("herald_ready", "gauge", "1 when every Redis link is up.", [("", p.isReady ? 1 : 0)])
 
-        let name = "herald_publish_duration_seconds"
-        text += "# HELP \(name) Time from a publish request to Redis's reply.\n# TYPE \(name) histogram\n"
-        let snapshots = p.loops.map(\.publishLatency.snapshot)
-        var cumulative = 0
-        for (i, bound) in LatencyHistogram.bounds.enumerated() {
-            cumulative += snapshots.reduce(0) { $0 + $1.buckets[i] }
-            text += "\(name)_bucket{le=\"\(bound)\"} \(cumulative)\n"
-        }
-        let count = snapshots.reduce(0) { $0 + $1.buckets.reduce(0, +) }
-        text += "\(name)_bucket{le=\"+Inf\"} \(count)\n"
-        text += "\(name)_sum \(Double(snapshots.reduce(0) { $0 + $1.sumMicros }) / 1_000_000)\n"
-        text += "\(name)_count \(count)\n"
+        metric("herald_hook_calls_total", "counter", "Calls to the authorization hook (--hook-url).", [("", p.total { $0.hookCalls.value })])
+        metric("herald_hook_refusals_total", "counter", "Hook calls answered 401 or 403.", [("", p.total { $0.hookRefusals.value })])
+        metric(
+            "herald_hook_failures_total", "counter", "Hook calls without a usable answer (failed, timed out, another status): refused as unavailable.",
+            [("", p.total { $0.hookFailures.value })])
+        histogram("herald_publish_duration_seconds", "Time from a publish request to Redis's reply.", p.loops.map(\.publishLatency.snapshot))
+        histogram("herald_hook_duration_seconds", "Time from a hook call to the backend's answer (or its failure).", p.loops.map(\.hookLatency.snapshot))
         responder.respond(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: Array(text.utf8)))
     }
 }

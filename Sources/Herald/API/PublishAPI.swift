@@ -61,6 +61,17 @@ enum PublishAPI {
             return
         }
         let message = Message(channel: target.name, payload: request.body, sharded: sharded)
+        // Without a hook nothing is built for it: this is the hot path.
+        guard caller.gate != nil else {
+            publishAndAnswer(message, caller, responder, publisher)
+            return
+        }
+        caller.afterHook(.publish, kind: sharded ? "shard" : "channel", names: [target.name], verb: "publishing to", responder) {
+            publishAndAnswer(message, caller, responder, publisher)
+        }
+    }
+
+    private static func publishAndAnswer(_ message: Message, _ caller: Caller, _ responder: Responder, _ publisher: Publisher) {
         publish(message, grant: caller.grant, via: publisher) { result in
             switch result {
             case .success(let receivers): responder.respond(.json(200, bytes: answer(message.channel, receivers)))
@@ -90,6 +101,17 @@ enum PublishAPI {
             responder.fail(HTTPError.forbidden("publishing to \(denied.channel)"))
             return
         }
+        // The hook hears of every channel (then every shard channel) before anything is published.
+        let channels = messages.filter { !$0.sharded }.map(\.channel)
+        let shards = messages.filter(\.sharded).map(\.channel)
+        caller.afterHook(.publish, kind: "channel", names: channels, verb: "publishing to", responder) {
+            caller.afterHook(.publish, kind: "shard", names: shards, verb: "publishing to", responder) {
+                publishAll(messages, batch: batch, caller, responder, publisher)
+            }
+        }
+    }
+
+    private static func publishAll(_ messages: [Message], batch: Bool, _ caller: Caller, _ responder: Responder, _ publisher: Publisher) {
         var results = [Result<Int, HTTPError>?](repeating: nil, count: messages.count)
         var left = messages.count
         for (index, message) in messages.enumerated() {

@@ -11,11 +11,13 @@ enum QueuesAPI {
                 request, responder, prefix: "/queues/", noun: "queue name", access: .write,
                 verb: "pushing to", caller: caller)
         else { return }
-        responder.run([Array("LPUSH".utf8), target.key, request.body], key: target.key, on: queues.redis) { reply in
-            guard let length = reply.integer else { return nil }
-            return .jsonObject {
-                $0.field("queue", target.name)
-                $0.field("length", length)
+        caller.afterHook(.publish, kind: "queue", names: [target.name], verb: "pushing to", responder) {
+            responder.run([Array("LPUSH".utf8), target.key, request.body], key: target.key, on: queues.redis) { reply in
+                guard let length = reply.integer else { return nil }
+                return .jsonObject {
+                    $0.field("queue", target.name)
+                    $0.field("length", length)
+                }
             }
         }
     }

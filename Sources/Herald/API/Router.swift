@@ -57,7 +57,11 @@ public struct Router {
                 return
             }
             do {
-                handler(Caller(grant: try access.grant(for: request, query: query), query: query))
+                var caller = Caller(grant: try access.grant(for: request, query: query), query: query)
+                if let hooks = services.hooks {
+                    caller.gate = HookGate(hooks: hooks, caller: HookCaller(client: nil, remote: responder.connection.remoteAddress, request: request))
+                }
+                handler(caller)
             } catch {
                 responder.fail(error)
             }

@@ -15,6 +15,8 @@ protocol ClientExchange: SessionClient {
     func startEventStream(_ slot: ResponseSlot, app: SessionApp) -> Bool
     /// Looks at the socket now for a client that left; closes the connection if so.
     func checkPeer()
+    /// The peer's address (`203.0.113.7:51234`), for the authorization hook.
+    var remoteAddress: String { get }
 }
 
 /// A client a session runs on (a WebSocket or an event stream); confined to its loop.

@@ -34,11 +34,13 @@ enum StreamsAPI {
         } else {
             arguments += [Array("data".utf8), request.body]
         }
-        responder.run(arguments, key: target.key, on: redis) { reply in
-            guard case .string = reply, let id = reply.text else { return nil }
-            return .jsonObject {
-                $0.field("stream", key)
-                $0.field("id", id)
+        caller.afterHook(.publish, kind: "stream", names: [key], verb: "appending to", responder) {
+            responder.run(arguments, key: target.key, on: redis) { reply in
+                guard case .string = reply, let id = reply.text else { return nil }
+                return .jsonObject {
+                    $0.field("stream", key)
+                    $0.field("id", id)
+                }
             }
         }
     }

@@ -99,12 +99,55 @@ enum SubscribeAPI {
             if responder.upgrade(accepted, to: refusal) { refusal.start() } else { responder.fail(error) }
             return
         }
-        let session = SubscriberSession(connection: responder.connection, format: format, grant: grant, services: services)
-        guard responder.upgrade(accepted, to: session) else {
-            responder.fail(.badRequest("a WebSocket upgrade cannot follow pipelined requests still waiting for answers"))
+        afterHooks(request, responder, services: services, kind: "websocket", initial: initial, plan: plan) { outcome in
+            switch outcome {
+            case .failure(let error):
+                // Refused by the backend: close 1008; no answer from it: try again later (1013).
+                let code = error.code == "hook_unavailable" ? CloseCode.tryAgainLater : CloseCode.policyViolation
+                let refusal = RefusedSession(
+                    connection: responder.connection, code: code, error: Envelope.error(code: error.code, message: error.message))
+                if responder.upgrade(accepted, to: refusal) { refusal.start() } else { responder.fail(error) }
+            case .success(let (gate, identity)):
+                let session = SubscriberSession(
+                    connection: responder.connection, format: format, grant: grant, services: services, gate: gate, identity: identity)
+                guard responder.upgrade(accepted, to: session) else {
+                    responder.fail(.badRequest("a WebSocket upgrade cannot follow pipelined requests still waiting for answers"))
+                    return
+                }
+                session.start(initial, plan)
+            }
+        }
+    }
+
+    /// Asks the backend's hook (when there is one) whether this connection may open and take
+    /// every subscription its query names; `done` gets the gate for the connection's later
+    /// questions and the identity the backend named. Without a hook, `done` runs at once.
+    private static func afterHooks(
+        _ request: HTTPRequest, _ responder: Responder, services: LoopServices, kind: String,
+        initial: [SubscriptionKind: [String]], plan: StreamPlan,
+        _ done: @escaping (Result<(HookGate?, HookIdentity?), HTTPError>) -> Void
+    ) {
+        guard let hooks = services.hooks else {
+            done(.success((nil, nil)))
             return
         }
-        session.start(initial, plan)
+        let gate = HookGate(hooks: hooks, caller: HookCaller(client: HookCaller.newClientID(), remote: responder.connection.remoteAddress, request: request))
+        var names: [(kind: String, names: [String])] = SubscriptionKind.allCases.compactMap { kind in
+            initial[kind].map { (kind.rawValue, $0) }
+        }
+        names.append(("stream", plan.streams))
+        if let group = plan.group { names.append(("group", [group.name])) }
+        if let queue = plan.queue { names.append(("queue", [queue])) }
+        gate.connect(kind: kind) { result in
+            switch result {
+            case .failure(let error):
+                done(.failure(error))
+            case .success(let identity):
+                gate.check(.subscribe, names[...], verb: "subscribing to") { error in
+                    if let error { done(.failure(error)) } else { done(.success((gate, identity))) }
+                }
+            }
+        }
     }
 
     /// The request's grant, once it covers every name asked for within the per-connection
@@ -139,12 +182,20 @@ enum SubscribeAPI {
             responder.fail(error)
             return
         }
-        let session = SubscriberSession(connection: responder.connection, format: format, grant: grant, services: services)
-        guard responder.startEventStream(session) else {
-            responder.fail(.badRequest("an event stream cannot follow pipelined requests still waiting for answers"))
-            return
+        afterHooks(request, responder, services: services, kind: "sse", initial: initial, plan: plan) { outcome in
+            switch outcome {
+            case .failure(let error):
+                responder.fail(error)
+            case .success(let (gate, identity)):
+                let session = SubscriberSession(
+                    connection: responder.connection, format: format, grant: grant, services: services, gate: gate, identity: identity)
+                guard responder.startEventStream(session) else {
+                    responder.fail(.badRequest("an event stream cannot follow pipelined requests still waiting for answers"))
+                    return
+                }
+                session.start(initial, plan)
+            }
         }
-        session.start(initial, plan)
     }
 }
 

@@ -30,11 +30,20 @@ final class SubscriberSession: SessionApp, Subscriber {
     private let tokens: TokenServices
     /// `--max-subscriptions`: of every kind together.
     private let maxSubscriptions: Int
+    /// The backend's hook, asked before each subscription and publish (nil: no hook).
+    private let gate: HookGate?
+    /// Who the backend's connect answer said this client is.
+    let identity: HookIdentity?
 
-    init(connection: any SessionClient, format: SubscribeAPI.Format, grant: Grant, services: LoopServices) {
+    init(
+        connection: any SessionClient, format: SubscribeAPI.Format, grant: Grant, services: LoopServices, gate: HookGate? = nil,
+        identity: HookIdentity? = nil
+    ) {
         self.connection = connection
         self.format = format
         self.grant = grant
+        self.gate = gate
+        self.identity = identity
         hub = services.hub
         publisher = services.publisher
         streams = services.streams
@@ -165,7 +174,29 @@ final class SubscriberSession: SessionApp, Subscriber {
         if let denied = names.first(where: { !allowed($0) }) {
             throw HTTPError.forbidden("subscribing to \(denied)")
         }
-        subscribe(kind, names, id: id)
+        guard let gate, gate.asks(.subscribe) else {
+            subscribe(kind, names, id: id)
+            return
+        }
+        // The backend decides each name; meanwhile the op counts as waiting, and the limit is
+        // checked again with what other ops added.
+        inFlight += 1
+        gate.check(.subscribe, kind: kind.rawValue, names: names, verb: "subscribing to") { error in
+            self.inFlight -= 1
+            guard !self.isClosed else { return }
+            if let error {
+                self.sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
+                return
+            }
+            let held = self.subscriptions[kind] ?? []
+            let added = names.filter { !held.contains(RedisName($0)) }.count
+            guard self.heldCount + added <= limit else {
+                let error = HTTPError.tooManySubscriptions(limit: limit)
+                self.sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
+                return
+            }
+            self.subscribe(kind, names, id: id)
+        }
     }
 
     // MARK: Operations
@@ -253,7 +284,28 @@ final class SubscriberSession: SessionApp, Subscriber {
 
     private func publish(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
         let message = try PublishAPI.message(from: json)
+        guard grant.mayPublish(message.channel) else { throw HTTPError.forbidden("publishing to \(message.channel)") }
         inFlight += 1
+        guard let gate, gate.asks(.publish) else {
+            publish(message, id: id)
+            return
+        }
+        gate.check(.publish, kind: message.sharded ? "shard" : "channel", names: [message.channel], verb: "publishing to") { error in
+            guard !self.isClosed else {
+                self.inFlight -= 1
+                return
+            }
+            if let error {
+                self.inFlight -= 1
+                self.sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
+            } else {
+                self.publish(message, id: id)
+            }
+        }
+    }
+
+    /// Publishes an op's message (one `inFlight` is held for it) and answers.
+    private func publish(_ message: PublishAPI.Message, id: JSONValue?) {
         PublishAPI.publish(message, grant: grant, via: publisher) { result in
             self.inFlight -= 1
             guard !self.isClosed else { return }

@@ -119,6 +119,14 @@ public struct HTTPError: Error, Equatable, Sendable {
     public static func forbidden(_ what: String) -> HTTPError {
         HTTPError(status: 403, code: "forbidden", message: "this credential does not allow \(what)")
     }
+    /// The backend's hook (`--hook-url`) answered 401 or 403 for `what`.
+    public static func refusedByHook(_ what: String) -> HTTPError {
+        HTTPError(status: 403, code: "forbidden", message: "the backend does not allow \(what)")
+    }
+    /// The backend's hook gave no usable answer: refused, as hooks fail closed.
+    public static func hookUnavailable(_ reason: String) -> HTTPError {
+        HTTPError(status: 503, code: "hook_unavailable", message: "the authorization hook did not answer: \(reason)", headers: ["Retry-After": "1"])
+    }
     /// A stream id (or time) that is not one: the client's own text, or Redis's refusal of it.
     public static func badID(_ message: String) -> HTTPError {
         HTTPError(status: 400, code: "bad_id", message: message)

@@ -49,6 +49,8 @@ public final class Server {
         sigaddset(&signals, SIGINT)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
+        // A hook host that does not resolve is a configuration error, said at start.
+        if let hook = config.hookURL { _ = try hook.resolve() }
         var listeners: [Int32] = []
         for _ in 0..<config.loops {
             listeners.append(try Socket.listen(host: config.host, port: config.port, reusePort: true))
