@@ -171,6 +171,9 @@ extension Config {
         .seconds(
             "hook-timeout", "HERALD_HOOK_TIMEOUT", \.hookTimeoutMs,
             help: "Seconds the hook has to answer; then the call is refused (hook_unavailable)."),
+        .seconds(
+            "idempotency-ttl", "HERALD_IDEMPOTENCY_TTL", \.idempotencyTtlMs,
+            help: "Seconds the answer to a write with an Idempotency-Key is kept in Redis for retries."),
         .switch("access-log", "HERALD_ACCESS_LOG", \.accessLog, help: "Log one line per HTTP request."),
         .switch("echo", "HERALD_ECHO", \.echo, help: "Test only: serve a WebSocket echo endpoint at /echo."),
     ]

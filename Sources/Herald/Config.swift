@@ -79,6 +79,8 @@ public struct Config: Sendable {
     public var hookEvents = HookEvents.all
     /// How long a hook call may take before it counts as no answer, ms.
     public var hookTimeoutMs: Int64 = 2000
+    /// How long the answer to a write with an Idempotency-Key is kept for retries, ms.
+    public var idempotencyTtlMs: Int64 = 86_400_000
 
     public init() {}
 

@@ -531,7 +531,7 @@ def test_cors_preflight_and_answer_headers(auth_herald):
         methods = {m.strip() for m in hdrs.get("Access-Control-Allow-Methods", "").split(",")}
         assert {"GET", "POST"} <= methods, dict(hdrs)
         allowed = [h.strip().lower() for h in hdrs.get("Access-Control-Allow-Headers", "").split(",")]
-        assert allowed == ["authorization", "content-type", "last-event-id"], dict(hdrs)
+        assert allowed == ["authorization", "content-type", "last-event-id", "idempotency-key"], dict(hdrs)
         assert data == b""
     status, hdrs, data = http("OPTIONS", base + "/publish/news.cors",
                               headers={"Origin": "https://evil.example", **pre})

@@ -8,6 +8,8 @@ struct Caller {
     let query: [(name: String, value: String)]
     /// The way past the backend's hook, when there is one.
     var gate: HookGate? = nil
+    /// `--idempotency-ttl`: how long the answer of a write with an Idempotency-Key is kept, ms.
+    var idempotencyTtlMs: Int64 = 86_400_000
 
     /// Runs `proceed` once the hook (if it takes `event`) allows every one of `names`;
     /// otherwise answers its refusal.
@@ -72,6 +74,42 @@ extension Responder {
             if let response = answer(reply) {
                 self.respond(response)
             } else {
+                self.fail(RedisErrors.httpError(reply, command: command))
+            }
+        }
+        if !sent { fail(RedisErrors.unreachable(redis)) }
+    }
+}
+
+extension Responder {
+    /// `run`, done at most once for the request's `Idempotency-Key` (`once`): the command runs
+    /// in the script that keeps its reply, and a retry is answered from the kept reply, marked
+    /// `Idempotent-Replayed: true`. Without a key, plain `run`.
+    func run(
+        _ arguments: [[UInt8]], key: [UInt8], on redis: CommandSender, once write: IdempotentWrite?, scope: String, target: String,
+        ttlMs: Int64, _ answer: @escaping (RedisReply) -> HTTPResponse?
+    ) {
+        guard let write else {
+            run(arguments, key: key, on: redis, answer)
+            return
+        }
+        let command = String(decoding: arguments[0], as: UTF8.self)
+        let script = write.command(
+            redisKey: write.redisKey(scope: scope, target: target, slotOf: target), commands: [arguments], keys: [key], ttlMs: ttlMs)
+        let sent = redis.send(key: key, script) { reply in
+            switch IdempotentWrite.outcome(reply) {
+            case .reused?:
+                self.fail(.idempotencyKeyReused)
+            case .done(let replies)? where replies.count == 1:
+                self.respond(answer(replies[0]) ?? .error(RedisErrors.httpError(replies[0], command: command)))
+            case .replayed(let replies)? where replies.count == 1:
+                guard var response = answer(replies[0]) else {
+                    self.fail(RedisErrors.httpError(replies[0], command: command))
+                    return
+                }
+                response.markReplayed()
+                self.respond(response)
+            default:
                 self.fail(RedisErrors.httpError(reply, command: command))
             }
         }

@@ -10,6 +10,8 @@ struct Publisher {
     /// `--max-pending`: commands of this loop waiting on Redis before publishes answer 503.
     let maxPending: Int
     let stats: LoopStats
+    /// `--idempotency-ttl`, ms, for ops with an `idempotency_key`.
+    var idempotencyTtlMs: Int64 = 86_400_000
 }
 
 /// One loop's services for the API layer; confined to that loop.
@@ -28,12 +30,14 @@ public final class LoopServices {
     let process: ProcessStats
     /// The backend's authorization hook, with `--hook-url`.
     let hooks: Hooks?
+    /// `--idempotency-ttl`, ms.
+    let idempotencyTtlMs: Int64
 
     public init(
         config: Config, loop: EventLoop, logger: Logger, stats: LoopStats, process: ProcessStats, redis: CommandSender,
         hub: Hub, tailer: StreamTailer, blocking: BlockingPool, leases: QueueLeases, drain: DrainClock
     ) {
-        publisher = Publisher(redis: redis, maxPending: config.maxPending, stats: stats)
+        publisher = Publisher(redis: redis, maxPending: config.maxPending, stats: stats, idempotencyTtlMs: config.idempotencyTtlMs)
         streams = StreamServices(redis: redis, tailer: tailer, loop: loop, claimIdleMs: config.claimIdleMs, maxOutbound: config.maxOutbound)
         queues = QueueServices(redis: redis, blocking: blocking, leases: leases, loop: loop, logger: logger, drain: drain)
         tokens = TokenServices(access: config.access, warningMs: config.tokenWarningMs, loop: loop)
@@ -42,6 +46,7 @@ public final class LoopServices {
         maxSubscriptions = config.maxSubscriptions
         maxConnections = config.maxConnections
         self.process = process
+        idempotencyTtlMs = config.idempotencyTtlMs
         // The host was resolved once at start (Server.run) to refuse a bad one; each loop
         // resolves it again here, off the request path.
         hooks = config.hookURL.flatMap { target in

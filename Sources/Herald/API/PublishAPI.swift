@@ -61,6 +61,10 @@ enum PublishAPI {
             return
         }
         let message = Message(channel: target.name, payload: request.body, sharded: sharded)
+        if request.header("idempotency-key") != nil {
+            publishOnce([message], batch: false, request, responder, caller, publisher)
+            return
+        }
         // Without a hook nothing is built for it: this is the hot path.
         guard caller.gate != nil else {
             publishAndAnswer(message, caller, responder, publisher)
@@ -68,6 +72,79 @@ enum PublishAPI {
         }
         caller.afterHook(.publish, kind: sharded ? "shard" : "channel", names: [target.name], verb: "publishing to", responder) {
             publishAndAnswer(message, caller, responder, publisher)
+        }
+    }
+
+    /// A publish (or batch) with an `Idempotency-Key`: every message in one script that also
+    /// keeps the receiver counts, so a retry publishes nothing and gets the same answer.
+    private static func publishOnce(
+        _ messages: [Message], batch: Bool, _ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ publisher: Publisher
+    ) {
+        let write: IdempotentWrite
+        switch IdempotentWrite.from(request) {
+        case .success(let parsed?): write = parsed
+        case .success(nil): return
+        case .failure(let error):
+            responder.fail(error)
+            return
+        }
+        let channels = messages.filter { !$0.sharded }.map(\.channel)
+        let shards = messages.filter(\.sharded).map(\.channel)
+        caller.afterHook(.publish, kind: "channel", names: channels, verb: "publishing to", responder) {
+            caller.afterHook(.publish, kind: "shard", names: shards, verb: "publishing to", responder) {
+                publishOnce(messages, write: write, target: batch ? "" : messages[0].channel, ttlMs: caller.idempotencyTtlMs, via: publisher) {
+                    result in
+                    switch result {
+                    case .failure(let error):
+                        responder.fail(error)
+                    case .success(let (receivers, replayed)):
+                        var response =
+                            batch
+                            ? batchAnswer(messages, receivers.map { .success($0) })
+                            : .json(200, bytes: answer(messages[0].channel, receivers[0]))
+                        if replayed { response.markReplayed() }
+                        responder.respond(response)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes `messages` at most once for `write`: `done` gets each message's receivers (as
+    /// counted the first time) and whether they were kept from an earlier request. Sharded
+    /// messages must share one slot (the script runs on one node).
+    static func publishOnce(
+        _ messages: [Message], write: IdempotentWrite, target: String, ttlMs: Int64, via publisher: Publisher,
+        _ done: @escaping (Result<([Int], Bool), HTTPError>) -> Void
+    ) {
+        let shards = messages.filter(\.sharded).map { Array($0.channel.utf8) }
+        if let first = shards.first, shards.contains(where: { SlotHash.slot($0) != SlotHash.slot(first) }) {
+            done(.failure(.badRequest("a batch with an Idempotency-Key may publish to sharded channels of one slot only")))
+            return
+        }
+        // The script runs where its key lives: a shard channel's slot, else the target's (or,
+        // for a batch, the key's own).
+        let slotOf = shards.first.map { String(decoding: $0, as: UTF8.self) } ?? (target.isEmpty ? write.key : target)
+        let commands = messages.map { [$0.sharded ? spublish : publish, Array($0.channel.utf8), $0.payload] }
+        let script = write.command(
+            redisKey: write.redisKey(scope: "publish", target: target, slotOf: slotOf), commands: commands, keys: [], ttlMs: ttlMs)
+        let sent = publisher.redis.send(key: Array(slotOf.utf8), script) { reply in
+            switch IdempotentWrite.outcome(reply) {
+            case .reused?:
+                done(.failure(.idempotencyKeyReused))
+            case .done(let replies)? where replies.count == messages.count:
+                publisher.stats.published.bump(messages.count)
+                done(.success((replies.map { $0.integer ?? 0 }, false)))
+            case .replayed(let replies)? where replies.count == messages.count:
+                done(.success((replies.map { $0.integer ?? 0 }, true)))
+            default:
+                publisher.stats.publishErrors.bump()
+                done(.failure(RedisErrors.httpError(reply, command: "PUBLISH")))
+            }
+        }
+        if !sent {
+            publisher.stats.publishErrors.bump()
+            done(.failure(RedisErrors.unreachable(publisher.redis)))
         }
     }
 
@@ -99,6 +176,10 @@ enum PublishAPI {
         // A batch is checked whole before anything is published.
         if let denied = messages.first(where: { !caller.grant.mayPublish($0.channel) }) {
             responder.fail(HTTPError.forbidden("publishing to \(denied.channel)"))
+            return
+        }
+        if request.header("idempotency-key") != nil {
+            publishOnce(messages, batch: batch, request, responder, caller, publisher)
             return
         }
         // The hook hears of every channel (then every shard channel) before anything is published.

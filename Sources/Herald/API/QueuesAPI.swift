@@ -11,8 +11,18 @@ enum QueuesAPI {
                 request, responder, prefix: "/queues/", noun: "queue name", access: .write,
                 verb: "pushing to", caller: caller)
         else { return }
+        let once: IdempotentWrite?
+        switch IdempotentWrite.from(request) {
+        case .success(let write): once = write
+        case .failure(let error):
+            responder.fail(error)
+            return
+        }
         caller.afterHook(.publish, kind: "queue", names: [target.name], verb: "pushing to", responder) {
-            responder.run([Array("LPUSH".utf8), target.key, request.body], key: target.key, on: queues.redis) { reply in
+            responder.run(
+                [Array("LPUSH".utf8), target.key, request.body], key: target.key, on: queues.redis, once: once, scope: "queue",
+                target: target.name, ttlMs: caller.idempotencyTtlMs
+            ) { reply in
                 guard let length = reply.integer else { return nil }
                 return .jsonObject {
                     $0.field("queue", target.name)

@@ -58,6 +58,7 @@ public struct Router {
             }
             do {
                 var caller = Caller(grant: try access.grant(for: request, query: query), query: query)
+                caller.idempotencyTtlMs = services.idempotencyTtlMs
                 if let hooks = services.hooks {
                     caller.gate = HookGate(hooks: hooks, caller: HookCaller(client: nil, remote: responder.connection.remoteAddress, request: request))
                 }
@@ -138,7 +139,7 @@ public struct Router {
                 status: 204,
                 headers: [
                     ("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS"),
-                    ("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID"),
+                    ("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID, Idempotency-Key"),
                     ("Access-Control-Max-Age", "600"),
                 ]))
     }

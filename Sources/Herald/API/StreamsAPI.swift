@@ -34,8 +34,15 @@ enum StreamsAPI {
         } else {
             arguments += [Array("data".utf8), request.body]
         }
+        let once: IdempotentWrite?
+        switch IdempotentWrite.from(request) {
+        case .success(let write): once = write
+        case .failure(let error):
+            responder.fail(error)
+            return
+        }
         caller.afterHook(.publish, kind: "stream", names: [key], verb: "appending to", responder) {
-            responder.run(arguments, key: target.key, on: redis) { reply in
+            responder.run(arguments, key: target.key, on: redis, once: once, scope: "stream", target: key, ttlMs: caller.idempotencyTtlMs) { reply in
                 guard case .string = reply, let id = reply.text else { return nil }
                 return .jsonObject {
                     $0.field("stream", key)

@@ -285,9 +285,14 @@ final class SubscriberSession: SessionApp, Subscriber {
     private func publish(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
         let message = try PublishAPI.message(from: json)
         guard grant.mayPublish(message.channel) else { throw HTTPError.forbidden("publishing to \(message.channel)") }
+        let once: IdempotentWrite?
+        switch IdempotentWrite.from(op: json, fields: ["channel", "message", "sharded"]) {
+        case .success(let write): once = write
+        case .failure(let error): throw error
+        }
         inFlight += 1
         guard let gate, gate.asks(.publish) else {
-            publish(message, id: id)
+            publish(message, once: once, id: id)
             return
         }
         gate.check(.publish, kind: message.sharded ? "shard" : "channel", names: [message.channel], verb: "publishing to") { error in
@@ -299,13 +304,32 @@ final class SubscriberSession: SessionApp, Subscriber {
                 self.inFlight -= 1
                 self.sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
             } else {
-                self.publish(message, id: id)
+                self.publish(message, once: once, id: id)
             }
         }
     }
 
-    /// Publishes an op's message (one `inFlight` is held for it) and answers.
-    private func publish(_ message: PublishAPI.Message, id: JSONValue?) {
+    /// Publishes an op's message (one `inFlight` is held for it) and answers; with an
+    /// `idempotency_key`, at most once (a retry's answer says `"replayed":true`).
+    private func publish(_ message: PublishAPI.Message, once: IdempotentWrite?, id: JSONValue?) {
+        if let once {
+            PublishAPI.publishOnce([message], write: once, target: message.channel, ttlMs: publisher.idempotencyTtlMs, via: publisher) { result in
+                self.inFlight -= 1
+                guard !self.isClosed else { return }
+                switch result {
+                case .success(let (receivers, replayed)):
+                    self.sendJSON(
+                        Envelope.answer("published", id: id) {
+                            $0.field("channel", message.channel)
+                            $0.field("receivers", receivers[0])
+                            if replayed { $0.field("replayed", true) }
+                        })
+                case .failure(let error):
+                    self.sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
+                }
+            }
+            return
+        }
         PublishAPI.publish(message, grant: grant, via: publisher) { result in
             self.inFlight -= 1
             guard !self.isClosed else { return }

@@ -127,6 +127,14 @@ public struct HTTPError: Error, Equatable, Sendable {
     public static func hookUnavailable(_ reason: String) -> HTTPError {
         HTTPError(status: 503, code: "hook_unavailable", message: "the authorization hook did not answer: \(reason)", headers: ["Retry-After": "1"])
     }
+    /// An `Idempotency-Key` (or an op's `idempotency_key`) that is not 1-128 printable characters.
+    public static func badIdempotencyKey(_ message: String) -> HTTPError {
+        HTTPError(status: 400, code: "bad_idempotency_key", message: message)
+    }
+    /// The idempotency key was used before for a different request.
+    public static let idempotencyKeyReused = HTTPError(
+        status: 422, code: "idempotency_key_reused",
+        message: "this Idempotency-Key was used for a different request; use a new key for a new request")
     /// A stream id (or time) that is not one: the client's own text, or Redis's refusal of it.
     public static func badID(_ message: String) -> HTTPError {
         HTTPError(status: 400, code: "bad_id", message: message)

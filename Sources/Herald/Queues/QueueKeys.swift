@@ -20,7 +20,7 @@ public enum QueueKeys {
     }
 
     /// The part after a key's prefix: the slot's `{tag}`, then the queue's name, length first.
-    private static func scope(_ queue: String) -> String {
+    static func scope(_ queue: String) -> String {
         "{\(tag(queue))}:\(queue.utf8.count):\(queue)"
     }
 
