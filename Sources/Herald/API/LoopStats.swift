@@ -30,8 +30,13 @@ public final class LoopStats: Sendable {
     public let patterns = Atomic<Int>(0)
     public let shards = Atomic<Int>(0)
     public let redisReconnects = Atomic<Int>(0)
+    /// Under Sentinel, what the loop knows of the master (or why it has none), for `/readyz`.
+    private let redisStatus = Mutex("")
 
     public init() {}
+
+    public func setRedisStatus(_ text: String) { redisStatus.withLock { if $0 != text { $0 = text } } }
+    public var redisStatusText: String { redisStatus.withLock { $0 } }
 }
 
 extension Atomic where Value == Int {
