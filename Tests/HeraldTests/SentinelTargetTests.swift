@@ -74,7 +74,9 @@ final class SentinelTargetTests: XCTestCase {
     }
 
     func testRedisOptionTakesASentinelURL() throws {
-        let c = try Config.resolve(flags: ["redis": "redis+sentinel://:pw@127.0.0.1:26379,127.0.0.1:26380/m/1"], environment: ["HERALD_SENTINEL_PASSWORD": "sp"])
+        let c = try Config.resolve(
+            flags: ["redis": "redis+sentinel://:pw@127.0.0.1:26379,127.0.0.1:26380/m/1"],
+            environment: ["HERALD_SENTINEL_PASSWORD": "sp"])
         XCTAssertEqual(c.sentinel?.masterName, "m")
         XCTAssertEqual(c.sentinel?.sentinels.count, 2)
         XCTAssertEqual(c.sentinelPassword, "sp")
