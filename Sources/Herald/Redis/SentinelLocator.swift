@@ -51,6 +51,8 @@ public final class SentinelLocator {
     /// The sentinel asked first: the last one that answered.
     private var firstSentinel = 0
     private var lastResolvedAt: Int64 = 0
+    /// The last failure logged, so a long outage logs each new reason once.
+    private var loggedFailure = ""
     /// The subscription to `+switch-master`, on one sentinel at a time.
     private let watcher: RedisConnection
     private var watchNext = 0
@@ -232,6 +234,7 @@ public final class SentinelLocator {
         switch result {
         case .success(let found):
             retries = 0
+            loggedFailure = ""
             status = "master \(found) (via sentinel)"
             let moved = master != found
             master = found
@@ -242,7 +245,8 @@ public final class SentinelLocator {
         case .failure(let unavailable):
             if masterUnknown { master = nil }
             status = "resolving master via sentinel: " + unavailable.reason
-            if retries == 0 || master == nil {
+            if unavailable.reason != loggedFailure {
+                loggedFailure = unavailable.reason
                 logger.warning("no redis master via sentinel", metadata: ["reason": "\(unavailable.reason)"])
             }
             // With a master still in use, its links' failures bring the next round.
