@@ -16,6 +16,7 @@ Groups:
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import tempfile
@@ -375,6 +376,37 @@ def test_sigkill_of_the_primary_moves_every_link(setup, heralds):
     finally:
         ws.close()
         reader.close()
+
+
+def test_a_paused_primary_is_left_for_the_promoted_replica(setup, heralds):
+    """SIGSTOP: the old master's sockets stay open and silent. Nothing waits past a deadline:
+    publishes answer (503 at worst) within the 5 s reply timeout, and the links move once the
+    sentinels promote the replica."""
+    h = heralds(redis_url=setup.url())
+    channel = unique("ch")
+    ws = open_subscriber(h, channels=[channel])
+    try:
+        setup.primary.proc.send_signal(signal.SIGSTOP)
+        try:
+            outcomes = []
+            deadline = time.monotonic() + FAILOVER_TIMEOUT
+            while time.monotonic() < deadline:
+                started = time.monotonic()
+                status, body = publish_status(h, channel, "during", timeout=10)
+                assert time.monotonic() - started < 7, f"a publish waited {time.monotonic() - started:.1f}s"
+                outcomes.append(status)
+                if status == 200 and role(setup.replica) == "master":
+                    break
+                assert status in (200, 503), body
+                time.sleep(0.1)
+            assert outcomes[-1] == 200, outcomes
+            gap, _ = next_of_type(ws, "gap")
+            assert gap["channel"] == channel
+            assert setup.replica.cli("PUBSUB", "NUMSUB", channel).split()[-1] != "0"
+        finally:
+            setup.primary.proc.send_signal(signal.SIGCONT)
+    finally:
+        ws.close()
 
 
 def test_sentinel_failover_command_moves_links_off_the_demoted_master(setup, heralds):
