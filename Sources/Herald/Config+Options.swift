@@ -42,7 +42,7 @@ extension Config {
             flag: "redis", environment: "HERALD_REDIS_URL", valueName: "url",
             shownDefault: .value(Config().redis.map { "redis://\($0)" }.joined(separator: ",")),
             help:
-                "redis://[user:password@]host[:port][/db]; comma-separated for several nodes (a Redis Cluster); or redis+sentinel://host[:port],host[:port]/<master-name>[/db]."
+                "redis://[user:password@]host[:port][/db]; comma-separated for several nodes (a Redis Cluster); or the master via Sentinel: redis+sentinel://[user:password@]host[:port][,...]/<master-name>[/db]."
         ) { c, v throws(ConfigError) in
             if v.trimmingWhitespace().hasPrefix(SentinelTarget.scheme) {
                 let target = try SentinelTarget.parse(v.trimmingWhitespace())
