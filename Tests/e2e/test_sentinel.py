@@ -7,8 +7,9 @@ small Python server speaking RESP). Everything started here is stopped at the en
 
 Groups:
 - the broker through Sentinel (pub/sub, streams, queues);
-- failover: SIGKILL of the primary, `SENTINEL FAILOVER` (the old master answers READONLY),
-  a demoted master named by a stale sentinel (READONLY moves the links);
+- failover: SIGKILL of the primary, SIGSTOP of the primary, `SENTINEL FAILOVER` (a graceful
+  switch: +switch-master moves the links), a demoted master still named by a stale sentinel
+  (its READONLY answer moves the links);
 - sentinels that fail: one dead, one that names a replica (ROLE check), one that accepts and
   never answers (the deadline), none at all at start.
 """
