@@ -287,6 +287,11 @@ config = {
                     "claim-idle=30\nslow-consumer=close\nlog-format=json\naccess-log=1\n"
                     "HERALD_MAX_CONNECTIONS=0\nHERALD_SLOW_CONSUMER=block",
     "cluster-url": "redis+cluster://10.0.0.1:7000\nredis=redis://a:7000,redis://b:7001/3",
+    "sentinel-url": "redis+sentinel://app:p%40ss@10.0.0.1:26379,10.0.0.2,[::1]:26380/my%40master/3",
+    "sentinel-flags": "redis=redis+sentinel://127.0.0.1:26379/m\nsentinel-password=s3cret\n"
+                      "HERALD_SENTINEL_PASSWORD=other",
+    "bad-sentinel-urls": "redis+sentinel://h\nredis+sentinel://h/\nredis+sentinel:///m\nredis+sentinel://a,,b/m\n"
+                         "redis+sentinel://h:0/m\nredis+sentinel://h/m/x\nredis+sentinel://h/m/1/2\nredis+sentinel://h/a%20b",
     "command-line": "port=--loops\nmax-body=-5\nhost=\necho=1\n-port=3\nhealthcheck=x\nhelp=\nport=9000",
 }
 

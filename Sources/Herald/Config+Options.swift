@@ -41,13 +41,27 @@ extension Config {
         Option(
             flag: "redis", environment: "HERALD_REDIS_URL", valueName: "url",
             shownDefault: .value(Config().redis.map { "redis://\($0)" }.joined(separator: ",")),
-            help: "redis://[user:password@]host[:port][/db]; comma-separated for several nodes (a Redis Cluster)."
+            help:
+                "redis://[user:password@]host[:port][/db]; comma-separated for several nodes (a Redis Cluster); or the master via Sentinel: redis+sentinel://[user:password@]host[:port][,...]/<master-name>[/db]."
         ) { c, v throws(ConfigError) in
+            if v.trimmingWhitespace().hasPrefix(SentinelTarget.scheme) {
+                let target = try SentinelTarget.parse(v.trimmingWhitespace())
+                c.sentinel = target
+                c.redis = target.sentinels.map { target.master(host: $0.host, port: $0.port) }
+                c.redisCluster = false
+                return
+            }
             c.redis = try RedisEndpoint.parseList(v)
             c.redisCluster = c.redis.count > 1 || v.contains("redis+cluster://")
             if c.redisCluster, let db = c.redis.first(where: { $0.database != 0 })?.database {
                 throw ConfigError("--redis", v, "a Redis Cluster has only database 0, not \(db)")
             }
+        },
+        Option(
+            flag: "sentinel-password", environment: "HERALD_SENTINEL_PASSWORD", valueName: "password", shownDefault: .none,
+            help: "Password of the sentinels themselves (redis+sentinel://); the URL's credentials are the master's."
+        ) { c, v throws(ConfigError) in
+            c.sentinelPassword = v
         },
         Option(
             flag: "loops", environment: "HERALD_LOOPS", valueName: "n",

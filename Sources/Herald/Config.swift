@@ -12,6 +12,11 @@ public struct Config: Sendable {
     public var redis = [RedisEndpoint(host: "127.0.0.1")]
     /// Whether `redis` lists the seed nodes of a Redis Cluster (several URLs, or `redis+cluster://`).
     public var redisCluster = false
+    /// The master found through Sentinel (`redis+sentinel://`); `redis` then holds the
+    /// sentinels' addresses, with the master's credentials, as placeholders.
+    public var sentinel: SentinelTarget?
+    /// The sentinels' own password (AUTH on each sentinel connection).
+    public var sentinelPassword: String?
     /// Event loops (threads), each with its own listener and Redis connections; nil = auto.
     public var loopsSetting: Int?
     /// The loops Herald runs: as set, else one per core, minus one when Redis runs on this

@@ -33,6 +33,14 @@ final class RedisErrorsTests: XCTestCase {
             "the Redis connection was lost before Redis answered PUBLISH; it may or may not have run")
     }
 
+    /// A write refused by a demoted master (a failover): unavailable for a moment, not an error.
+    func testReadOnlyReplicaIsUnavailable() {
+        let error = mapped(.error("READONLY You can't write against a read only replica."))
+        assertError(
+            error, 503, "redis_unavailable",
+            "Redis refused XADD (READONLY You can't write against a read only replica.): a failover is under way; nothing was done")
+    }
+
     /// A Redis error reply that happens to read like Herald's old in-band link-down marker is
     /// still Redis refusing the command, not a lost link.
     func testRedisErrorTextCannotPassForALostLink() {

@@ -1,5 +1,6 @@
 // Fuzz target: configuration from flags and HERALD_* variables (Config.resolve), the command
-// line (CommandLineArguments.parse) and Redis URLs (RedisEndpoint.parseList / parse).
+// line (CommandLineArguments.parse) and Redis URLs (RedisEndpoint.parseList / parse,
+// SentinelTarget.parse).
 //
 // The input is text, one setting a line: `name=value` where a name starting with HERALD_ is an
 // environment variable and anything else a flag name (`port`, `max-body`, ...); a line without
@@ -64,6 +65,21 @@ func checkURLs(_ text: String) {
     } catch {
         invariant(error.option == "--redis", "a Redis URL error names \(error.option)")
         _ = error.description
+    }
+}
+
+/// A `redis+sentinel://` URL Herald accepts names at least one sentinel, each a printable host
+/// and a port in 1-65535, a master name without spaces or control characters, a db in 0-65535.
+func checkSentinelURL(_ text: String) {
+    do {
+        let t = try SentinelTarget.parse(text)
+        invariant(!t.sentinels.isEmpty, "no sentinel from \(text.debugDescription)")
+        for e in t.sentinels { checkEndpoint(e, from: text) }
+        invariant(!t.masterName.isEmpty && t.masterName.utf8.allSatisfy { $0 > 32 && $0 != 127 }, "master name \(t.masterName.debugDescription)")
+        invariant((0...65535).contains(t.database), "database \(t.database) from \(text.debugDescription)")
+        _ = t.description
+    } catch {
+        invariant(error.option == "--redis", "a Sentinel URL error names \(error.option)")
     }
 }
 
@@ -156,6 +172,7 @@ runFuzzer { data, size in
     let input = bytes(data, size)
     let text = String(decoding: input, as: UTF8.self)
     checkURLs(text)
+    checkSentinelURL(text)
 
     var flags: [String: String] = [:]
     var environment: [String: String] = [:]

@@ -36,8 +36,13 @@ public final class LoopStats: Sendable {
     public let hookRefusals = Atomic<Int>(0)
     public let hookFailures = Atomic<Int>(0)
     public let hookLatency = LatencyHistogram()
+    /// Under Sentinel, what the loop knows of the master (or why it has none), for `/readyz`.
+    private let redisStatus = Mutex("")
 
     public init() {}
+
+    public func setRedisStatus(_ text: String) { redisStatus.withLock { if $0 != text { $0 = text } } }
+    public var redisStatusText: String { redisStatus.withLock { $0 } }
 }
 
 extension Atomic where Value == Int {

@@ -20,6 +20,8 @@ enum OpsAPI {
         json.object {
             $0.field("status", "not_ready")
             $0.field("down", strings: down)
+            // Under Sentinel, why: e.g. "resolving master via sentinel: no sentinel answered (...)".
+            if let reason = process.loops.map(\.redisStatusText).first(where: { !$0.isEmpty }) { $0.field("reason", reason) }
         }
         responder.respond(.json(503, json.string))
     }

@@ -49,6 +49,8 @@ public final class BlockingPool {
     /// How long an unused connection stays open, ms.
     private let idleMs: Int64
     private var members: [Member] = []
+    /// Sentinel: readies each new connection to follow the master (set by the loop).
+    public var prepare: ((RedisConnection) -> Void)?
 
     public init(
         loop: EventLoop, endpoint: RedisEndpoint, capacity: Int, idleMs: Int64, control: CommandSender,
@@ -72,7 +74,9 @@ public final class BlockingPool {
         let address = cluster?.owner(of: key)
         let target = cluster.flatMap { cluster in address.map(cluster.endpoint(for:)) } ?? endpoint
         let member: Member
-        let candidates = members.filter { !$0.busy && $0.link.endpoint == target }
+        // On a single Redis every connection goes to the one master (under Sentinel, wherever
+        // it is now: `relocate` drops connections to a former one).
+        let candidates = members.filter { !$0.busy && (cluster == nil || $0.link.endpoint == target) }
         if let free = candidates.first(where: { $0.link.isReady }) ?? candidates.first {
             member = free
         } else {
@@ -124,6 +128,7 @@ public final class BlockingPool {
             // has finished failing.
             self.loop.deferToEndOfTick { self.drop(member) }
         }
+        prepare?(member.link)
         members.append(member)
         member.link.connect()
         return member
@@ -193,6 +198,12 @@ public final class BlockingPool {
         for member in members where !member.busy && now - member.idleSinceMs >= idleMs {
             drop(member)
         }
+    }
+
+    /// Sentinel: the master moved to `master`. Every connection elsewhere drops (its wait hears
+    /// the link was lost) and the next waits open fresh ones to the new master.
+    public func relocate(to master: RedisEndpoint, _ reason: String) {
+        for member in members where member.link.endpoint != master { member.link.restart(reason) }
     }
 
     public func stop() {

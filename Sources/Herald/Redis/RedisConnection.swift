@@ -18,7 +18,8 @@ public final class RedisConnection: IOHandler {
     public enum State { case disconnected, connecting, handshaking, ready }
 
     private let loop: EventLoop
-    public let endpoint: RedisEndpoint
+    /// Where the link connects (with an `addressProvider`, the address it last used).
+    public private(set) var endpoint: RedisEndpoint
     private let mode: Mode
     private let logger: Logger
     /// How long a command may wait for its reply before the link is declared wedged, ms.
@@ -52,6 +53,14 @@ public final class RedisConnection: IOHandler {
     public private(set) var errorReplies = 0
     /// Why the link is down, while it is.
     public private(set) var lastError = "not connected yet"
+    /// Sentinel: asked for the address at each connect; `.failure` (why there is none) fails the
+    /// attempt, and the link tries again after its backoff.
+    public var addressProvider: (() -> Result<RedisEndpoint, RedisAddressUnavailable>)?
+    /// Sentinel: `ROLE` is a login step, and a node that is not a master is refused.
+    public var requiresMaster = false
+    /// Sentinel: told when the node proves not to be the master (an error reply starting with
+    /// READONLY, or a refused ROLE check), with the reason.
+    public var onNotMaster: ((String) -> Void)?
 
     public init(loop: EventLoop, endpoint: RedisEndpoint, mode: Mode, logger: Logger, replyTimeoutMs: Int64 = 5000) {
         self.loop = loop
@@ -69,6 +78,13 @@ public final class RedisConnection: IOHandler {
     public func connect() {
         guard !stopped, state == .disconnected else { return }
         state = .connecting
+        switch addressProvider?() {
+        case .failure(let unavailable):
+            fail(unavailable.reason)
+            return
+        case .success(let address): endpoint = address
+        case nil: break
+        }
         guard let ctx = redisConnectNonBlock(endpoint.host, Int32(endpoint.port)) else {
             fail("out of memory")
             return
@@ -224,6 +240,7 @@ public final class RedisConnection: IOHandler {
         var steps: [[[UInt8]]] = []
         if !login.isEmpty { steps.append(login) }
         if endpoint.database != 0 { steps.append([Array("SELECT".utf8), Array(String(endpoint.database).utf8)]) }
+        if requiresMaster { steps.append([Array("ROLE".utf8)]) }
         guard !steps.isEmpty else {
             becomeReady()
             return
@@ -238,6 +255,10 @@ public final class RedisConnection: IOHandler {
                     return
                 case .error(let message):
                     self.fail("login refused: \(message)")
+                case .array(let role) where self.requiresMaster && role.first?.text != "master":
+                    let reason = "\(self.endpoint) is not a master (ROLE: \(role.first?.text ?? "?"))"
+                    self.fail(reason)
+                    self.onNotMaster?(reason)
                 default:
                     left -= 1
                     if left == 0 { self.becomeReady() }
@@ -294,7 +315,10 @@ public final class RedisConnection: IOHandler {
             guard let replyPointer = raw else { return true }
             let reply = RedisReply(replyPointer.assumingMemoryBound(to: redisReply.self))
             freeReplyObject(replyPointer)
-            if case .error = reply { errorReplies += 1 }
+            if case .error(let message) = reply {
+                errorReplies += 1
+                if message.hasPrefix("READONLY") { onNotMaster?("\(endpoint) answered \(message)") }
+            }
             if pendingHead < pending.count && (mode == .commands || state == .handshaking) {
                 let callback = pending[pendingHead].callback
                 pendingHead += 1
@@ -323,6 +347,19 @@ public final class RedisConnection: IOHandler {
     public func restart(_ reason: String) {
         guard state != .disconnected else { return }
         fail(reason)
+    }
+
+    /// Sentinel: the master moved. A link to elsewhere drops (its commands hear the link was
+    /// lost) and, like a link waiting out its backoff, reconnects now to `addressProvider`'s
+    /// address. A ready link already there, and a link not started, are left alone.
+    public func relocate(_ reason: String) {
+        guard !stopped else { return }
+        if state == .ready, case .success(let address)? = addressProvider?(), address == endpoint { return }
+        if state != .disconnected { fail(reason) }
+        guard let timer = reconnectTimer else { return }
+        loop.cancelTimer(timer)
+        reconnectTimer = nil
+        connect()
     }
 
     private func fail(_ reason: String) {

@@ -17,6 +17,9 @@ enum RedisErrors {
             // ones a client can act on.
             if message.hasPrefix("WRONGTYPE") { return .wrongType(message) }
             if message.hasPrefix("NOGROUP") { return .noGroup(message) }
+            // A master demoted in a failover: it refused the write, and Herald is moving its
+            // links to the new master (Sentinel), so it is a moment's unavailability.
+            if message.hasPrefix("READONLY") { return .redisUnavailable("Redis refused \(command) (\(message)): a failover is under way; nothing was done") }
             if message.contains("Invalid stream ID") || message.contains("ID specified in XADD") { return .badID(message) }
             return .redisError("Redis refused \(command): \(message)")
         default:

@@ -24,6 +24,8 @@ public final class LoopContext: IOHandler {
     private let queueLeases: QueueLeases
     /// The loop's one blocking XREAD over every tailed stream.
     private let tailer: StreamTailer
+    /// Under Sentinel: where the master is now, for every link of this loop.
+    private let locator: SentinelLocator?
     private let hub: Hub
     let router: Router
     private let listener: Int32
@@ -59,6 +61,8 @@ public final class LoopContext: IOHandler {
         logger[metadataKey: "loop"] = "\(index)"
         self.logger = logger
         loop = try EventLoop(handle: handle)
+        let loop = self.loop
+        locator = config.sentinel.map { SentinelLocator(loop: loop, target: $0, sentinelPassword: config.sentinelPassword, logger: logger) }
         let endpoint = config.redis[0]
         let commandLink: RedisConnection?
         if config.redisCluster {
@@ -71,7 +75,8 @@ public final class LoopContext: IOHandler {
             commandLink = RedisConnection(loop: loop, endpoint: endpoint, mode: .commands, logger: logger)
             redis = commandLink!
         }
-        hub = Hub(link: RedisConnection(loop: loop, endpoint: endpoint, mode: .pushes, logger: logger), cluster: cluster, loop: loop, logger: logger)
+        let hubLink = RedisConnection(loop: loop, endpoint: endpoint, mode: .pushes, logger: logger)
+        hub = Hub(link: hubLink, cluster: cluster, loop: loop, logger: logger)
         queueLeases = QueueLeases(redis: redis, loop: loop, leaseMs: config.queueLeaseMs, logger: logger)
         blocking = BlockingPool(
             loop: loop, endpoint: endpoint, capacity: config.maxBlocking, idleMs: config.blockingIdleMs,
@@ -97,6 +102,17 @@ public final class LoopContext: IOHandler {
         }
         cluster?.onStateChange = { stats.commandLinkUp.set(redis.isReady ? 1 : 0) }
         hub.onLinkChange = { up in stats.subscriberLinkUp.set(up ? 1 : 0) }
+        if let locator = self.locator {
+            // After the owners' callbacks are set: `follow` adds to their onDown.
+            for link in [commandLink, hubLink, tailLink].compactMap({ $0 }) { locator.follow(link) }
+            blocking.prepare = { [unowned locator] link in locator.follow(link) }
+            let blocking = self.blocking
+            locator.onMasterChange = { master in
+                let reason = "the master moved to \(master)"
+                for link in [commandLink, hubLink, tailLink].compactMap({ $0 }) { link.relocate(reason) }
+                blocking.relocate(to: master, reason)
+            }
+        }
         try loop.register(fd: listener, handler: self, events: IOEvents.readable)
         loop.onStopRequested = { [unowned self] in self.beginDrain() }
     }
@@ -105,6 +121,7 @@ public final class LoopContext: IOHandler {
 
     /// Runs the loop until drained.
     public func run() {
+        locator?.start()
         redis.connect()
         hub.connect()
         tailer.connect()
@@ -114,6 +131,7 @@ public final class LoopContext: IOHandler {
         hub.stop()
         blocking.stop()
         tailer.stop()
+        locator?.stop()
     }
 
     /// The listener is readable: accept everything pending.
@@ -186,6 +204,10 @@ public final class LoopContext: IOHandler {
         blocking.checkTimeouts(now: now)
         tailer.checkTimeouts(now: now)
         hub.checkLink(now: now, timeoutMs: 5000)
+        if let locator {
+            locator.checkTimeouts(now: now)
+            stats.setRedisStatus(locator.status)
+        }
         stats.commandLinkUp.set(redis.isReady ? 1 : 0)
         stats.subscriberLinkUp.set(hub.isLinkHealthy ? 1 : 0)
         stats.channels.set(hub.topicCount(.channel))

@@ -82,7 +82,7 @@ public final class Server {
             "herald listening",
             metadata: [
                 "address": "http://\(config.host.contains(":") ? "[\(config.host)]" : config.host):\(config.port)",
-                "redis": "\(config.redis.map(\.description).joined(separator: ","))",
+                "redis": "\(config.sentinel?.description ?? config.redis.map(\.description).joined(separator: ","))",
                 "loops": "\(config.loops)",
                 "maxConnections": "\(config.maxConnections)",
             ])
