@@ -18,6 +18,8 @@ public final class LoopServices {
     let streams: StreamServices
     let queues: QueueServices
     let hub: Hub
+    /// Presence members, leases and events of this loop.
+    let presence: PresenceService
     /// For the endpoints that answer straight from one command (stream appends and ranges).
     let redis: CommandSender
     /// `--max-subscriptions` and `--max-connections`.
@@ -34,6 +36,7 @@ public final class LoopServices {
         streams = StreamServices(redis: redis, tailer: tailer, loop: loop, claimIdleMs: config.claimIdleMs, maxOutbound: config.maxOutbound)
         queues = QueueServices(redis: redis, blocking: blocking, leases: leases, loop: loop, logger: logger, drain: drain)
         self.hub = hub
+        presence = PresenceService(redis: redis, hub: hub, loop: loop, ttlMs: config.presenceTtlMs, logger: logger)
         self.redis = redis
         maxSubscriptions = config.maxSubscriptions
         maxConnections = config.maxConnections

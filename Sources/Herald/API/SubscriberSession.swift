@@ -23,6 +23,11 @@ final class SubscriberSession: SessionApp, Subscriber {
     private let publisher: Publisher
     private let streams: StreamServices
     private let queues: QueueServices
+    private let presenceService: PresenceService
+    /// The channels this connection is a presence member of, and its client id.
+    private lazy var presence = SessionPresence(service: presenceService, identity: grant.identity ?? PresenceIdentity()) {
+        [weak self] in self?.sendJSON($0)
+    }
     /// `--max-subscriptions`: of every kind together.
     private let maxSubscriptions: Int
 
@@ -35,6 +40,7 @@ final class SubscriberSession: SessionApp, Subscriber {
         streams = services.streams
         queues = services.queues
         maxSubscriptions = services.maxSubscriptions
+        presenceService = services.presence
     }
 
     // MARK: Subscriber
@@ -51,6 +57,7 @@ final class SubscriberSession: SessionApp, Subscriber {
 
     func closed() {
         isClosed = true
+        presence.leaveAll()
         for (kind, names) in subscriptions { hub.unsubscribe(self, kind: kind, names: names.map(\.text), leaving: true) }
         subscriptions = [:]
         for reader in readers { reader.stop() }
@@ -67,10 +74,11 @@ final class SubscriberSession: SessionApp, Subscriber {
 
     /// Starts what a subscribe request asked for: its pub/sub subscriptions, stream readers,
     /// group members and queue worker.
-    func start(_ initial: [SubscriptionKind: [String]], _ plan: StreamPlan) {
+    func start(_ initial: [SubscriptionKind: [String]], _ plan: StreamPlan, presence joins: Bool = false) {
         for kind in SubscriptionKind.allCases {
             if let names = initial[kind] { subscribe(kind, names, id: nil) }
         }
+        if joins { presence.join(initial[.channel] ?? []) }
         for stream in plan.streams {
             if let group = plan.group {
                 let reader = GroupReader(
@@ -120,6 +128,7 @@ final class SubscriberSession: SessionApp, Subscriber {
             case "publish": try publish(json, id: id)
             case "ack": try ack(json, id: id)
             case "pop": try pop(json, id: id)
+            case "presence": try presence.answer(json, id: id, grant: grant)
             case "ping": sendJSON(Envelope.answer("pong", id: id))
             default:
                 sendJSON(Envelope.error(code: "unknown_op", message: "unknown op '\(op)'", id: id))
@@ -155,7 +164,9 @@ final class SubscriberSession: SessionApp, Subscriber {
         if let denied = names.first(where: { !allowed($0) }) {
             throw HTTPError.forbidden("subscribing to \(denied)")
         }
+        let joins = try PresenceQuery.op(json, kind: kind)
         subscribe(kind, names, id: id)
+        if joins { presence.join(names) }
     }
 
     // MARK: Operations
@@ -185,6 +196,7 @@ final class SubscriberSession: SessionApp, Subscriber {
             guard !names.isEmpty else { continue }
             subscriptions[kind]?.subtract(names.map(RedisName.init))
             hub.unsubscribe(self, kind: kind, names: names)
+            if kind == .channel { presence.leave(names) }
             sendJSON(Envelope.subscribed("unsubscribed", kind: kind, names: names, id: id))
             answered = true
         }

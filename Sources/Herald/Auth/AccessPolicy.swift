@@ -9,6 +9,9 @@ public struct Grant: Sendable {
     public let publish: [String]?
     /// Globs of channels, patterns, streams and queues the holder may read; nil = anything.
     public let subscribe: [String]?
+    /// Who a JWT says the holder is (its `sub` and `info` claims), for presence; nil when the
+    /// credential names no one (auth off, an API key).
+    public var identity: PresenceIdentity?
 
     public static let everything = Grant(publish: nil, subscribe: nil)
 
@@ -91,7 +94,9 @@ public struct AccessPolicy: Sendable {
             }
         }
         func globs(_ name: String) -> [String] { claims[name]?.arrayValue?.compactMap(\.stringValue) ?? [] }
-        return Grant(publish: globs("publish"), subscribe: globs("subscribe"))
+        return Grant(
+            publish: globs("publish"), subscribe: globs("subscribe"),
+            identity: PresenceIdentity(user: claims["sub"]?.stringValue, info: claims["info"]))
     }
 
     /// Whether a page of `origin` may use Herald, for a request that named `host` in its Host
