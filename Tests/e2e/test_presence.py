@@ -384,3 +384,62 @@ def test_presence_across_two_heralds_on_a_cluster(redis_cluster):
     finally:
         for h in heralds:
             h.stop()
+
+
+# --------------------------------------------------------------------------- herald.js, demo page
+
+def test_herald_js_presence_and_the_demo_card(pair):
+    """herald.js: subscribe with {presence: true}, "join"/"leave" events, presence(); the demo
+    page: a channel card shows who is in the channel and join/leave rows."""
+    pytest.importorskip("selenium")
+    import test_demo_page as demo
+    from selenium.webdriver.common.by import By
+    a, b = pair
+    drivers = demo.driver.__wrapped__()  # the demo tests' headless Chromium (skips without it)
+    driver = next(drivers)
+    try:
+        room = unique("room")
+        demo._open_page(driver, a)
+        driver.set_script_timeout(15)
+        result = driver.execute_async_script("""
+            const [room, done] = arguments;
+            const h = new Herald();
+            const events = [];
+            h.on("join", (m) => events.push(["join", m.client, m.user]));
+            h.on("leave", (m) => events.push(["leave", m.client, m.user]));
+            h.subscribe(room, () => {}, {presence: true}).then(async () => {
+              const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+              for (let i = 0; i < 100 && events.length < 1; i++) await wait(50);
+              window.__presenceClient = h;
+              window.__presenceEvents = events;
+              done({own: events[0], who: await h.presence(room)});
+            }, (e) => done({err: String(e)}));
+        """, room)
+        assert "err" not in result, result
+        own = result["own"]
+        assert own[0] == "join" and own[2] is None, result
+        assert result["who"]["clients"] == 1 and result["who"]["members"][0]["client"] == own[1]
+
+        other = Member(b, [room], user="bob")
+        other.joined(room)
+        other.close()
+        events = demo._wait(driver, lambda d: (lambda ev: ev if len(ev) >= 3 else None)(
+            d.execute_script("return window.__presenceEvents")), "bob's join and leave in herald.js")
+        assert events[1] == ["join", other.client, "bob"] and events[2] == ["leave", other.client, "bob"]
+        driver.execute_script("window.__presenceClient.close()")
+
+        # The demo page: its channel card joins presence as a guest and shows who is there.
+        demo._subscribe_via_page(driver, "channel", room)
+        card = f'#channels .card[data-kind="channel"][data-name="{room}"]'
+        clients = lambda d: d.find_element(By.CSS_SELECTOR, card + " .card-presence").get_attribute("data-clients")
+        demo._wait(driver, lambda d: clients(d) == "1", "the card to count the page itself")
+        carol = Member(b, [room], user="carol")
+        carol.joined(room)
+        demo._wait(driver, lambda d: clients(d) == "2", "the card to count carol")
+        assert "carol" in driver.find_element(By.CSS_SELECTOR, card + " .card-presence").text
+        rows = driver.find_elements(By.CSS_SELECTOR, card + ' .event[data-type="join"]')
+        assert any("carol joined" in r.text for r in rows), [r.text for r in rows]
+        carol.close()
+        demo._wait(driver, lambda d: clients(d) == "1", "the card to see carol leave")
+    finally:
+        next(drivers, None)
