@@ -38,9 +38,7 @@ struct PresenceQuery {
             user = name
         }
     }
-}
 
-extension PresenceQuery {
     /// Whether a subscribe op asks to join presence (`"presence":true`); only channels can.
     static func op(_ json: JSONValue, kind: SubscriptionKind) throws(HTTPError) -> Bool {
         guard let value = json["presence"] else { return false }
