@@ -276,6 +276,49 @@ def test_sigterm_drain_sends_leaves(redis_server):
         staying.stop()
 
 
+def test_members_lost_with_redis_data_join_again(start_redis):
+    """Redis loses its data (FLUSHALL, a restart without persistence): at the next renewal
+    each Herald joins its members again, and members hear the joins."""
+    redis = start_redis()
+    h = launch_herald("--presence-ttl", TTL, redis_url=redis.url)
+    try:
+        room = unique("room")
+        watcher = member(h, [room], user="w")
+        watcher.joined(room)
+        m = member(h, [room], user="m")
+        m.joined(room)
+        watcher.event("join", m.client)
+        redis.cli("FLUSHALL")
+        assert presence(h, room)[1]["clients"] == 0
+        watcher.event("join", m.client, timeout=TTL)  # joined again, with its first `since`
+        wait_until(lambda: presence(h, room)[1]["clients"] == 2, timeout=TTL, what="both listed again")
+        watcher.close()
+        m.close()
+    finally:
+        h.stop()
+
+
+def test_reads_cap_the_list_and_count_every_member(pair, redis_server):
+    """More than 1,000 members: `members` lists 1,000 and says `truncated`; the counts cover
+    all of them (members written straight into Redis, as 1,001 sockets would be slow)."""
+    a, _ = pair
+    room = unique("room")
+    members_key = f"herald:presence:{{{room}}}:{len(room)}:{room}"
+    leases_key = f"herald:presence-leases:{{{room}}}:{len(room)}:{room}"
+    script = """
+        for i = 1, 1001 do
+          local user = (i % 10 == 0) and 'null' or ('"u' .. (i % 7) .. '"')
+          redis.call('HSET', KEYS[1], 'c' .. i, '{"client":"c' .. i .. '","user":' .. user .. ',"info":null,"since":1}')
+          redis.call('ZADD', KEYS[2], 9999999999999, 'c' .. i)
+        end"""
+    redis_server.cli("EVAL", script, "2", members_key, leases_key)
+    status, body = presence(a, room)
+    assert status == 200
+    assert body["clients"] == 1001 and body["users"] == 7 and body["truncated"] is True
+    assert len(body["members"]) == 1000
+    redis_server.cli("DEL", members_key, leases_key)
+
+
 # --------------------------------------------------------------------------- grants, identity
 
 @pytest.fixture
