@@ -298,6 +298,40 @@ def test_members_lost_with_redis_data_join_again(start_redis):
         h.stop()
 
 
+def test_no_false_leaves_after_a_redis_restart(start_redis, tmp_path):
+    """Redis restarts (its data kept) after longer than a lease: every lease in it has run out.
+    Each Herald renews its own members after reconnecting and reaps nothing for one lease,
+    so nobody is announced as gone (nor joined again)."""
+    ttl = 10  # a lease is 5 s; the reconnect backoff of the links may differ by a second or two
+    files = ("--dir", str(tmp_path), "--dbfilename", "presence.rdb")
+    redis = start_redis(extra_args=files)
+    a = launch_herald("--presence-ttl", ttl, redis_url=redis.url)
+    b = launch_herald("--presence-ttl", ttl, redis_url=redis.url)
+    try:
+        room = unique("room")
+        wa = member(a, [room], user="wa")
+        wa.joined(room)
+        mb = member(b, [room], user="mb")
+        mb.joined(room)
+        wa.event("join", mb.client)
+        redis.cli("SAVE")
+        port = redis.port
+        redis.stop()
+        time.sleep(ttl / 2 + 1)
+        start_redis(port=port, extra_args=files)
+        wait_until(lambda: presence(a, room)[1].get("clients") == 2, timeout=15,
+                   what="presence to answer again")
+        wa.drain(ttl / 2)
+        mb.drain(0.1)
+        assert wa.events("leave") == [] and mb.events("leave") == [], (wa.seen, mb.seen)
+        assert len(wa.events("join")) == 2, wa.seen
+        wa.close()
+        mb.close()
+    finally:
+        a.stop()
+        b.stop()
+
+
 def test_reads_cap_the_list_and_count_every_member(pair, redis_server):
     """More than 1,000 members: `members` lists 1,000 and says `truncated`; the counts cover
     all of them (members written straight into Redis, as 1,001 sockets would be slow)."""

@@ -18,14 +18,17 @@ enum PresenceScripts {
 
         """
 
-    /// Removes (at most 1,000 of) the members whose lease ended, announcing each one's leave.
+    /// Removes (at most 1,000 of) the members whose lease ended, announcing each one's leave;
+    /// only when ARGV[3] is "1" (not in the quiet time after a reconnect, see PresenceService).
     private static let reap = """
-        for _, client in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)) do
-          local member = redis.call('HGET', KEYS[1], client)
-          redis.call('ZREM', KEYS[2], client)
-          if member then
-            redis.call('HDEL', KEYS[1], client)
-            redis.call('PUBLISH', ARGV[1], event('leave', member))
+        if ARGV[3] == '1' then
+          for _, client in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)) do
+            local member = redis.call('HGET', KEYS[1], client)
+            redis.call('ZREM', KEYS[2], client)
+            if member then
+              redis.call('HDEL', KEYS[1], client)
+              redis.call('PUBLISH', ARGV[1], event('leave', member))
+            end
           end
         end
 
@@ -63,7 +66,7 @@ enum PresenceScripts {
             return 1
             """
 
-    /// ARGV[3..]: lease ms, keep ms, then this loop's clients. Reaps, then renews the leases of
+    /// ARGV[3..]: "1" to reap, lease ms, keep ms, then this loop's clients. Reaps, then renews the leases of
     /// the clients still present; answers the clients that were not (reaped while their Herald
     /// could not reach Redis, or lost with Redis's data), which their Herald joins again. A
     /// client holds a lease exactly while it is in the members hash (every script changes
@@ -71,9 +74,9 @@ enum PresenceScripts {
     /// ZADD XX, in chunks that stay within Lua's stack for `unpack`), not two per client.
     static let refresh =
         redisNow + event + keep + reap + """
-            local lease = now + tonumber(ARGV[3])
+            local lease = now + tonumber(ARGV[4])
             local missing = {}
-            local first = 5
+            local first = 6
             while first <= #ARGV do
               local last = math.min(first + 999, #ARGV)
               local leases = redis.call('ZMSCORE', KEYS[2], unpack(ARGV, first, last))
@@ -89,15 +92,15 @@ enum PresenceScripts {
               if #renew > 0 then redis.call('ZADD', KEYS[2], 'XX', unpack(renew)) end
               first = last + 1
             end
-            if #ARGV >= 5 then keep(tonumber(ARGV[4])) end
+            if #ARGV >= 6 then keep(tonumber(ARGV[5])) end
             return missing
             """
 
-    /// ARGV[3]: how many members to list. Reaps, then answers `{clients, users, members}`:
+    /// ARGV[3..]: "1" to reap, how many members to list. Reaps, then answers `{clients, users, members}`:
     /// the counts over every member, and the first members found.
     static let read =
         redisNow + event + reap + """
-            local limit = tonumber(ARGV[3])
+            local limit = tonumber(ARGV[4])
             local users, distinct, listed = {}, 0, {}
             for _, member in ipairs(redis.call('HVALS', KEYS[1])) do
               local ok, value = pcall(cjson.decode, member)

@@ -5,7 +5,9 @@
 // `--presence-ttl` the loop sends one script per channel that reaps the channel's expired
 // members (announcing their leave) and renews its own members' leases for half the TTL: a
 // Herald that dies leaves its members' leases to run out, and the next reap by any Herald
-// holding that channel (or any presence read) announces their leave within the TTL.
+// holding that channel (or any presence read) announces their leave within the TTL. After its
+// link to Redis comes back, a loop reaps nothing for one lease (as QueueLeases does), so the
+// members of Heralds still reconnecting after the same outage are not announced as gone.
 // Nothing here runs on a publish: presence costs nothing to channels no one joins.
 import Glibc
 import Logging
@@ -44,6 +46,11 @@ final class PresenceService: Subscriber {
     private var ticking = false
     /// Scripts Redis refused, for logs (at most one line per 10 s).
     private var loggedMs: Int64?
+    /// `redis.reconnects` when last looked at; a change means the link came back.
+    private var reconnectsSeen = 0
+    /// No reaping before this (monotonic ms): a lease after the link came back, so the members
+    /// of Heralds still reconnecting after the same outage are not announced as gone.
+    private var quietUntil: Int64 = 0
 
     init(redis: CommandSender, hub: Hub, loop: EventLoop, ttlMs: Int64, logger: Logger) {
         self.redis = redis
@@ -126,7 +133,7 @@ final class PresenceService: Subscriber {
         let keys = PresenceKeys(channel: channel)
         let arguments: [[UInt8]] =
             .command("EVAL", PresenceScripts.read, "2", keys.members, keys.leases, keys.events)
-            + [PresenceMember.channelJSON(channel), Array(String(Self.maxListed).utf8)]
+            + [PresenceMember.channelJSON(channel), reapArgument(), Array(String(Self.maxListed).utf8)]
         let sent = redis.send(key: Array(keys.members.utf8), arguments) { reply in
             if let snapshot = PresenceSnapshot(channel: channel, reply: reply) {
                 done(.success(snapshot))
@@ -138,6 +145,15 @@ final class PresenceService: Subscriber {
     }
 
     // MARK: Leases
+
+    /// "1" when scripts may reap now, "0" in the quiet time after the link came back.
+    private func reapArgument() -> [UInt8] {
+        if redis.reconnects != reconnectsSeen {
+            reconnectsSeen = redis.reconnects
+            quietUntil = Clock.nowMs() + leaseMs
+        }
+        return Array((Clock.nowMs() >= quietUntil ? "1" : "0").utf8)
+    }
 
     private func startTicking() {
         guard !ticking else { return }
@@ -153,7 +169,7 @@ final class PresenceService: Subscriber {
         }
         for (name, room) in rooms where redis.isReady {
             let clients = room.members.keys.map { Array($0.utf8) }
-            let extra = [Array(String(leaseMs).utf8), Array(String(keepMs).utf8)] + clients
+            let extra = [reapArgument(), Array(String(leaseMs).utf8), Array(String(keepMs).utf8)] + clients
             run(PresenceScripts.refresh, room, extra: extra, script: "refresh") { [self] reply in
                 guard case .array(let missing) = reply, let room = rooms[name] else { return }
                 for client in missing.compactMap(\.text) {
