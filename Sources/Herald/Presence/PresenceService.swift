@@ -109,8 +109,7 @@ final class PresenceService: Subscriber {
         loop.assertConfined()
         let name = RedisName(channel)
         guard var room = rooms[name], room.members.removeValue(forKey: client) != nil else { return }
-        run(
-            PresenceScripts.leave, room, extra: [Array(client.utf8)], script: "leave")
+        run(PresenceScripts.leave, room, extra: [Array(client.utf8)], script: "leave")
         if room.members.isEmpty {
             rooms[name] = nil
             byEventChannel[Array(room.keys.events.utf8)] = nil
