@@ -229,17 +229,19 @@ def test_sse_presence_member(pair):
 # --------------------------------------------------------------------------- dead Heralds
 
 def test_members_of_a_killed_herald_leave_within_the_ttl_once(redis_server):
+    """Two survivors (two loops each) reap the room at once; each leave is announced once."""
     doomed = launch_herald("--presence-ttl", TTL, redis_url=redis_server.url)
     survivor = launch_herald("--presence-ttl", TTL, redis_url=redis_server.url)
+    other = launch_herald("--presence-ttl", TTL, redis_url=redis_server.url)
     try:
         room = unique("room")
-        watchers = [member(survivor, [room], user=f"w{i}") for i in range(3)]
+        watchers = [member((survivor, other)[i % 2], [room], user=f"w{i}") for i in range(4)]
         for w in watchers:
             w.joined(room)
         goners = [member(doomed, [room], user=f"g{i}") for i in range(2)]
         for g in goners:
             g.joined(room)
-        assert presence(survivor, room)[1]["clients"] == 5
+        assert presence(survivor, room)[1]["clients"] == 6
         doomed.stop(sig=9)
         killed = time.monotonic()
         for w in watchers:
@@ -250,13 +252,14 @@ def test_members_of_a_killed_herald_leave_within_the_ttl_once(redis_server):
             w.drain(TTL)  # a full TTL more: no second leave for anyone
             leaves = [e["client"] for e in w.events("leave")]
             assert sorted(leaves) == sorted(g.client for g in goners), leaves
-        status, body = presence(survivor, room)
-        assert body["clients"] == 3 and body["users"] == 3
+        status, body = presence(other, room)
+        assert body["clients"] == 4 and body["users"] == 4
         for w in watchers:
             w.close()
     finally:
         doomed.stop(sig=9)
         survivor.stop()
+        other.stop()
 
 
 def test_sigterm_drain_sends_leaves(redis_server):
