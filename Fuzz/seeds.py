@@ -63,6 +63,9 @@ http = {
                       "Origin: http://localhost:8080"),
     "ws-upgrade-bad-version": req("GET /subscribe HTTP/1.1", H, "Upgrade: websocket", "Connection: Upgrade",
                                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 8"),
+    "presence-read-and-join": req("GET /presence/room%20%7Beu%7D HTTP/1.1", H)
+    + req("GET /events?channel=room&presence=true&user=al%C3%AFce&presence=maybe HTTP/1.1", H,
+          "Accept: text/event-stream"),
     "auth-headers": req("POST /publish/news HTTP/1.1", H, "Authorization: Bearer abc.def.ghi",
                         "Origin: https://example.com", "Content-Length: 2", body=b"hi"),
     "expect-continue": req("POST /publish/x HTTP/1.1", H, "Expect: 100-continue", "Content-Length: 4", body=b"abcd"),
@@ -180,6 +183,9 @@ json_seeds = {
     "batch": '{"messages":[{"channel":"news","message":"a"},{"channel":"news","message":"b"}]}',
     "ping": '{"op":"ping"}',
     "refresh": '{"op":"refresh","token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIiwiZXhwIjoxfQ.c2ln","id":2}',
+    "presence": '{"op":"presence","channel":"room","id":3}',
+    "subscribe-presence": '{"op":"subscribe","channel":"room","presence":true,"id":4}',
+    "presence-event": '{"type":"join","channel":"room","client":"00ab12cd34ef5678","user":null,"info":{"n":1},"since":1732460000000}',
     "escapes": '{"s":"quote \\" backslash \\\\ slash \\/ \\b\\f\\n\\r\\t \\u0000 \\u001f \\u007f"}',
     "unicode": '{"snow":"\\u2603","pair":"\\ud83d\\ude00","raw":"h\u00e9 \u2603 \U0001f600"}',
     "whitespace": ' \t\r\n[ 1 , true , false , null , "" , { } , [ ] ] \n',
@@ -221,6 +227,8 @@ auth = {
     "api-key": "fuzz-api-key-0123456789\nchat.\\*\nchat.*\nchat.*\n[a-z]*",
     "bad-signature": jwt({"subscribe": ["*"]}, secret=b"wrong") + "\n\u00e9*\ne\u0301x\n\u00e9*",
     "garbage": "a.b.c\n[^a-c]?*\\\nabc\n*?*?*?*?*?*?*?*?*?*?b\naaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "presence-identity": jwt({"sub": "alice", "info": {"name": "Alice", "n": 1e300}, "exp": 4102444800,
+                              "subscribe": ["room-*"]}) + "\nroom-*\nroom-1\nroom-*",
 }
 
 # --------------------------------------------------------------------------- issue 11: tokens, close codes, origins
@@ -284,7 +292,7 @@ config = {
                   "allowed-origins=https://a.example,http://b.example:8080\n"
                   "HERALD_API_KEYS=short\nHERALD_JWT_SECRET=x\nHERALD_ALLOWED_ORIGINS=*",
     "limits-flags": "max-connections=10000\nmax-subscriptions=1000\nmax-pending=10000\nmax-blocking=64\n"
-                    "claim-idle=30\nslow-consumer=close\nlog-format=json\naccess-log=1\n"
+                    "claim-idle=30\npresence-ttl=1.5\nHERALD_PRESENCE_TTL=0.5\nslow-consumer=close\nlog-format=json\naccess-log=1\n"
                     "HERALD_MAX_CONNECTIONS=0\nHERALD_SLOW_CONSUMER=block",
     "cluster-url": "redis+cluster://10.0.0.1:7000\nredis=redis://a:7000,redis://b:7001/3",
     "sentinel-url": "redis+sentinel://app:p%40ss@10.0.0.1:26379,10.0.0.2,[::1]:26380/my%40master/3",

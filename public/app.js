@@ -146,7 +146,9 @@
   // ================================================================ connection
 
   // One herald.js client for the page: it reconnects with backoff and restores subscriptions.
-  const herald = new window.Herald();
+  // A guest name for presence (user= is untrusted: display only; a JWT's sub would win).
+  const guest = "guest-" + Math.random().toString(36).slice(2, 6);
+  const herald = new window.Herald("/subscribe?user=" + guest);
   window.heraldClient = herald; // for the console (and the browser tests)
 
   let countdownTimer = null;
@@ -218,7 +220,9 @@
 
   function subscribe(kind, names) {
     if (names.length === 0) return;
-    herald[KINDS[kind].subscribe](names).catch(function () { /* shown by the "error" listener */ });
+    // Channel cards join the channel's presence, so the card can show who else is there.
+    herald[KINDS[kind].subscribe](names, undefined, kind === "channel" ? { presence: true } : undefined)
+      .catch(function () { /* shown by the "error" listener */ });
     renderCards();
   }
 
@@ -291,6 +295,12 @@
     count.dataset.count = "0";
     const last = span("card-last", "nothing yet");
     meta.append(count, last);
+    let who = null;
+    if (kind === "channel") {
+      who = span("card-presence", "");
+      who.title = "Presence: who is in " + name + " (GET /presence/" + name + ")";
+      meta.appendChild(who);
+    }
 
     const feed = document.createElement("ol");
     feed.className = "feed";
@@ -302,7 +312,7 @@
       : "Waiting for a publish to \u201c" + name + "\u201d\u2026";
 
     card.append(head, meta, feed, empty);
-    return { el: card, kind: kind, name: name, state: state, close: close, count: count, last: last, feed: feed, empty: empty, n: 0 };
+    return { el: card, kind: kind, name: name, state: state, close: close, count: count, last: last, feed: feed, empty: empty, who: who, n: 0 };
   }
 
   /**
@@ -427,6 +437,29 @@
     li.append(time, body);
     pushRow(c, li);
   }
+
+  // ================================================================ presence
+
+  /** Reads a channel card's presence again: "N here: alice, bob +2". */
+  function refreshPresence(name) {
+    const c = cards.get(cardKey("channel", name));
+    if (!c || !c.who) return;
+    herald.presence(name).then(function (p) {
+      const users = Array.from(new Set(p.members.map(function (m) { return m.user || "anonymous"; })));
+      const shown = users.slice(0, 3).join(", ") + (users.length > 3 ? " +" + (users.length - 3) : "");
+      c.who.textContent = p.clients + " here" + (shown ? ": " + shown : "");
+      c.who.dataset.clients = String(p.clients);
+      c.who.dataset.users = String(p.users);
+    }, function () { /* shown by the "error" listener or the connection state */ });
+  }
+
+  ["join", "leave"].forEach(function (type) {
+    herald.on(type, function (m) {
+      addNotice("channel", m.channel, type, (m.user || "anonymous") + (m.user === guest ? " (you)" : "") +
+        (type === "join" ? " joined" : " left"));
+      refreshPresence(m.channel);
+    });
+  });
 
   herald.on("message", addDelivery);
   herald.on("subscribed", renderCards);

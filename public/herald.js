@@ -13,6 +13,9 @@
  *   h.on("gap", (gap) => reloadFromSomewhere(gap));   // deliveries may have been missed
  *   h.stream("orders", (e) => console.log(e.id, e.fields), { from: "0" });  // replay + follow,
  *                                                      // resumed after the last id on reconnect
+ *   h.subscribe("room", onMessage, { presence: true });  // also join the room's presence
+ *   h.on("join", (m) => console.log(m.user, "joined", m.channel));   // and "leave"
+ *   const who = await h.presence("room");  // {clients, users, members:[{client, user, info, since}]}
  *
  * The connection is opened at once and reopened after any loss, with exponential backoff and
  * jitter; every subscription is restored on the new connection, followed by a "gap" event per
@@ -113,6 +116,7 @@
       this._subRequests = new Map(); // id → {kind, names, waiter} of subscribe ops in flight
       this._gapAfter = new Set(); // ids of re-subscriptions after a reconnect: "gap" once confirmed
       this._streams = new Map(); // stream key → {handlers:Set, from, lastId}
+      this._presence = new Set(); // channels whose presence is joined (again after a reconnect)
       this._nextId = 1;
       this._openedAt = 0;
       this._reconnectTimer = null;
@@ -128,7 +132,7 @@
 
     // ------------------------------------------------------------------ events
 
-    /** on("state"|"open"|"close"|"message"|"gap"|"dropped"|"error", fn); returns a function that removes fn. */
+    /** on("state"|"open"|"close"|"message"|"gap"|"dropped"|"join"|"leave"|"error", fn); returns a function that removes fn. */
     on(event, fn) {
       if (typeof fn !== "function") throw new TypeError("Herald.on needs a function");
       if (!this._listeners.has(event)) this._listeners.set(event, new Set());
@@ -161,8 +165,20 @@
 
     // ------------------------------------------------------------------ subscriptions
 
-    /** Subscribe to channel(s). Resolves once Herald confirmed every name (on this or a later connection). */
-    subscribe(channels, handler) { return this._subscribe("channel", channels, handler); }
+    /**
+     * Subscribe to channel(s). Resolves once Herald confirmed every name (on this or a later
+     * connection). With `{presence: true}` the channels' presence is joined too: "join" and
+     * "leave" events follow for every member, this client's own join first.
+     */
+    subscribe(channels, handler, options) {
+      if (!(options && options.presence)) return this._subscribe("channel", channels, handler);
+      const list = namesArg(channels, "subscribe");
+      const held = list.filter((n) => this._subs.channel.has(n) && !this._presence.has(n));
+      list.forEach((n) => this._presence.add(n));
+      const done = this._subscribe("channel", list, handler);
+      if (held.length > 0 && this._isOpen()) this._sendSubscribe("channel", held, null, false);
+      return done;
+    }
     /** Subscribe to glob pattern(s) (PSUBSCRIBE). */
     psubscribe(patterns, handler) { return this._subscribe("pattern", patterns, handler); }
     /** Subscribe to shard channel(s) (SSUBSCRIBE, Redis 7). */
@@ -296,6 +312,15 @@
     _sendSubscribe(kind, names, waiter, afterReconnect) {
       const id = this._nextId++;
       const msg = { op: KINDS[kind].sub, id: id };
+      if (kind === "channel") {
+        // One op cannot mix channels with presence and without: those without go on their own.
+        const joining = names.filter((n) => this._presence.has(n));
+        if (joining.length > 0 && joining.length < names.length) {
+          this._sendSubscribe(kind, names.filter((n) => !this._presence.has(n)), waiter, afterReconnect);
+          names = joining;
+        }
+        if (joining.length > 0) msg.presence = true;
+      }
       msg[KINDS[kind].subField] = names;
       this._subRequests.set(id, { kind: kind, names: names, waiter: waiter });
       if (afterReconnect) this._gapAfter.add(id);
@@ -322,6 +347,7 @@
         if (handler) set.delete(handler);
         if (!handler || set.size === 0) {
           this._subs[kind].delete(name);
+          if (kind === "channel") this._presence.delete(name);
           drop.push(name);
         }
       });
@@ -363,6 +389,15 @@
       const msg = { op: "publish", channel: channel, message: message === undefined ? null : message };
       if (options && options.sharded) msg.sharded = true;
       return this._request(msg);
+    }
+
+    /**
+     * Who is in a channel, on every Herald of this Redis: resolves with
+     * {type:"presence", channel, clients, users, members:[{client, user, info, since}], truncated?}.
+     */
+    presence(channel) {
+      if (typeof channel !== "string" || channel === "") return Promise.reject(new TypeError("Herald.presence needs a channel"));
+      return this._request({ op: "presence", channel: channel });
     }
 
     /** Round trip to Herald; resolves with {type:"pong"}. */
@@ -641,6 +676,10 @@
         case "token_expiring":
           this._emit("token_expiring", { in: msg.in });
           this._refreshToken();
+          break;
+        case "join":
+        case "leave":
+          if (this._presence.has(msg.channel)) this._emit(msg.type, msg);
           break;
         case "error": {
           const err = new HeraldError(msg.code || "error", msg.message, msg);

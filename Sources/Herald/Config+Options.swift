@@ -101,6 +101,10 @@ extension Config {
         .seconds(
             "queue-lease", "HERALD_QUEUE_LEASE", \.queueLeaseMs, atLeastMs: 300,
             help: "Seconds a queue worker's processing list lives without renewal; then any Herald puts its items back (a Herald killed with items held)."),
+        // At least 1 s: leases are renewed every quarter of it, and a renewal is a round trip.
+        .seconds(
+            "presence-ttl", "HERALD_PRESENCE_TTL", \.presenceTtlMs, atLeastMs: 1000,
+            help: "Seconds within which the presence members of a Herald that died (killed, host lost) leave, with their leave events."),
         Option(
             flag: "api-keys", environment: "HERALD_API_KEYS", valueName: "keys", shownDefault: .none,
             help: "Comma-separated API keys (16+ characters) allowed to do anything; turns auth on."

@@ -52,6 +52,8 @@ public struct Config: Sendable {
     public var claimIdleMs: Int64 = 30_000
     /// A queue worker's processing list not renewed for this long is put back in its queue, ms.
     public var queueLeaseMs: Int64 = 30_000
+    /// Presence members of a Herald that died stay listed at most this long, ms.
+    public var presenceTtlMs: Int64 = 30_000
     /// API keys that may do anything (`Authorization: Bearer <key>`).
     public var apiKeys: [String] = []
     /// Secret for HS256 tokens whose `publish`/`subscribe` claims list channel globs.

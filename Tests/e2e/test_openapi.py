@@ -65,7 +65,7 @@ def test_spec_is_valid_openapi():
     labels = {result.ok().label for result in FULL_SCHEMA.get_all_operations()}
     for label in ("POST /publish/{channel}", "POST /publish", "GET /subscribe", "GET /events",
                   "POST /streams/{key}", "GET /streams/{key}", "POST /queues/{name}",
-                  "GET /queues/{name}", "GET /healthz", "HEAD /healthz", "GET /readyz",
+                  "GET /queues/{name}", "GET /presence/{channel}", "GET /healthz", "HEAD /healthz", "GET /readyz",
                   "GET /metrics", "GET /", "GET /{file}"):
         assert label in labels, f"{label} missing from {SPEC.name}: {sorted(labels)}"
 

@@ -21,6 +21,8 @@ public final class LoopServices {
     let queues: QueueServices
     let tokens: TokenServices
     let hub: Hub
+    /// Presence members, leases and events of this loop.
+    let presence: PresenceService
     /// For the endpoints that answer straight from one command (stream appends and ranges).
     let redis: CommandSender
     /// `--max-subscriptions` and `--max-connections`.
@@ -42,6 +44,7 @@ public final class LoopServices {
         queues = QueueServices(redis: redis, blocking: blocking, leases: leases, loop: loop, logger: logger, drain: drain)
         tokens = TokenServices(access: config.access, warningMs: config.tokenWarningMs, loop: loop)
         self.hub = hub
+        presence = PresenceService(redis: redis, hub: hub, loop: loop, ttlMs: config.presenceTtlMs, logger: logger)
         self.redis = redis
         maxSubscriptions = config.maxSubscriptions
         maxConnections = config.maxConnections

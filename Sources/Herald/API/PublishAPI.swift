@@ -18,6 +18,11 @@ enum PublishAPI {
             done(.failure(HTTPError.forbidden("publishing to \(message.channel)")))
             return
         }
+        // A forged join or leave there would reach every presence member of a channel.
+        guard !PresenceKeys.isEventChannel(message.channel) else {
+            done(.failure(.reservedName(message.channel)))
+            return
+        }
         guard publisher.redis.pendingCount < publisher.maxPending else {
             publisher.stats.publishErrors.bump()
             done(.failure(.overloaded("\(publisher.maxPending) commands are already waiting on Redis; retry shortly")))

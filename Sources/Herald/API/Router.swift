@@ -95,6 +95,8 @@ public struct Router {
                     }
                 }
             }
+        case _ where path.utf8.starts(with: "/presence/".utf8):
+            allow(Self.readMethods) { authorized { PresenceAPI.read(request, responder, $0, services.presence) } }
         case "/subscribe":
             allow(Self.get) { SubscribeAPI.open(request, responder, access: access, services: services) }
         case "/events":

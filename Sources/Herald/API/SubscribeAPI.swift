@@ -65,8 +65,10 @@ enum SubscribeAPI {
             }
         }
         let plan: StreamPlan
+        let presence: PresenceQuery
         do throws(HTTPError) {
             plan = try StreamPlan(streams: streams, options: single, lastEventID: request.header("last-event-id") ?? single["lastEventId"])
+            presence = try PresenceQuery(query, channels: initial[.channel] ?? [])
             if sse && (plan.group != nil || plan.queue != nil) {
                 throw HTTPError.badRequest("consumer groups and queues take acks: use a WebSocket")
             }
@@ -75,7 +77,9 @@ enum SubscribeAPI {
             return
         }
         if sse {
-            openEventStream(request, responder, access: access, services: services, query: query, format: format, initial: initial, plan: plan)
+            openEventStream(
+                request, responder, access: access, services: services, query: query, format: format, initial: initial, plan: plan,
+                presence: presence)
             return
         }
         let accepted: HTTPResponse
@@ -91,7 +95,7 @@ enum SubscribeAPI {
         do throws(HTTPError) {
             grant = try authorize(
                 request, query: query, access: access, initial: initial, plan: plan,
-                limit: services.maxSubscriptions)
+                limit: services.maxSubscriptions, user: presence.user)
         } catch {
             let refusal = RefusedSession(
                 connection: responder.connection, code: CloseCode.policyViolation,
@@ -114,7 +118,7 @@ enum SubscribeAPI {
                     responder.fail(.badRequest("a WebSocket upgrade cannot follow pipelined requests still waiting for answers"))
                     return
                 }
-                session.start(initial, plan)
+                session.start(initial, plan, presence: presence.enabled)
             }
         }
     }
@@ -131,7 +135,7 @@ enum SubscribeAPI {
             done(.success((nil, nil)))
             return
         }
-        let gate = HookGate(hooks: hooks, caller: HookCaller(client: HookCaller.newClientID(), remote: responder.connection.remoteAddress, request: request))
+        let gate = HookGate(hooks: hooks, caller: HookCaller(client: PresenceService.newClientID(), remote: responder.connection.remoteAddress, request: request))
         var names: [(kind: String, names: [String])] = SubscriptionKind.allCases.compactMap { kind in
             initial[kind].map { (kind.rawValue, $0) }
         }
@@ -155,9 +159,11 @@ enum SubscribeAPI {
     private static func authorize(
         _ request: HTTPRequest, query: [(name: String, value: String)], access: AccessPolicy,
         initial: [SubscriptionKind: [String]], plan: StreamPlan,
-        limit: Int
+        limit: Int, user: String?
     ) throws(HTTPError) -> Grant {
-        let grant = try access.grant(for: request, query: query)
+        var grant = try access.grant(for: request, query: query)
+        // A token's `sub` names its holder; without one, the client's own `user=` does.
+        if grant.identity == nil { grant.identity = PresenceIdentity(user: user) }
         // Every kind counts: channels, patterns, shards, each stream (read alone or in a group)
         // and a queue.
         let keys = plan.streams + (plan.queue.map { [$0] } ?? [])
@@ -171,13 +177,13 @@ enum SubscribeAPI {
     private static func openEventStream(
         _ request: HTTPRequest, _ responder: Responder, access: AccessPolicy, services: LoopServices,
         query: [(name: String, value: String)], format: Format,
-        initial: [SubscriptionKind: [String]], plan: StreamPlan
+        initial: [SubscriptionKind: [String]], plan: StreamPlan, presence: PresenceQuery
     ) {
         let grant: Grant
         do throws(HTTPError) {
             grant = try authorize(
                 request, query: query, access: access, initial: initial, plan: plan,
-                limit: services.maxSubscriptions)
+                limit: services.maxSubscriptions, user: presence.user)
         } catch {
             responder.fail(error)
             return
@@ -193,7 +199,7 @@ enum SubscribeAPI {
                     responder.fail(.badRequest("an event stream cannot follow pipelined requests still waiting for answers"))
                     return
                 }
-                session.start(initial, plan)
+                session.start(initial, plan, presence: presence.enabled)
             }
         }
     }

@@ -28,6 +28,15 @@ final class SubscriberSession: SessionApp, Subscriber {
     private let streams: StreamServices
     private let queues: QueueServices
     private let tokens: TokenServices
+    private let presenceService: PresenceService
+    /// This connection's id: in presence, and in the questions the backend's hook is asked.
+    private let clientID: String
+    /// The channels this connection is a presence member of. Its identity: what the backend's
+    /// connect answer said, else the token's (or the client's own `user=`).
+    private lazy var presence = SessionPresence(
+        service: presenceService,
+        identity: identity.map { PresenceIdentity(user: $0.user, info: $0.info) } ?? grant.identity ?? PresenceIdentity(), client: clientID
+    ) { [weak self] in self?.sendJSON($0) }
     /// `--max-subscriptions`: of every kind together.
     private let maxSubscriptions: Int
     /// The backend's hook, asked before each subscription and publish (nil: no hook).
@@ -44,12 +53,14 @@ final class SubscriberSession: SessionApp, Subscriber {
         self.grant = grant
         self.gate = gate
         self.identity = identity
+        clientID = gate?.caller.client ?? PresenceService.newClientID()
         hub = services.hub
         publisher = services.publisher
         streams = services.streams
         queues = services.queues
         tokens = services.tokens
         maxSubscriptions = services.maxSubscriptions
+        presenceService = services.presence
     }
 
     // MARK: Subscriber
@@ -68,6 +79,7 @@ final class SubscriberSession: SessionApp, Subscriber {
         isClosed = true
         tokenClock?.stop()
         tokenClock = nil
+        presence.leaveAll()
         for (kind, names) in subscriptions { hub.unsubscribe(self, kind: kind, names: names.map(\.text), leaving: true) }
         subscriptions = [:]
         for reader in readers { reader.stop() }
@@ -84,11 +96,12 @@ final class SubscriberSession: SessionApp, Subscriber {
 
     /// Starts what a subscribe request asked for: its pub/sub subscriptions, stream readers,
     /// group members and queue worker.
-    func start(_ initial: [SubscriptionKind: [String]], _ plan: StreamPlan) {
+    func start(_ initial: [SubscriptionKind: [String]], _ plan: StreamPlan, presence joins: Bool = false) {
         followToken()
         for kind in SubscriptionKind.allCases {
             if let names = initial[kind] { subscribe(kind, names, id: nil) }
         }
+        if joins { presence.join(initial[.channel] ?? []) }
         for stream in plan.streams {
             if let group = plan.group {
                 let reader = GroupReader(
@@ -138,6 +151,7 @@ final class SubscriberSession: SessionApp, Subscriber {
             case "publish": try publish(json, id: id)
             case "ack": try ack(json, id: id)
             case "pop": try pop(json, id: id)
+            case "presence": try presence.answer(json, id: id, grant: grant)
             case "ping": sendJSON(Envelope.answer("pong", id: id))
             case "refresh": try refresh(json, id: id)
             default:
@@ -174,8 +188,10 @@ final class SubscriberSession: SessionApp, Subscriber {
         if let denied = names.first(where: { !allowed($0) }) {
             throw HTTPError.forbidden("subscribing to \(denied)")
         }
+        let joins = try PresenceQuery.op(json, kind: kind)
         guard let gate, gate.asks(.subscribe) else {
             subscribe(kind, names, id: id)
+            if joins { presence.join(names) }
             return
         }
         // The backend decides each name; meanwhile the op counts as waiting, and the limit is
@@ -196,6 +212,7 @@ final class SubscriberSession: SessionApp, Subscriber {
                 return
             }
             self.subscribe(kind, names, id: id)
+            if joins { self.presence.join(names) }
         }
     }
 
@@ -226,6 +243,7 @@ final class SubscriberSession: SessionApp, Subscriber {
             guard !names.isEmpty else { continue }
             subscriptions[kind]?.subtract(names.map(RedisName.init))
             hub.unsubscribe(self, kind: kind, names: names)
+            if kind == .channel { presence.leave(names) }
             sendJSON(Envelope.subscribed("unsubscribed", kind: kind, names: names, id: id))
             answered = true
         }
@@ -398,6 +416,8 @@ final class SubscriberSession: SessionApp, Subscriber {
             guard !lost.isEmpty else { continue }
             subscriptions[kind]?.subtract(lost.map(RedisName.init))
             hub.unsubscribe(self, kind: kind, names: lost)
+            // A channel the token no longer covers is left in presence too.
+            if kind == .channel { presence.leave(lost) }
             sendJSON(Envelope.revoked(kind: kind.rawValue, names: lost))
         }
         var lostStreams: [String] = []

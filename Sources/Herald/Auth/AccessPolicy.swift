@@ -11,11 +11,15 @@ public struct Grant: Sendable {
     public let subscribe: [String]?
     /// The token this grant came from; nil for an API key or with auth off (nothing expires).
     public let token: TokenClaims?
+    /// Who a JWT says the holder is (its `sub` and `info` claims), for presence; nil when the
+    /// credential names no one (auth off, an API key).
+    public var identity: PresenceIdentity?
 
-    public init(publish: [String]?, subscribe: [String]?, token: TokenClaims? = nil) {
+    public init(publish: [String]?, subscribe: [String]?, token: TokenClaims? = nil, identity: PresenceIdentity? = nil) {
         self.publish = publish
         self.subscribe = subscribe
         self.token = token
+        self.identity = identity
     }
 
     public static let everything = Grant(publish: nil, subscribe: nil)
@@ -146,7 +150,8 @@ public struct AccessPolicy: Sendable {
         if case .number(let text)? = claims["exp"] { expiresAt = Double(text) }
         return Grant(
             publish: globs("publish"), subscribe: globs("subscribe"),
-            token: TokenClaims(subject: claims["sub"], expiresAt: expiresAt))
+            token: TokenClaims(subject: claims["sub"], expiresAt: expiresAt),
+            identity: PresenceIdentity(user: claims["sub"]?.stringValue, info: claims["info"]))
     }
 
     /// How a token that failed verification is answered (`unauthorized`, as at connect).

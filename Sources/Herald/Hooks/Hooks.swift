@@ -43,13 +43,6 @@ struct HookCaller {
     /// The headers the backend decides by: cookie, authorization, origin, user-agent.
     let headers: [(name: String, value: String)]
 
-    /// A fresh id for a WebSocket or event stream: 16 hex digits, random.
-    static func newClientID() -> String {
-        let n = UInt64.random(in: 0...UInt64.max)
-        let hex = String(n, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
-    }
-
     /// The headers passed on to the backend.
     static let forwarded = ["cookie", "authorization", "origin", "user-agent"]
 

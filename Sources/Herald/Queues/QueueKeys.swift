@@ -14,7 +14,8 @@
 
 public enum QueueKeys {
     /// The hash tag of `queue`'s keys: a non-empty string without `}` whose slot is the queue's.
-    private static func tag(_ queue: String) -> String {
+    /// Presence keys (PresenceKeys) tag a channel's keys the same way.
+    static func tag(_ queue: String) -> String {
         if let tag = SlotHash.tag(of: queue), !tag.isEmpty { return tag }
         return slotTags[SlotHash.slot(Array(queue.utf8))]
     }
