@@ -12,6 +12,9 @@ public struct Config: Sendable {
     public var redis = [RedisEndpoint(host: "127.0.0.1")]
     /// Whether `redis` lists the seed nodes of a Redis Cluster (several URLs, or `redis+cluster://`).
     public var redisCluster = false
+    /// Files and verification for rediss:// links (--redis-ca, --redis-cert, --redis-key,
+    /// --redis-tls-verify); `resolve` builds them into each endpoint's `tlsContext`.
+    public var redisTLS = RedisTLSSettings()
     /// Event loops (threads), each with its own listener and Redis connections; nil = auto.
     public var loopsSetting: Int?
     /// The loops Herald runs: as set, else one per core, minus one when Redis runs on this
@@ -93,6 +96,7 @@ public struct Config: Sendable {
                 try option.apply(&config, value)
             }
         }
+        try config.redisTLS.attach(to: &config.redis)
         return config
     }
 }

@@ -71,7 +71,8 @@ public final class LoopContext: IOHandler {
             commandLink = RedisConnection(loop: loop, endpoint: endpoint, mode: .commands, logger: logger)
             redis = commandLink!
         }
-        hub = Hub(link: RedisConnection(loop: loop, endpoint: endpoint, mode: .pushes, logger: logger), cluster: cluster, loop: loop, logger: logger)
+        let subscriberLink = RedisConnection(loop: loop, endpoint: endpoint, mode: .pushes, logger: logger)
+        hub = Hub(link: subscriberLink, cluster: cluster, loop: loop, logger: logger)
         queueLeases = QueueLeases(redis: redis, loop: loop, leaseMs: config.queueLeaseMs, logger: logger)
         blocking = BlockingPool(
             loop: loop, endpoint: endpoint, capacity: config.maxBlocking, idleMs: config.blockingIdleMs,
@@ -93,10 +94,19 @@ public final class LoopContext: IOHandler {
         let redis = self.redis
         if let commandLink {
             commandLink.onReady = { stats.commandLinkUp.set(1) }
-            commandLink.onDown = { _ in stats.commandLinkUp.set(0) }
+            commandLink.onDown = { reason in
+                stats.commandLinkError.withLock { $0 = reason }
+                stats.commandLinkUp.set(0)
+            }
         }
-        cluster?.onStateChange = { stats.commandLinkUp.set(redis.isReady ? 1 : 0) }
-        hub.onLinkChange = { up in stats.subscriberLinkUp.set(up ? 1 : 0) }
+        cluster?.onStateChange = {
+            if !redis.isReady { stats.commandLinkError.withLock { $0 = redis.lastError } }
+            stats.commandLinkUp.set(redis.isReady ? 1 : 0)
+        }
+        hub.onLinkChange = { up in
+            if !up { stats.subscriberLinkError.withLock { $0 = subscriberLink.lastError } }
+            stats.subscriberLinkUp.set(up ? 1 : 0)
+        }
         try loop.register(fd: listener, handler: self, events: IOEvents.readable)
         loop.onStopRequested = { [unowned self] in self.beginDrain() }
     }
