@@ -286,6 +286,9 @@ config = {
                     "claim-idle=30\nslow-consumer=close\nlog-format=json\naccess-log=1\n"
                     "HERALD_MAX_CONNECTIONS=0\nHERALD_SLOW_CONSUMER=block",
     "cluster-url": "redis+cluster://10.0.0.1:7000\nredis=redis://a:7000,redis://b:7001/3",
+    "tls-urls": "rediss://default:pw@cache.example.com:6380/0\nredis-tls-verify=off\n"
+                "redis=rediss+cluster://10.0.0.1:7000,rediss://[::1]:7001\nredis=rediss://a,redis://b\n"
+                "redis-ca=/nonexistent\nredis-cert=/etc/hostname\nHERALD_REDIS_KEY=\nHERALD_REDIS_TLS_VERIFY=",
     "command-line": "port=--loops\nmax-body=-5\nhost=\necho=1\n-port=3\nhealthcheck=x\nhelp=\nport=9000",
 }
 
