@@ -152,7 +152,10 @@ def wait_refused(herald, words, timeout=8):
         seen.update(status=status, body=body)
         return status == 503 and any(words in r for r in body.get("reasons", []))
 
-    wait_until(red_with_reason, timeout=timeout, what=f"/readyz red with {words!r}; last {seen}")
+    try:
+        wait_until(red_with_reason, timeout=timeout, what=f"/readyz red with {words!r}")
+    except BaseException:
+        pytest.fail(f"/readyz never named {words!r} within {timeout} s; last answer {seen}; log:\n{herald.log()}")
     return seen["body"]
 
 

@@ -705,8 +705,10 @@ def main():
         f"ports {stack.ports}")
     stack.start_redis()
     selected = [s for s in SCENARIOS if not ONLY or s[0] in ONLY]
+    # The TLS scenario measures Herald alone: BENCH_ONLY=publish-c64-tls needs no Webdis or Nchan.
     tls_wanted = any(name.endswith("-tls") for name, *_ in selected)
-    for gateway in GATEWAYS + (["herald-tls"] if tls_wanted else []):
+    others_wanted = any(not name.endswith("-tls") for name, *_ in selected)
+    for gateway in (GATEWAYS if others_wanted else ["herald"]) + (["herald-tls"] if tls_wanted else []):
         stack.start(gateway)
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
