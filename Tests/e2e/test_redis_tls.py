@@ -7,14 +7,14 @@ by the test itself (redis-cli) to inspect and to kill Herald's links.
 
 Groups:
 - over TLS, everything works: pub/sub, streams, queues, large replies (records split across
-  reads, bytes left inside OpenSSL), mutual TLS;
+  reads, bytes left inside OpenSSL), mutual TLS, a Redis Cluster from one rediss+cluster://
+  seed (the nodes Herald discovers are reached over TLS too);
 - refusals: wrong CA, expired certificate, wrong name, missing client certificate; each is a
   red /readyz naming the reason, a log line with OpenSSL's words, and 503 redis_unavailable;
 - deadlines: a server that accepts TCP but never answers the handshake;
 - start-up: bad files and stray options exit 2 with the reason;
 - teardown: many reconnects leave Herald's fds and memory where they were.
 """
-import json
 import os
 import shutil
 import socket
@@ -23,8 +23,8 @@ import time
 
 import pytest
 
-from conftest import (assert_json_error, http, http_json, launch_redis, open_subscriber,
-                      recv_json, run_herald, unique, wait_until)
+from conftest import (REDIS_CLI, REDIS_SERVER, assert_json_error, http, http_json, launch_redis,
+                      open_subscriber, recv_json, run_herald, stop_process, unique, wait_until)
 
 OPENSSL = shutil.which("openssl")
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl CLI not installed (scripts/deps.sh)")
@@ -61,7 +61,8 @@ def pki(tmp_path_factory):
     d = tmp_path_factory.mktemp("pki")
     _ca("ca", "/CN=Herald Test CA", d)
     _ca("other_ca", "/CN=Unrelated CA", d)
-    server_san = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth"
+    # clientAuth too: cluster nodes present it to each other on the bus.
+    server_san = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth"
     for name, subject, ext, days in [
         ("server", "/CN=localhost", server_san, "2"),
         # notAfter a day before notBefore (now): expired from the start.
@@ -229,6 +230,63 @@ def test_mutual_tls(pki, start_tls_redis, start_herald):
     body = wait_refused(herald, "certificate required")
     assert "loop 0 command link" in body["down"], body
     assert_publish_refused(herald)
+
+
+def test_cluster_over_tls_from_one_seed(pki, tmp_path, start_herald):
+    """Three masters with TLS on client and bus ports; Herald is given one seed and must reach
+    the other two (learnt from CLUSTER SLOTS, which names their TLS ports) over TLS as well."""
+    procs, tls_ports = [], []
+    try:
+        for i in range(3):
+            port, tls_port, bus = _free_port(), _free_port(), _free_port()
+            workdir = tmp_path / f"node{i}"
+            workdir.mkdir()
+            procs.append(subprocess.Popen(
+                [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--tls-port", str(tls_port),
+                 "--tls-cert-file", pem(pki, "server"), "--tls-key-file", key(pki, "server"),
+                 "--tls-ca-cert-file", pem(pki, "ca"), "--tls-auth-clients", "no", "--tls-cluster", "yes",
+                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", str(bus),
+                 "--save", "", "--appendonly", "no"],
+                cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+            tls_ports.append(tls_port)
+        tls_cli = [REDIS_CLI, "--tls", "--cacert", pem(pki, "ca"), "-h", "127.0.0.1"]
+        for tls_port in tls_ports:
+            wait_until(lambda: subprocess.run([*tls_cli, "-p", str(tls_port), "PING"], capture_output=True,
+                                              timeout=5).stdout.strip() == b"PONG", what="a TLS node")
+        subprocess.run([*tls_cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in tls_ports],
+                        "--cluster-replicas", "0", "--cluster-yes"],
+                       capture_output=True, check=True, timeout=60, stdin=subprocess.DEVNULL)
+        wait_until(lambda: "cluster_state:ok" in subprocess.run(
+            [*tls_cli, "-p", str(tls_ports[2]), "CLUSTER", "INFO"], capture_output=True, timeout=5).stdout.decode(),
+            timeout=15, what="cluster_state:ok")
+
+        herald = start_herald("--redis-ca", pem(pki, "ca"), redis_url=f"rediss+cluster://127.0.0.1:{tls_ports[0]}",
+                              loops=1)
+        # Keys in every node's slots: written through Herald, read back from each node.
+        keys = [unique("tls-cl") for _ in range(12)]
+        for k in keys:
+            status, _, body = http_json("POST", herald.base_url + f"/streams/{k}", b"v")
+            assert status == 200, body
+        owners = set()
+        for k in keys:
+            slot = subprocess.run([*tls_cli, "-p", str(tls_ports[0]), "CLUSTER", "KEYSLOT", k],
+                                  capture_output=True, timeout=5).stdout.strip()
+            for tls_port in tls_ports:
+                if subprocess.run([*tls_cli, "-p", str(tls_port), "CLUSTER", "COUNTKEYSINSLOT", slot],
+                                  capture_output=True, timeout=5).stdout.strip() == b"1":
+                    owners.add(tls_port)
+        assert owners == set(tls_ports), "the entries landed on every master, over TLS"
+        channel = unique("tls-shard")
+        ws = open_subscriber(herald, shards=[channel])
+        try:
+            status, _, body = http_json("POST", herald.base_url + f"/publish/{channel}?sharded=true", b"s")
+            assert status == 200 and body["receivers"] == 1, body
+            assert recv_json(ws).get("data") == "s"
+        finally:
+            ws.close()
+    finally:
+        for proc in procs:
+            stop_process(proc)
 
 
 # --------------------------------------------------------------------------- refusals
