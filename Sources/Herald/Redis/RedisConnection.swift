@@ -1,7 +1,7 @@
 // One non-blocking Redis connection driven by its event loop through hiredis: hiredis formats
 // every command (redisAppendCommandArgv) and parses every reply (its reader); the loop owns the
-// socket, and on a rediss:// link runs the bytes through TLS (RedisTransport). Reconnects with capped exponential backoff and jitter, and logs in (AUTH, SELECT)
-// before anything else is sent.
+// socket, and on a rediss:// link runs the bytes through TLS (RedisTransport). Reconnects with
+// capped exponential backoff and jitter, and logs in (AUTH, SELECT) before anything else is sent.
 import CHiredis
 import Glibc
 import Logging
