@@ -19,6 +19,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -358,6 +359,36 @@ def test_server_that_never_speaks_tls_cannot_hold_a_link(start_herald):
         assert_publish_refused(herald)
     finally:
         silent.close()
+
+
+def test_server_that_hangs_up_during_the_handshake(start_herald):
+    """Accepts TCP, reads the ClientHello and closes: refused at once with a reason, retried."""
+    closer = socket.socket()
+    closer.bind(("127.0.0.1", 0))
+    closer.listen(64)
+    stop = threading.Event()
+
+    def hang_up():
+        closer.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                peer, _ = closer.accept()
+            except OSError:
+                continue
+            peer.recv(4096)
+            peer.close()
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    try:
+        port = closer.getsockname()[1]
+        herald = start_herald(redis_url=f"rediss://127.0.0.1:{port}", wait_ready=False, loops=1)
+        wait_refused(herald, "TLS handshake failed: Redis closed the connection", timeout=2.5)
+        assert_publish_refused(herald)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        closer.close()
 
 
 # --------------------------------------------------------------------------- start-up

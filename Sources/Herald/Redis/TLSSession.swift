@@ -69,7 +69,8 @@ final class TLSSession {
             if verdict != Int(X509_V_OK) {
                 return .failed("TLS handshake failed: certificate verify failed: \(String(cString: X509_verify_cert_error_string(verdict)))")
             }
-            return .failed("TLS handshake failed: \(reason(of: n))")
+            let why = reason(of: n)
+            return .failed("TLS handshake failed: " + (why.isEmpty ? "Redis closed the connection" : why))
         }
     }
 
@@ -133,10 +134,16 @@ final class TLSSession {
     /// plain end of the connection.
     private func reason(of n: Int32) -> String {
         let saved = errno
-        let code = ERR_peek_error()
-        if code != 0 { return TLSClientContext.lastError() }
-        if SSL_get_error(ssl, n) == SSL_ERROR_SYSCALL, saved != 0 { return String(cString: strerror(saved)) }
-        return n == 0 || SSL_get_error(ssl, n) == SSL_ERROR_SYSCALL ? "" : "error \(SSL_get_error(ssl, n))"
+        let kind = SSL_get_error(ssl, n)
+        if ERR_peek_error() != 0 { return TLSClientContext.lastError() }
+        switch kind {
+        case SSL_ERROR_ZERO_RETURN:
+            return ""
+        case SSL_ERROR_SYSCALL:
+            return saved != 0 ? String(cString: strerror(saved)) : ""
+        default:
+            return "SSL error \(kind)"
+        }
     }
 
     static func isIPAddress(_ host: String) -> Bool {
