@@ -3,18 +3,20 @@
 #   docker build -t herald .
 #   docker run -p 8080:8080 -e HERALD_REDIS_URL=redis://redis:6379 herald
 # Build stage: the official Swift image, a release build with the Swift runtime linked in
-# statically. Runtime stage: debian:bookworm-slim plus hiredis, nothing else (libc6, libstdc++6
-# and libgcc-s1 are already in the slim image). `make container-check` rehearses this file
+# statically. Runtime stage: debian:bookworm-slim plus hiredis, OpenSSL (TLS to Redis) and the
+# system CAs that rediss:// trusts by default, nothing else (libc6, libstdc++6 and libgcc-s1 are
+# already in the slim image). `make container-check` rehearses this file
 # without a Docker engine; it reads the runtime stage's apt-get line, COPYs, ENV, USER and
 # HEALTHCHECK from here, so change them here and rerun it.
 
 # ---------------------------------------------------------------------------- build
 FROM swift:6.3-bookworm AS build
 
-# hiredis headers for the CHiredis system library (pkg-config is in the Swift image already;
-# listed so the build does not depend on that).
+# hiredis and OpenSSL headers for the CHiredis and COpenSSL system libraries (pkg-config is in
+# the Swift image already; listed so the build does not depend on that).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libhiredis-dev=0.14.1-3 pkg-config=1.8.1-1 \
+ && apt-get install -y --no-install-recommends libhiredis-dev=0.14.1-3 libssl-dev=3.0.19-1~deb12u2 \
+    pkg-config=1.8.1-1 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -36,10 +38,12 @@ RUN --mount=type=cache,target=/src/.build \
 # ---------------------------------------------------------------------------- runtime
 FROM debian:bookworm-slim
 
-# Versions are pinned (hadolint DL3008): a new Debian revision of hiredis breaks the build
-# loudly instead of changing the image silently; bump the pin then.
+# Versions are pinned (hadolint DL3008): a new Debian revision of hiredis or OpenSSL (security
+# updates come often) breaks the build loudly instead of changing the image silently; bump the
+# pin then.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libhiredis0.14=0.14.1-3 \
+ && apt-get install -y --no-install-recommends libhiredis0.14=0.14.1-3 libssl3=3.0.19-1~deb12u2 \
+    ca-certificates=20230311+deb12u1 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 herald \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

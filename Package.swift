@@ -23,10 +23,18 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // TLS to Redis (rediss://): Debian's OpenSSL 3, as hiredis 0.14 has none. swift-crypto's
+        // BoringSSL prefixes its symbols, so the two link side by side.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .target(
             name: "Herald",
             dependencies: [
                 "CHiredis",
+                "COpenSSL",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

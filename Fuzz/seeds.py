@@ -300,6 +300,9 @@ config = {
                       "HERALD_SENTINEL_PASSWORD=other",
     "bad-sentinel-urls": "redis+sentinel://h\nredis+sentinel://h/\nredis+sentinel:///m\nredis+sentinel://a,,b/m\n"
                          "redis+sentinel://h:0/m\nredis+sentinel://h/m/x\nredis+sentinel://h/m/1/2\nredis+sentinel://h/a%20b",
+    "tls-urls": "rediss://default:pw@cache.example.com:6380/0\nredis-tls-verify=off\n"
+                "redis=rediss+cluster://10.0.0.1:7000,rediss://[::1]:7001\nredis=rediss://a,redis://b\n"
+                "redis-ca=/nonexistent\nredis-cert=/etc/hostname\nHERALD_REDIS_KEY=\nHERALD_REDIS_TLS_VERIFY=",
     "command-line": "port=--loops\nmax-body=-5\nhost=\necho=1\n-port=3\nhealthcheck=x\nhelp=\nport=9000",
 }
 

@@ -42,7 +42,7 @@ extension Config {
             flag: "redis", environment: "HERALD_REDIS_URL", valueName: "url",
             shownDefault: .value(Config().redis.map { "redis://\($0)" }.joined(separator: ",")),
             help:
-                "redis://[user:password@]host[:port][/db]; comma-separated for several nodes (a Redis Cluster); or the master via Sentinel: redis+sentinel://[user:password@]host[:port][,...]/<master-name>[/db]."
+                "redis://[user:password@]host[:port][/db], rediss:// for TLS; comma-separated for several nodes (a Redis Cluster); or the master via Sentinel: redis+sentinel://[user:password@]host[:port][,...]/<master-name>[/db]."
         ) { c, v throws(ConfigError) in
             if v.trimmingWhitespace().hasPrefix(SentinelTarget.scheme) {
                 let target = try SentinelTarget.parse(v.trimmingWhitespace())
@@ -52,7 +52,7 @@ extension Config {
                 return
             }
             c.redis = try RedisEndpoint.parseList(v)
-            c.redisCluster = c.redis.count > 1 || v.contains("redis+cluster://")
+            c.redisCluster = c.redis.count > 1 || v.contains("redis+cluster://") || v.contains("rediss+cluster://")
             if c.redisCluster, let db = c.redis.first(where: { $0.database != 0 })?.database {
                 throw ConfigError("--redis", v, "a Redis Cluster has only database 0, not \(db)")
             }
@@ -62,6 +62,30 @@ extension Config {
             help: "Password of the sentinels themselves (redis+sentinel://); the URL's credentials are the master's."
         ) { c, v throws(ConfigError) in
             c.sentinelPassword = v
+        },
+        Option(
+            flag: "redis-ca", environment: "HERALD_REDIS_CA", valueName: "file", shownDefault: .described("the system's CAs"),
+            help: "PEM bundle of the CAs that may sign Redis's certificate (rediss:// only)."
+        ) { c, v throws(ConfigError) in
+            c.redisTLS.caFile = try nonEmpty("--redis-ca", v)
+        },
+        Option(
+            flag: "redis-cert", environment: "HERALD_REDIS_CERT", valueName: "file", shownDefault: .none,
+            help: "PEM client certificate (chain) for mutual TLS with Redis; needs --redis-key."
+        ) { c, v throws(ConfigError) in
+            c.redisTLS.certFile = try nonEmpty("--redis-cert", v)
+        },
+        Option(
+            flag: "redis-key", environment: "HERALD_REDIS_KEY", valueName: "file", shownDefault: .none,
+            help: "PEM private key of --redis-cert."
+        ) { c, v throws(ConfigError) in
+            c.redisTLS.keyFile = try nonEmpty("--redis-key", v)
+        },
+        Option(
+            flag: "redis-tls-verify", environment: "HERALD_REDIS_TLS_VERIFY", valueName: "on|off", shownDefault: .value("on"),
+            help: "off skips checking Redis's certificate and name (anyone on the path can read and forge the traffic); logs a warning."
+        ) { c, v throws(ConfigError) in
+            c.redisTLS.verify = try boolean("--redis-tls-verify", v.isEmpty ? "on" : v)
         },
         Option(
             flag: "loops", environment: "HERALD_LOOPS", valueName: "n",
@@ -318,6 +342,11 @@ extension Config {
     /// Milliseconds as seconds the way `seconds` reads them: 30000 is `30`, 300 is `0.3`.
     static func secondsText(_ ms: Int64) -> String {
         ms % 1000 == 0 ? String(ms / 1000) : String(Double(ms) / 1000)
+    }
+
+    static func nonEmpty(_ name: String, _ value: String) throws(ConfigError) -> String {
+        guard !value.isEmpty else { throw ConfigError(name, value, "must not be empty") }
+        return value
     }
 
     static func boolean(_ name: String, _ value: String) throws(ConfigError) -> Bool {

@@ -17,6 +17,9 @@ public struct Config: Sendable {
     public var sentinel: SentinelTarget?
     /// The sentinels' own password (AUTH on each sentinel connection).
     public var sentinelPassword: String?
+    /// Files and verification for rediss:// links (--redis-ca, --redis-cert, --redis-key,
+    /// --redis-tls-verify); `resolve` builds them into each endpoint's `tlsContext`.
+    public var redisTLS = RedisTLSSettings()
     /// Event loops (threads), each with its own listener and Redis connections; nil = auto.
     public var loopsSetting: Int?
     /// The loops Herald runs: as set, else one per core, minus one when Redis runs on this
@@ -111,6 +114,7 @@ public struct Config: Sendable {
                 try option.apply(&config, value)
             }
         }
+        try config.redisTLS.attach(to: &config.redis)
         return config
     }
 }

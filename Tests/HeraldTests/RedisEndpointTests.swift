@@ -54,7 +54,7 @@ final class RedisEndpointTests: XCTestCase {
 
     func testRefusals() {
         for url in [
-            "http://host", "rediss://host", "host:6379", "redis://host:0", "redis://host:65536", "redis://host:abc",
+            "http://host", "redisss://host", "rediss:/host", "rediss//host", "host:6379", "redis://host:0", "redis://host:65536", "redis://host:abc",
             "redis://host:", "redis://host/x", "redis://host/-1", "redis://host/99999", "redis://", "redis://:6379",
             "redis://:pw@", "redis://:pw@/1", "redis://ho st",
         ] {
@@ -66,6 +66,33 @@ final class RedisEndpointTests: XCTestCase {
         let list = try RedisEndpoint.parseList("redis://a:7000, redis://:pw@b:7001/0 ,redis://[::1]")
         XCTAssertEqual(list, [RedisEndpoint(host: "a", port: 7000), RedisEndpoint(host: "b", port: 7001, password: "pw"), RedisEndpoint(host: "::1")])
         XCTAssertEqual(try RedisEndpoint.parseList("redis://solo"), [RedisEndpoint(host: "solo")])
+    }
+
+    func testTLSSchemes() throws {
+        XCTAssertEqual(try RedisEndpoint.parse("rediss://cache"), RedisEndpoint(host: "cache", port: 6379, tls: true))
+        XCTAssertEqual(
+            try RedisEndpoint.parse("rediss://user:pw@cache:6380/2"),
+            RedisEndpoint(host: "cache", port: 6380, username: "user", password: "pw", database: 2, tls: true))
+        XCTAssertEqual(try RedisEndpoint.parse("rediss://[::1]:7000"), RedisEndpoint(host: "::1", port: 7000, tls: true))
+        XCTAssertEqual(try RedisEndpoint.parse("rediss+cluster://a:7000"), RedisEndpoint(host: "a", port: 7000, tls: true))
+        XCTAssertFalse(try RedisEndpoint.parse("redis://cache").tls)
+        XCTAssertFalse(try RedisEndpoint.parse("redis+cluster://cache").tls)
+        XCTAssertNil(try RedisEndpoint.parse("rediss://cache").tlsContext, "the defaults until the options attach theirs")
+    }
+
+    func testClusterNodesInheritTLSFromTheSeeds() throws {
+        let seed = try RedisEndpoint.parse("rediss://:pw@10.0.0.1:7000")
+        let node = seed.node("10.0.0.2:7001")
+        XCTAssertTrue(node.tls)
+        XCTAssertEqual(node.host, "10.0.0.2")
+        XCTAssertEqual(node.password, "pw")
+    }
+
+    func testParseListRefusesAMixOfTLSAndPlain() {
+        XCTAssertThrowsError(try RedisEndpoint.parseList("rediss://a:7000,redis://b:7001")) {
+            XCTAssertEqual(($0 as? ConfigError)?.option, "--redis")
+        }
+        XCTAssertEqual(try RedisEndpoint.parseList("rediss://a:7000,rediss://b:7001").map(\.tls), [true, true])
     }
 
     func testParseListRefusesEmptyEntries() {

@@ -106,18 +106,41 @@ class Processes:
 
 
 class Stack:
-    """Redis and the three gateways on free loopback ports."""
+    """Redis and the three gateways on free loopback ports; Redis also listens for TLS, for a
+    second Herald (herald-tls) that reaches it over rediss://."""
 
     def __init__(self, procs):
         self.procs = procs
         self.redis_port = free_port()
-        self.ports = {g: free_port() for g in GATEWAYS}
+        self.redis_tls_port = free_port()
+        self.ports = {g: free_port() for g in GATEWAYS + ["herald-tls"]}
+        self.tls = os.path.join(WORK, "tls")
+
+    def make_certificates(self):
+        """A CA and a certificate for 127.0.0.1 (EC P-256, as managed services commonly use)."""
+        os.makedirs(self.tls, exist_ok=True)
+
+        def openssl(*args):
+            subprocess.run(["openssl", *args], cwd=self.tls, check=True, capture_output=True)
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=bench CA")
+        openssl("req", *ec, "-keyout", "redis.key", "-out", "redis.csr", "-subj", "/CN=127.0.0.1")
+        with open(os.path.join(self.tls, "san.ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\n")
+        openssl("x509", "-req", "-in", "redis.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", "redis.pem", "-days", "2", "-extfile", "san.ext")
 
     def start_redis(self):
+        self.make_certificates()
         self.procs.start("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
                                    "--save", "", "--appendonly", "no", "--maxclients", "19000",
-                                   "--loglevel", "warning"])
+                                   "--loglevel", "warning", "--tls-port", str(self.redis_tls_port),
+                                   "--tls-cert-file", os.path.join(self.tls, "redis.pem"),
+                                   "--tls-key-file", os.path.join(self.tls, "redis.key"),
+                                   "--tls-ca-cert-file", os.path.join(self.tls, "ca.pem"),
+                                   "--tls-auth-clients", "no"])
         wait_port(self.redis_port)
+        wait_port(self.redis_tls_port)
 
     def redis_cli(self, *args):
         return subprocess.run(["redis-cli", "-p", str(self.redis_port), *args],
@@ -128,7 +151,11 @@ class Stack:
 
     def start(self, gateway):
         port = self.ports[gateway]
-        if gateway == "herald":
+        if gateway == "herald-tls":
+            self.procs.start("herald-tls", [HERALD_BIN, "--port", str(port), "--log-level", "warning",
+                                            "--redis", f"rediss://127.0.0.1:{self.redis_tls_port}",
+                                            "--redis-ca", os.path.join(self.tls, "ca.pem")], cwd=ROOT)
+        elif gateway == "herald":
             # Loops: Herald's own default (one per core, minus one for a Redis on this host), or
             # HERALD_LOOPS from the environment, which Herald reads itself.
             argv = [HERALD_BIN, "--port", str(port), "--log-level", "warning",
@@ -330,9 +357,12 @@ def wrk(url, connections, lua=None):
             "p99_ms": p99ms}
 
 
-def redis_benchmark(stack, connections, channel):
+def redis_benchmark(stack, connections, channel, tls=False):
     n = 20000 if QUICK else 300000
-    out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(stack.redis_port), "-c", str(connections),
+    target = ["-p", str(stack.redis_port)]
+    if tls:
+        target = ["-p", str(stack.redis_tls_port), "--tls", "--cacert", os.path.join(stack.tls, "ca.pem")]
+    out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", *target, "-c", str(connections),
                           "-n", str(n), "--csv", "PUBLISH", channel, "x" * 32],
                          capture_output=True, text=True, timeout=300).stdout
     rows = list(csv.reader(io.StringIO(out)))
@@ -369,6 +399,50 @@ def publish_scenario(connections):
         results["redis-benchmark"] = redis_benchmark(stack, connections, channel)
         return results
     return run
+
+
+def publish_tls_scenario(connections):
+    """Herald over TLS to Redis (rediss://) and Herald over plain TCP, measured back to back in
+    each repetition on the same Redis; redis-benchmark over TLS is the ceiling."""
+    def run(stack, rep):
+        lua = os.path.join(WORK, "post32.lua")
+        with open(lua, "w") as f:
+            f.write('wrk.method = "POST"\nwrk.body = string.rep("x", 32)\n'
+                    'wrk.headers["Content-Type"] = "application/octet-stream"\n')
+        channel = f"pubtls-{rep}-{uuid.uuid4().hex[:6]}"
+        results = {}
+        order = [("herald", "herald-tls"), ("herald_plain", "herald")]
+        for key, process in (order if rep % 2 == 0 else order[::-1]):
+            pids = [stack.procs.procs[process].pid]
+            cpu0 = cpu_seconds(pids)
+            results[key] = wrk(f"http://127.0.0.1:{stack.ports[process]}/publish/{channel}", connections, lua)
+            results[key]["gateway_cpu_seconds"] = cpu_seconds(pids) - cpu0
+            time.sleep(0.5)
+        results["redis-benchmark"] = redis_benchmark(stack, connections, channel, tls=True)
+        return results
+    return run
+
+
+def tls_summary(all_results):
+    """Herald's publish rate over TLS beside plain TCP, from the same repetitions."""
+    runs = all_results.get("publish-c64-tls")
+    if not runs:
+        return ""
+    lines = ["| publish, 64 connections | over TLS (rediss://) | plain TCP (redis://) | TLS ÷ plain | gateway CPU µs/publish, TLS / plain |",
+             "|---|---|---|---|---|"]
+    tls = [r["herald"]["requests_per_second"] for r in runs if "herald" in r]
+    plain = [r["herald_plain"]["requests_per_second"] for r in runs if "herald_plain" in r]
+    if not tls or not plain:
+        return ""
+
+    def micros(key):
+        values = [r[key]["gateway_cpu_seconds"] * 1e6 / (r[key]["requests_per_second"] * max(1, int(DURATION)))
+                  for r in runs if key in r and r[key]["requests_per_second"]]
+        return statistics.median(values) if values else None
+    t, p = statistics.median(tls), statistics.median(plain)
+    lines.append(f"| Herald, medians of {len(tls)} | {fmt(t)} /s | {fmt(p)} /s | {t / p:.2f} | "
+                 f"{fmt(micros('herald'))} / {fmt(micros('herald_plain'))} |")
+    return "\n".join(lines)
 
 
 def cpu_seconds(pids):
@@ -460,6 +534,8 @@ SCENARIOS = [
      publish_scenario(64), [("requests_per_second", "publishes/s", "higher")]),
     ("publish-c256", "publish, 256 connections, 32-byte messages",
      publish_scenario(256), [("requests_per_second", "publishes/s", "higher")]),
+    ("publish-c64-tls", "publish, 64 connections, Herald to Redis over TLS (Herald column; redis-benchmark --tls)",
+     publish_tls_scenario(64), [("requests_per_second", "publishes/s", "higher")]),
     ("fanout-1k-paced", "fan-out: 1,000 subscribers of one channel, 100 msg/s",
      fanout_scenario(1000, 100), None),
     ("fanout-1k-flat", "fan-out: 1,000 subscribers of one channel, flat out (4 publishers × 4 in flight)",
@@ -628,7 +704,11 @@ def main():
     log(f"runs {RUNS}, scale {SCALE}, {DURATION} s per measurement; Redis on {stack.redis_port}, "
         f"ports {stack.ports}")
     stack.start_redis()
-    for gateway in GATEWAYS:
+    selected = [s for s in SCENARIOS if not ONLY or s[0] in ONLY]
+    # The TLS scenario measures Herald alone: BENCH_ONLY=publish-c64-tls needs no Webdis or Nchan.
+    tls_wanted = any(name.endswith("-tls") for name, *_ in selected)
+    others_wanted = any(not name.endswith("-tls") for name, *_ in selected)
+    for gateway in (GATEWAYS if others_wanted else ["herald"]) + (["herald-tls"] if tls_wanted else []):
         stack.start(gateway)
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
@@ -645,7 +725,6 @@ def main():
                      "herald_bin": HERALD_BIN, "bench_bin": BENCH_BIN},
     }
     all_results = {}
-    selected = [s for s in SCENARIOS if not ONLY or s[0] in ONLY]
     for rep in range(RUNS):
         for name, what, runner, _metrics in selected:
             log(f"run {rep + 1}/{RUNS}: {name}: {what}")
@@ -662,6 +741,9 @@ def main():
             log(f"  {brief}")
     procs.stop_all()
     table = summarize(all_results)
+    tls = tls_summary(all_results)
+    if tls:
+        table += "\n\n" + tls
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump({"meta": meta, "scenarios": {n: w for n, w, _, _ in SCENARIOS}, "results": all_results}, f)
     with open(os.path.join(OUT, "table.md"), "w") as f:

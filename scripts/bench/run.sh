@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`: installs what is missing (Debian: webdis, nginx-light, libnginx-mod-nchan, wrk,
 # redis-server, redis-tools; pip: matplotlib into .venv), builds release herald and herald-bench
-# in .build-bench, then runs bench.py, which starts a private Redis, Herald, Webdis and Nchan on
-# free loopback ports, runs every scenario side by side and writes bench-results/.
+# in .build-bench, then runs bench.py, which starts a private Redis (also on a TLS port, with a
+# CA and certificate it makes with openssl), Herald, a second Herald over rediss://, Webdis and
+# Nchan on free loopback ports, runs every scenario side by side and writes bench-results/.
 #
 # Environment: BENCH_RUNS (3) repetitions, BENCH_SCALE (1) multiplies subscriber counts,
 # BENCH_DURATION (5) seconds per measurement, BENCH_QUICK=1 a smoke run (1 run, scale 0.1, 2 s),

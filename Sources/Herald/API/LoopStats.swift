@@ -1,5 +1,6 @@
 // Counters and link states one loop publishes for the rest of the process (/metrics, /readyz).
-// Written only by the owning loop, read by any: atomics, no locks.
+// Written only by the owning loop, read by any: atomics, and a lock only for the reasons a link
+// is down (written when it fails, read by /readyz).
 import Synchronization
 
 /// One loop's figures, readable from any thread.
@@ -8,6 +9,9 @@ public final class LoopStats: Sendable {
     public let commandLinkUp = Atomic<Int>(0)
     /// 1 while the loop's subscriber link to Redis is ready.
     public let subscriberLinkUp = Atomic<Int>(0)
+    /// Why the command link, and the subscriber link, last went down (e.g. a TLS refusal).
+    public let commandLinkError = Mutex("not connected yet")
+    public let subscriberLinkError = Mutex("not connected yet")
     public let httpConnections = Atomic<Int>(0)
     public let webSocketConnections = Atomic<Int>(0)
     public let eventStreams = Atomic<Int>(0)

@@ -16,10 +16,16 @@ enum OpsAPI {
         let down = process.loops.enumerated().flatMap { index, loop in
             (loop.commandLinkUp.value == 1 ? [] : ["loop \(index) command link"]) + (loop.subscriberLinkUp.value == 1 ? [] : ["loop \(index) subscriber link"])
         }
+        // Why each link is down, in the order of `down`: what an operator checks first.
+        let reasons = process.loops.enumerated().flatMap { index, loop in
+            (loop.commandLinkUp.value == 1 ? [] : ["loop \(index) command link: " + loop.commandLinkError.withLock { $0 }])
+                + (loop.subscriberLinkUp.value == 1 ? [] : ["loop \(index) subscriber link: " + loop.subscriberLinkError.withLock { $0 }])
+        }
         var json = JSONWriter()
         json.object {
             $0.field("status", "not_ready")
             $0.field("down", strings: down)
+            $0.field("reasons", strings: reasons)
             // Under Sentinel, why: e.g. "resolving master via sentinel: no sentinel answered (...)".
             if let reason = process.loops.map(\.redisStatusText).first(where: { !$0.isEmpty }) { $0.field("reason", reason) }
         }

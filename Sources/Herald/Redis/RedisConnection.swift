@@ -1,7 +1,7 @@
 // One non-blocking Redis connection driven by its event loop through hiredis: hiredis formats
 // every command (redisAppendCommandArgv) and parses every reply (its reader); the loop owns the
-// socket. Reconnects with capped exponential backoff and jitter, and logs in (AUTH, SELECT)
-// before anything else is sent.
+// socket, and on a rediss:// link runs the bytes through TLS (RedisTransport). Reconnects with
+// capped exponential backoff and jitter, and logs in (AUTH, SELECT) before anything else is sent.
 import CHiredis
 import Glibc
 import Logging
@@ -27,6 +27,8 @@ public final class RedisConnection: IOHandler {
     public private(set) var state = State.disconnected
     private var context: UnsafeMutablePointer<redisContext>?
     private var fd: Int32 = -1
+    /// Plain, or the TLS session of a rediss:// link (made once the TCP connect succeeds).
+    private var transport = RedisTransport.plain
     /// Commands sent and not yet answered, oldest first, with their send time (ms).
     private var pending: [(sentAt: Int64, callback: (RedisReply) -> Void)] = []
     private var pendingHead = 0
@@ -103,7 +105,7 @@ public final class RedisConnection: IOHandler {
         }
         connectTimer = loop.schedule(afterMs: 3000) {
             guard self.state == .connecting else { return }
-            self.fail("connect timed out")
+            self.fail(self.transport.isTLS ? "TLS handshake timed out" : "connect timed out")
         }
     }
 
@@ -193,12 +195,12 @@ public final class RedisConnection: IOHandler {
 
     private func flush() {
         guard let ctx = context, state == .ready || state == .handshaking else { return }
-        var done: Int32 = 0
-        if redisBufferWrite(ctx, &done) == REDIS_ERR {
-            fail(Self.errorString(ctx))
-            return
+        switch transport.flush(ctx) {
+        case .failure(let failure):
+            fail(failure.reason)
+        case .success(let done):
+            setWriteInterest(!done || transport.readWantsWrite)
         }
-        setWriteInterest(done == 0)
     }
 
     private func setWriteInterest(_ wanted: Bool) {
@@ -214,20 +216,18 @@ public final class RedisConnection: IOHandler {
         }
         if events & IOEvents.readable != 0 || events & IOEvents.hangup != 0 {
             readAvailable()
+            // A TLS write that had to read first can go on now.
+            if transport.writeWantsRead, state != .disconnected { flush() }
         }
         if events & IOEvents.writable != 0, state != .disconnected {
-            flush()
+            // A TLS read that had to write first (e.g. a key update's answer) can go on now.
+            if transport.readWantsWrite { readAvailable() }
+            if state != .disconnected { flush() }
         }
     }
 
     private func connected() {
-        var error: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
-        guard error == 0 else {
-            fail(String(cString: strerror(error)))
-            return
-        }
+        guard transportConnected() else { return }
         if let timer = connectTimer { loop.cancelTimer(timer) }
         connectTimer = nil
         state = .handshaking
@@ -240,6 +240,9 @@ public final class RedisConnection: IOHandler {
         var steps: [[[UInt8]]] = []
         if !login.isEmpty { steps.append(login) }
         if endpoint.database != 0 { steps.append([Array("SELECT".utf8), Array(String(endpoint.database).utf8)]) }
+        // TLS 1.3 ends the handshake before the server has judged the client's certificate: a
+        // round trip shows whether it was refused, before the link is called ready.
+        if steps.isEmpty && endpoint.tls { steps.append([Array("PING".utf8)]) }
         if requiresMaster { steps.append([Array("ROLE".utf8)]) }
         guard !steps.isEmpty else {
             becomeReady()
@@ -267,6 +270,45 @@ public final class RedisConnection: IOHandler {
         }
     }
 
+    /// Completes the transport under the login: the TCP connect, then on a rediss:// link the
+    /// TLS handshake, one step per socket event. Both count against the connect timeout, so a
+    /// server that never answers the handshake cannot hold the link. False while under way, or
+    /// when it failed (the link is then down, with the reason).
+    private func transportConnected() -> Bool {
+        if case .plain = transport {
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            guard error == 0 else {
+                fail(String(cString: strerror(error)))
+                return false
+            }
+            guard endpoint.tls else { return true }
+            do {
+                transport = .tls(try TLSSession(context: endpoint.tlsContext ?? .systemDefault, fd: fd, host: endpoint.host))
+            } catch {
+                fail(error.description)
+                return false
+            }
+        }
+        guard case .tls(let session) = transport else { return true }
+        switch session.handshake() {
+        case .done:
+            return true
+        case .waiting(let wait):
+            writeInterest = wait == .writable
+            loop.modify(fd: fd, events: wait == .writable ? IOEvents.writable : IOEvents.readable)
+            return false
+        case .failed(let reason):
+            // Once per cause, not once per retry: the reason stays in `lastError` (/readyz).
+            if reason != lastError {
+                logger.error("redis TLS refused", metadata: ["redis": "\(endpoint)", "mode": "\(mode)", "reason": "\(reason)"])
+            }
+            fail(reason)
+            return false
+        }
+    }
+
     private func becomeReady() {
         state = .ready
         if failures > 0 { reconnects += 1 }
@@ -281,7 +323,7 @@ public final class RedisConnection: IOHandler {
         // that fall behind, so Herald never lets replies wait in the kernel.
         var total = 0
         while total < 1 << 20 {
-            switch Socket.read(fd, into: readBuffer) {
+            switch transport.read(fd, into: readBuffer) {
             case .bytes(let n):
                 total += n
                 if redisReaderFeed(ctx.pointee.reader, readBuffer.baseAddress!.assumingMemoryBound(to: CChar.self), n) != REDIS_OK {
@@ -291,16 +333,21 @@ public final class RedisConnection: IOHandler {
                 if !drainReplies() { return }
                 // A short read emptied the socket: skip the read that would only say EAGAIN
                 // (epoll is level-triggered and reports what arrives later).
-                if n < readBuffer.count { return }
+                if n < readBuffer.count && !transport.hasBufferedInput { return }
             case .wouldBlock:
                 return
             case .closed:
                 fail("Redis closed the connection")
                 return
-            case .failed(let error):
-                fail("\(error)")
+            case .failed(let reason):
+                fail(reason)
                 return
             }
+        }
+        // Stopped for fairness with decrypted bytes still inside OpenSSL: the socket may be
+        // empty, so epoll would not call again; come back next tick.
+        if transport.hasBufferedInput {
+            _ = loop.schedule(afterMs: 0) { self.readAvailable() }
         }
     }
 
@@ -395,6 +442,8 @@ public final class RedisConnection: IOHandler {
         if let timer = connectTimer { loop.cancelTimer(timer) }
         connectTimer = nil
         if fd >= 0 { loop.unregister(fd: fd) }
+        // The session goes first: it only borrows the socket, which redisFree closes.
+        transport = .plain
         if let ctx = context { redisFree(ctx) }
         context = nil
         fd = -1
@@ -403,8 +452,6 @@ public final class RedisConnection: IOHandler {
     }
 
     private static func errorString(_ ctx: UnsafeMutablePointer<redisContext>) -> String {
-        withUnsafePointer(to: &ctx.pointee.errstr) {
-            String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
-        }
+        RedisTransport.errorString(ctx)
     }
 }

@@ -1,4 +1,5 @@
-// Where Redis is and how to log in: parsed from `redis://[user[:password]@]host[:port][/db]`.
+// Where Redis is and how to log in: parsed from `redis://[user[:password]@]host[:port][/db]`
+// (`rediss://` for TLS).
 
 /// One Redis server address with its credentials and database.
 public struct RedisEndpoint: Equatable, Sendable, CustomStringConvertible {
@@ -7,13 +8,22 @@ public struct RedisEndpoint: Equatable, Sendable, CustomStringConvertible {
     public var username: String?
     public var password: String?
     public var database: Int
+    /// Whether the link runs over TLS (`rediss://`); a cluster's discovered nodes inherit it
+    /// from the seeds.
+    public var tls: Bool
+    /// The TLS settings built from the options at start; nil means the defaults (the system's
+    /// CAs, verification on, no client certificate).
+    public var tlsContext: TLSClientContext?
 
-    public init(host: String, port: Int = 6379, username: String? = nil, password: String? = nil, database: Int = 0) {
+    public init(
+        host: String, port: Int = 6379, username: String? = nil, password: String? = nil, database: Int = 0, tls: Bool = false
+    ) {
         self.host = host
         self.port = port
         self.username = username
         self.password = password
         self.database = database
+        self.tls = tls
     }
 
     /// The address without credentials, for logs.
@@ -25,16 +35,23 @@ public struct RedisEndpoint: Equatable, Sendable, CustomStringConvertible {
         guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty }) else { throw ConfigError("--redis", text, "an empty Redis URL") }
         var endpoints: [RedisEndpoint] = []
         for part in parts { endpoints.append(try parse(part)) }
+        // A cluster's discovered nodes take the first seed's scheme: the seeds must agree.
+        guard endpoints.allSatisfy({ $0.tls == endpoints[0].tls }) else {
+            throw ConfigError("--redis", text, "all URLs must be rediss:// (TLS) or none")
+        }
         return endpoints
     }
 
-    /// Parses one `redis://` URL.
+    /// Parses one `redis://` or `rediss://` URL (`redis+cluster://`, `rediss+cluster://` for a
+    /// cluster seed).
     public static func parse(_ url: String) throws(ConfigError) -> RedisEndpoint {
         func bad(_ why: String) -> ConfigError { ConfigError("--redis", url, why) }
-        let scheme = ["redis://", "redis+cluster://"].first { url.hasPrefix($0) }
-        guard let scheme else { throw bad("the URL must start with redis:// (or redis+cluster:// for a cluster seed)") }
+        let scheme = ["redis://", "redis+cluster://", "rediss://", "rediss+cluster://"].first { url.hasPrefix($0) }
+        guard let scheme else {
+            throw bad("the URL must start with redis:// or rediss:// (TLS); redis+cluster:// or rediss+cluster:// for a cluster seed")
+        }
         var rest = Substring(url.dropFirst(scheme.count))
-        var endpoint = RedisEndpoint(host: "")
+        var endpoint = RedisEndpoint(host: "", tls: scheme.hasPrefix("rediss"))
         if let at = rest.lastIndex(of: "@") {
             let userInfo = rest[..<at]
             rest = rest[rest.index(after: at)...]

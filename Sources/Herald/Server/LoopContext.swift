@@ -98,10 +98,19 @@ public final class LoopContext: IOHandler {
         let redis = self.redis
         if let commandLink {
             commandLink.onReady = { stats.commandLinkUp.set(1) }
-            commandLink.onDown = { _ in stats.commandLinkUp.set(0) }
+            commandLink.onDown = { reason in
+                stats.commandLinkError.withLock { $0 = reason }
+                stats.commandLinkUp.set(0)
+            }
         }
-        cluster?.onStateChange = { stats.commandLinkUp.set(redis.isReady ? 1 : 0) }
-        hub.onLinkChange = { up in stats.subscriberLinkUp.set(up ? 1 : 0) }
+        cluster?.onStateChange = {
+            if !redis.isReady { stats.commandLinkError.withLock { $0 = redis.lastError } }
+            stats.commandLinkUp.set(redis.isReady ? 1 : 0)
+        }
+        hub.onLinkChange = { up in
+            if !up { stats.subscriberLinkError.withLock { $0 = hubLink.lastError } }
+            stats.subscriberLinkUp.set(up ? 1 : 0)
+        }
         if let locator = self.locator {
             // After the owners' callbacks are set: `follow` adds to their onDown.
             for link in [commandLink, hubLink, tailLink].compactMap({ $0 }) { locator.follow(link) }

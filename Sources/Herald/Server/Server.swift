@@ -78,6 +78,11 @@ public final class Server {
                 "LISTENING ON \(config.host) WITHOUT AUTHENTICATION: anyone who can reach this port may publish and subscribe to every channel. Set --api-keys and/or --jwt-secret (HERALD_API_KEYS, HERALD_JWT_SECRET)."
             )
         }
+        if config.redis.contains(where: \.tls) && !config.redisTLS.verify {
+            logger.warning(
+                "REDIS TLS VERIFICATION IS OFF (--redis-tls-verify off): Herald does not check Redis's certificate or name, so anyone on the path can impersonate Redis and read or change every message. Use --redis-ca instead."
+            )
+        }
         logger.notice(
             "herald listening",
             metadata: [
