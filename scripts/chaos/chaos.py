@@ -42,6 +42,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import struct
 import sys
@@ -62,6 +63,7 @@ def env_float(name, default):
 
 
 SHORT = os.environ.get("CHAOS_SHORT") not in (None, "", "0")
+CLUSTER = os.environ.get("CHAOS_CLUSTER") not in (None, "", "0")
 SECONDS = env_float("CHAOS_SECONDS", 30 if SHORT else 120)
 PAUSE = env_float("CHAOS_PAUSE", 6.5)
 DRAIN = env_float("CHAOS_DRAIN", 40)
@@ -71,15 +73,20 @@ RSS_MARGIN_PCT = env_float("CHAOS_RSS_MARGIN_PCT", 100)
 LOOPS = int(env_float("CHAOS_LOOPS", 2))
 SEED = int(env_float("CHAOS_SEED", time.time()))
 OUT = Path(os.environ.get("CHAOS_OUT") or REPO / ".build" / "chaos")
+RUN_DIR = OUT / ("run-cluster" if CLUSTER else "run")  # every process's files and raw.json
+RESULTS = "results-cluster" if CLUSTER else "results"
 HERALD_BIN = Path(os.environ.get("HERALD_BIN") or REPO / ".build" / "debug" / "herald").resolve()
 
 CHANNELS = ["chaos:c0", "chaos:c1"]
+SHARDS = ["chaos:sh0", "chaos:sh1"]  # sharded channels (cluster runs)
 PATTERN = "chaos:c*"
 STREAM = "chaos:s"
 GROUP_STREAM = "chaos:g"
 GROUP = "workers"
 QUEUE = "chaos:q"
 FAULT_KINDS = ["client_cut", "primary_kill", "primary_pause", "herald_kill"]
+if CLUSTER:
+    FAULT_KINDS.append("slot_migrate")
 
 now = time.monotonic
 T0 = now()
@@ -288,20 +295,22 @@ class Subscriber(Client):
     """A channel (or pattern) subscriber. Its own reconnects are gaps it knows of: a marker is
     logged for each of its keys when the new subscription is confirmed."""
 
-    def __init__(self, name, ports, start_idx, channel=None, pattern=None):
+    def __init__(self, name, ports, start_idx, channel=None, pattern=None, shard=None):
         super().__init__(name, ports, start_idx)
-        self.channel = channel
+        self.channel = channel or shard
         self.pattern = pattern
-        self.kind = "pattern" if pattern else "pubsub"
+        self.kind = "pattern" if pattern else ("shard" if shard else "pubsub")
         self.herald_gaps = 0
 
     def query(self):
-        return f"pattern={self.pattern}" if self.pattern else f"channel={self.channel}"
+        if self.pattern:
+            return f"pattern={self.pattern}"
+        return f"{'shard' if self.kind == 'shard' else 'channel'}={self.channel}"
 
     async def on_message(self, ws, msg):
         t = now()
         typ = msg.get("type")
-        if typ in ("message", "pmessage"):
+        if typ in ("message", "pmessage", "smessage"):
             self.log.append(("m", msg["channel"], int(msg["data"]), t))
         elif typ == "subscribed":
             if self.confirmed_at is None:
@@ -457,16 +466,17 @@ class ReadyWatch(threading.Thread):
 
 
 class Chaos:
-    def __init__(self, topo: topology.Topology, replicas: bool):
+    def __init__(self, topo, replicas: bool, cluster_faults=None):
         self.topo = topo
         self.replicas = replicas
         self.faults = []  # dicts: kind, t, end, detail
         self.herald_turn = 0
+        self.cluster = cluster_faults  # cluster.ClusterFaults in a cluster run
 
     def schedule(self):
         if SHORT:
             span = SECONDS - 4
-            return [(2 + span * i / 4, kind) for i, kind in enumerate(FAULT_KINDS)]
+            return [(2 + span * i / len(FAULT_KINDS), kind) for i, kind in enumerate(FAULT_KINDS)]
         step = 12.0
         out, t, i = [], 5.0, 0
         while t < SECONDS - 8:
@@ -491,6 +501,8 @@ class Chaos:
         fault["detail"] = f"{cut} connections cut mid-frame"
 
     async def primary_kill(self, fault, clients):
+        if self.cluster:
+            return await self.cluster.primary_kill(fault, asyncio.sleep, asyncio.to_thread)
         node = self.topo.master_node()
         node.kill()
         if self.topo.sentinel_mode:
@@ -509,6 +521,9 @@ class Chaos:
             fault["detail"] = f"{node.name} killed, restarted on its port after 1 s"
 
     async def primary_pause(self, fault, clients):
+        if self.cluster:
+            return await self.cluster.primary_pause(fault, asyncio.sleep, asyncio.to_thread,
+                                                    PAUSE)
         node = self.topo.master_node()
         node.signal(signal.SIGSTOP)
         node.paused = True
@@ -516,6 +531,9 @@ class Chaos:
         node.signal(signal.SIGCONT)
         node.paused = False
         fault["detail"] = f"{node.name} stopped for {PAUSE:g} s"
+
+    async def slot_migrate(self, fault, clients):
+        await self.cluster.slot_migrate(fault, asyncio.sleep, asyncio.to_thread)
 
     async def herald_kill(self, fault, clients):
         h = self.topo.heralds[self.herald_turn % 2]
@@ -629,8 +647,9 @@ def check_stream(reader: StreamReader, appender: Writer, id_of_seq, must_have_al
             "ok": (not missing or not must_have_all) and not wrong and not out_of_order}
 
 
-def check_processed(name, clients, writer: Writer, key_of):
-    """Every acknowledged write processed at least once by one of `clients`."""
+def check_processed(name, clients, writer: Writer, durable):
+    """Every acknowledged write processed at least once by one of `clients` (when the writes
+    were `durable`: else a failover may legitimately lose some, which are reported)."""
     processed = {}
     for c in clients:
         for e in c.deliveries():
@@ -643,7 +662,7 @@ def check_processed(name, clients, writer: Writer, key_of):
             "missing": missing[:50], "missing_count": len(missing),
             "unacked_processed": len([s for s in processed if s not in acked]),
             "reconnects": sum(c.reconnects for c in clients),
-            "ok": not missing}
+            "durable": durable, "ok": not missing or not durable}
 
 
 def fault_latencies(faults, clients, writers_of, ready):
@@ -665,6 +684,7 @@ def fault_latencies(faults, clients, writers_of, ready):
         recovered = f["t"] + (max(lat) if lat else 0)
         out.append({"kind": f["kind"], "detail": f["detail"], "at_s": rel(f["t"]),
                     "clients_delivered": len(per_client), "clients": len(clients),
+                    "latencies_s": [round(d, 3) for d in lat],
                     "p50_s": round(percentile(lat, 50), 3) if lat else None,
                     "p99_s": round(percentile(lat, 99), 3) if lat else None,
                     "by_kind": {k: round(max(d for kk, d in per_client if kk == k), 3)
@@ -713,23 +733,31 @@ async def run(topo: topology.Topology, replicas: bool):
     ports = [h.port for h in topo.heralds]
     subs = [Subscriber(f"sub-{i}", ports, i % 2, channel=CHANNELS[i % 2]) for i in range(4)]
     psubs = [Subscriber(f"psub-{i}", ports, i % 2, pattern=PATTERN) for i in range(2)]
+    ssubs = [Subscriber(f"ssub-{i}", ports, i % 2, shard=SHARDS[i % 2])
+             for i in range(4)] if CLUSTER else []
     readers = [StreamReader(f"reader-{i}", ports, i % 2) for i in range(3)]
     consumers = [GroupConsumer(f"consumer-{i}", ports, i % 2) for i in range(3)]
     workers = [QueueWorker(f"worker-{i}", ports, i % 2) for i in range(3)]
-    clients = subs + psubs + readers + consumers + workers
+    clients = subs + psubs + ssubs + readers + consumers + workers
     tasks = [asyncio.create_task(c.run()) for c in clients]
     tasks += [asyncio.create_task(w.watchdog()) for w in workers]
 
     # Writers start once every subscriber is live.
     deadline = now() + 20
-    while now() < deadline and not all(c.confirmed_at for c in subs + psubs + readers):
+    while now() < deadline and not all(c.confirmed_at for c in subs + psubs + ssubs + readers):
         await asyncio.sleep(0.05)
-    if not all(c.confirmed_at for c in subs + psubs + readers):
+    if not all(c.confirmed_at for c in subs + psubs + ssubs + readers):
         raise SystemExit("chaos: clients did not all connect within 20 s")
 
     rq = "?replicas=1&timeout=2000" if replicas else ""
     publishers = {ch: Writer(f"pub-{ch}", ports, lambda s, ch=ch: f"/publish/{ch}", text_body,
                              40, publish_ack) for ch in CHANNELS}
+    if CLUSTER:
+        for i, ch in enumerate(SHARDS):
+            publishers[ch] = Writer(f"spub-{ch}", ports,
+                                    lambda s, ch=ch: f"/publish/{ch}?sharded=true", text_body,
+                                    30, publish_ack)
+            publishers[ch].idx = i % 2
     writers = {"stream": Writer("append-stream", ports, lambda s: f"/streams/{STREAM}{rq}",
                                 json_body, 40, make_append_ack(replicas)),
                "group": Writer("append-group", ports, lambda s: f"/streams/{GROUP_STREAM}{rq}",
@@ -748,7 +776,14 @@ async def run(topo: topology.Topology, replicas: bool):
     T0 = t_start
     for w in all_writers:
         w.start()
-    chaos = Chaos(topo, replicas)
+    cluster_faults = None
+    if CLUSTER:
+        import cluster
+        slots = {name: topo.keyslot(key) for name, key in
+                 (("stream", STREAM), ("group", GROUP_STREAM), ("queue", QUEUE),
+                  ("shard", SHARDS[0]))}
+        cluster_faults = cluster.ClusterFaults(topo, slots)
+    chaos = Chaos(topo, replicas, cluster_faults)
     await chaos.run(t_start, clients)
     remaining = t_start + SECONDS - now()
     if remaining > 0:
@@ -772,17 +807,23 @@ async def run(topo: topology.Topology, replicas: bool):
     results = {"drained": drained}
     results["pubsub"] = [check_pubsub(s, publishers, t_end) for s in subs]
     results["pattern"] = [check_pubsub(s, publishers, t_end) for s in psubs]
+    if ssubs:
+        results["shard"] = [check_pubsub(s, publishers, t_end) for s in ssubs]
     id_of_seq = {}
-    strict = replicas or not topo.sentinel_mode
-    results["stream"] = [check_stream(r, writers["stream"], id_of_seq, strict) for r in readers]
+    # Acknowledged writes survive every fault of the run when Herald waited for a replica, or
+    # when the one primary is restarted from its fsynced AOF; a failover without replicas=1
+    # may lose the last ones (asynchronous replication): reported, not failed.
+    durable = replicas or not (topo.sentinel_mode or CLUSTER)
+    results["durable"] = durable
+    results["stream"] = [check_stream(r, writers["stream"], id_of_seq, durable) for r in readers]
     ambiguous = sorted(s for s, ids in id_of_seq.items() if len(ids) > 1)
     results["stream_same_payload_two_ids"] = ambiguous[:50]
-    results["group"] = check_processed("group", consumers, writers["group"], None)
-    results["queue"] = check_processed("queue", workers, writers["queue"], None)
+    results["group"] = check_processed("group", consumers, writers["group"], durable)
+    results["queue"] = check_processed("queue", workers, writers["queue"], durable)
 
     sent_of = {STREAM: writers["stream"].sent, GROUP_STREAM: writers["group"].sent,
                QUEUE: writers["queue"].sent}
-    for ch in CHANNELS:
+    for ch in publishers:
         sent_of[ch] = publishers[ch].sent
 
     def writers_of(client):
@@ -803,7 +844,7 @@ async def run(topo: topology.Topology, replicas: bool):
            "faults": [{"kind": f["kind"], "t": rel(f["t"]), "end": rel(f["end"])}
                       for f in chaos.faults],
            "readyz": [[rel(t), name, status] for t, name, status in ready.samples]}
-    (OUT / "run" / "raw.json").write_text(json.dumps(raw, default=str))
+    (RUN_DIR / "raw.json").write_text(json.dumps(raw, default=str))
     return results
 
 
@@ -828,7 +869,9 @@ def measure_end(topo):
 def verdicts(results):
     """(kind, ok, summary) rows of the final table."""
     rows = []
-    for kind in ("pubsub", "pattern"):
+    for kind in ("pubsub", "pattern", "shard"):
+        if kind not in results:
+            continue
         rs = results[kind]
         rows.append((kind, all(r["ok"] for r in rs),
                      f"{len(rs)} subscribers; acked {sum(r['acked'] for r in rs)}, received "
@@ -841,25 +884,37 @@ def verdicts(results):
                      f"{sum(r['reconnects'] for r in rs)}"))
     rs = results["stream"]
     ok = all(r["ok"] for r in rs) and not results["stream_same_payload_two_ids"]
+    lossy = "" if results["durable"] else \
+        " (acknowledged without replicas=1 across failovers: losses reported, not failed)"
     rows.append(("stream", ok,
                  f"{len(rs)} readers; acked {rs[0]['acked']}, read by every reader "
                  f"{min(r['read_pct_of_acked'] for r in rs):g}%, out of order "
                  f"{sum(r['out_of_order'] for r in rs)}, repeats (same id) "
                  f"{sum(r['duplicates_same_id'] for r in rs)}, same payload under two ids "
                  f"{len(results['stream_same_payload_two_ids'])}, reconnects "
-                 f"{sum(r['reconnects'] for r in rs)}"))
+                 f"{sum(r['reconnects'] for r in rs)}{lossy}"))
     for kind in ("group", "queue"):
         r = results[kind]
         rows.append((kind, r["ok"],
                      f"acked {r['acked']}, processed {r['acked'] - r['missing_count']} "
                      f"({r['missing_count']} missing), redeliveries {r['redeliveries']}, "
-                     f"reconnects {r['reconnects']}"))
-    for f in results["faults"]:
-        red = ", ".join(f["readyz_red"]) or "no"
-        rows.append((f"fault {f['kind']}", True,
-                     f"{f['detail']}; first delivery after it p50 {fmt_s(f['p50_s'])}, "
-                     f"p99 {fmt_s(f['p99_s'])} ({f['clients_delivered']}/{f['clients']} "
-                     f"clients); /readyz red: {red}"))
+                     f"reconnects {r['reconnects']}{lossy}"))
+    # Per fault kind, over every time it was injected and every client that got something
+    # written after it: the time to that first delivery, and which Heralds' /readyz went red.
+    for kind in FAULT_KINDS:
+        fs = [f for f in results["faults"] if f["kind"] == kind]
+        if not fs:
+            continue
+        lat = [d for f in fs for d in f["latencies_s"]]
+        reds = [set(f["readyz_red"]) for f in fs]
+        red = ", ".join(sorted(set.union(*reds))) or "no"
+        if len(fs) > 1 and any(r != reds[0] for r in reds):
+            red += " (not every time)"
+        details = "; ".join(sorted({f["detail"].split(";")[0] for f in fs}))
+        rows.append((f"fault {kind}", True,
+                     f"{len(fs)}x: {details}; first delivery after it p50 "
+                     f"{fmt_s(percentile(lat, 50))}, p99 {fmt_s(percentile(lat, 99))}; "
+                     f"/readyz red: {red}"))
     for h in results["heralds"]:
         rows.append((f"{h['herald']} resources", h["ok"],
                      f"fds {h['fds_base']} -> {h['fds_end']}, RSS {h['rss_base_mib']} -> "
@@ -888,16 +943,22 @@ def main():
     random.seed(SEED)
     if not HERALD_BIN.exists():
         sys.exit(f"chaos: no Herald binary at {HERALD_BIN}: run `make build` (or set HERALD_BIN)")
-    sentinel = topology.herald_supports_sentinel(HERALD_BIN)
-    workdir = OUT / "run"
+    sentinel = not CLUSTER and topology.herald_supports_sentinel(HERALD_BIN)
+    workdir = RUN_DIR
     if workdir.exists():
-        import shutil
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    topo = topology.Topology(workdir, HERALD_BIN, sentinel, loops=LOOPS)
-    mode = ("sentinel failover (redis+sentinel://, primary killed and failed over)" if sentinel
-            else "direct primary (Herald has no sentinel support: primary killed and restarted "
-                 "on the same port)")
+    if CLUSTER:
+        import cluster
+        topo = cluster.ClusterTopology(workdir, HERALD_BIN, loops=LOOPS)
+        mode = ("Redis Cluster, 3 masters with a replica each (a master killed and its replica "
+                "promoted; a master paused; a live slot migrated)")
+    else:
+        topo = topology.Topology(workdir, HERALD_BIN, sentinel, loops=LOOPS)
+        mode = ("sentinel failover (redis+sentinel://, primary killed and failed over)"
+                if sentinel else
+                "direct primary (Herald has no sentinel support: primary killed and restarted "
+                "on the same port)")
     log(f"mode: {mode}; seed {SEED}; {SECONDS:g} s{' (short)' if SHORT else ''}; "
         f"files in {workdir}")
     try:
@@ -911,7 +972,8 @@ def main():
         topo.stop()
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} " \
               f"{platform.release()}"
-    results["mode"] = {"redis": "sentinel" if sentinel else "direct", "description": mode,
+    results["mode"] = {"redis": "cluster" if CLUSTER else ("sentinel" if sentinel else "direct"),
+                       "description": mode,
                        "acks": "with replicas=1" if replicas else "by the primary (no replicas=N)",
                        "short": SHORT, "seconds": SECONDS, "seed": SEED,
                        "build": "debug" if "debug" in str(HERALD_BIN) else str(HERALD_BIN.parent.name),
@@ -920,13 +982,13 @@ def main():
     results["checks"] = [{"kind": k, "ok": ok, "summary": s} for k, ok, s in rows]
     results["ok"] = all(ok for _, ok, _ in rows)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    (OUT / "results.md").write_text(markdown(results, rows))
+    (OUT / f"{RESULTS}.json").write_text(json.dumps(results, indent=2, default=str))
+    (OUT / f"{RESULTS}.md").write_text(markdown(results, rows))
     print()
     for kind, ok, summary in rows:
         print(f"{'PASS' if ok else 'FAIL'}  {kind:<22} {summary}")
     print(f"\nchaos: {'PASS' if results['ok'] else 'FAIL'} ({mode}; "
-          f"results in {OUT / 'results.json'} and results.md)")
+          f"results in {OUT / (RESULTS + '.json')} and {RESULTS}.md)")
     sys.exit(0 if results["ok"] else 1)
 
 
