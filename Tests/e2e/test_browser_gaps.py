@@ -52,6 +52,13 @@ def _publish(herald, channel, message):
         return json.loads(resp.read())
 
 
+def _gap_lines(driver):
+    """The names of the demo page's gap lines, in every channel card."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll("
+        "'#channels .card .event[data-type=\"gap\"]')).map(e => e.dataset.name);")
+
+
 def _entries_are(driver, want):
     got = _state(driver)["entries"]
     return [n for _, n in got] == [str(n) for n in want]
@@ -80,10 +87,8 @@ def test_herald_js_reports_gaps_and_resumes_streams(driver, start_redis, start_h
         _wait(driver, lambda d: {"type": "gap", "kind": "channel", "channel": channel,
                                  "source": "herald"} in _state(d)["gaps"],
               "a gap event from Herald's notice after the Redis restart", timeout=30)
-        _wait(driver, lambda d: d.execute_script(
-            "return Array.from(document.querySelectorAll('#channels .card .event[data-type=\"gap\"]'))"
-            ".map(e => e.dataset.name);").count(channel) >= 1,
-            "the demo page's gap line in the channel card")
+        _wait(driver, lambda d: channel in _gap_lines(d),
+              "the demo page's gap line in the channel card")
         ids += [_append(herald, key, n) for n in range(3, 6)]
         _wait(driver, lambda d: _entries_are(d, range(6)), "entries 0-5 after the Redis restart")
         assert _publish(herald, channel, "live again")["receivers"] >= 1
@@ -107,7 +112,8 @@ def test_herald_js_reports_gaps_and_resumes_streams(driver, start_redis, start_h
         gaps = state["gaps"]
         assert {"type": "gap", "kind": "channel", "channel": channel,
                 "source": "reconnect"} in gaps, gaps
-        assert {"type": "gap", "kind": "stream", "stream": idle, "source": "reconnect"} in gaps, gaps
+        assert {"type": "gap", "kind": "stream", "stream": idle,
+                "source": "reconnect"} in gaps, gaps
         assert not [g for g in gaps if g.get("stream") == key], gaps
     finally:
         redis.stop()

@@ -33,6 +33,9 @@ class ClusterNode:
     def __init__(self, name, workdir: Path):
         self.name = name
         self.port = free_port()
+        self.bus_port = free_port()  # the default (port + 10000) may be out of range
+        while self.bus_port == self.port:
+            self.bus_port = free_port()
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.proc = None
@@ -40,7 +43,7 @@ class ClusterNode:
     def start(self):
         args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", str(self.dir), "--cluster-enabled", "yes",
-                "--cluster-config-file", "nodes.conf",
+                "--cluster-config-file", "nodes.conf", "--cluster-port", str(self.bus_port),
                 "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
                 "--cluster-replica-validity-factor", "0",
                 "--save", "", "--appendonly", "yes", "--appendfsync", "always",
