@@ -90,6 +90,7 @@ if CLUSTER:
 
 now = time.monotonic
 T0 = now()
+T0_WALL = time.time()
 
 
 def rel(t):
@@ -782,8 +783,9 @@ async def run(topo: topology.Topology, replicas: bool):
     ready = ReadyWatch(topo.heralds)
     ready.start()
     t_start = now()
-    global T0
+    global T0, T0_WALL
     T0 = t_start
+    T0_WALL = time.time()
     for w in all_writers:
         w.start()
     cluster_faults = None
@@ -845,7 +847,8 @@ async def run(topo: topology.Topology, replicas: bool):
     results["client_errors"] = {c.name: c.errors[-5:] for c in clients if c.errors}
     results["duration_s"] = round(t_end - t_start, 1)
     # Everything, for a post-mortem: times are seconds since the writers started.
-    raw = {"writers": {w.label: {"sent": {s: rel(t) for s, t in w.sent.items()},
+    raw = {"t0_wall": T0_WALL,  # time.time() when the writers started: to match the logs
+           "writers": {w.label: {"sent": {s: rel(t) for s, t in w.sent.items()},
                                  "answered": {s: rel(t) for s, t in w.answered.items()},
                                  "acked": w.acked, "failed": w.failed} for w in all_writers},
            "clients": {c.name: [[e[0], e[1], e[2], rel(e[3])] if e[0] == "m"
