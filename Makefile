@@ -53,6 +53,29 @@ soak: deps
 	@[ -n "$$HERALD_BIN" ] || [ -x $(DEBUG_BIN) ] || $(SWIFT) build --product herald
 	HERALD_BIN=$${HERALD_BIN:-$(DEBUG_BIN)} .venv/bin/python scripts/soak.py
 
+# Chaos: a Redis primary and replica, three sentinels and two Heralds (HERALD_BIN, default the
+# debug build) on loopback, clients of every kind, and faults on a schedule for CHAOS_SECONDS
+# (default 120): primary killed (failed over, or restarted when Herald has no sentinel support),
+# primary paused past the link timeout, a Herald killed and restarted, clients cut mid-frame.
+# Prints and writes (.build/chaos/results.json, results.md) a table per kind; exits 1 on any
+# loss it should not see. `chaos-short` is the ~30 s run with one fault of each kind that
+# `make test` runs through Tests/e2e/test_chaos.py.
+# `chaos-cluster`: the same against a 3-master Redis Cluster with a replica each (a master
+# killed and its replica promoted, a master paused, a live slot migrated; sharded subscribers
+# too); results in .build/chaos/results-cluster.json and .md.
+.PHONY: chaos chaos-short chaos-cluster
+chaos: deps
+	@[ -n "$$HERALD_BIN" ] || [ -x $(DEBUG_BIN) ] || $(SWIFT) build --product herald
+	HERALD_BIN=$${HERALD_BIN:-$(DEBUG_BIN)} CHAOS_SECONDS=$${CHAOS_SECONDS:-120} .venv/bin/python scripts/chaos/chaos.py
+
+chaos-cluster: deps
+	@[ -n "$$HERALD_BIN" ] || [ -x $(DEBUG_BIN) ] || $(SWIFT) build --product herald
+	HERALD_BIN=$${HERALD_BIN:-$(DEBUG_BIN)} CHAOS_CLUSTER=1 CHAOS_SECONDS=$${CHAOS_SECONDS:-120} .venv/bin/python scripts/chaos/chaos.py
+
+chaos-short: deps
+	@[ -n "$$HERALD_BIN" ] || [ -x $(DEBUG_BIN) ] || $(SWIFT) build --product herald
+	HERALD_BIN=$${HERALD_BIN:-$(DEBUG_BIN)} CHAOS_SHORT=1 .venv/bin/python scripts/chaos/chaos.py
+
 # Container image without a Docker engine: release build as the Dockerfile does it, a Debian
 # bookworm minbase root filesystem (debootstrap, cached in .build-container/), the runtime
 # stage's RUN/COPY/ENV/USER replayed in it, Herald run there against a host redis-server.

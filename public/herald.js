@@ -21,6 +21,11 @@
  * jitter; every subscription is restored on the new connection, followed by a "gap" event per
  * subscription (messages published while disconnected are gone: pub/sub is at-most-once).
  * Herald's own {"type":"gap"} notices (its Redis link came back) are passed on as "gap" too.
+ * Every "gap" event is one object: {type:"gap", kind, channel|pattern|stream, source}, where
+ * kind is "channel", "pattern", "shard" or "stream" and source is "reconnect" (this client's
+ * connection was lost) or "herald" (Herald's notice: its Redis link came back, a sharded slot
+ * moved, or stream entries after the resume point were trimmed: then `after` and `earliest`
+ * too). An application refetches what it may have missed (e.g. GET /streams/{key}).
  *
  * The file has no import or export statements on purpose, so that the same file runs as a
  * classic script and as a module.
@@ -92,9 +97,33 @@
 
   /** Order of two stream entry ids "ms-seq": negative, zero or positive. */
   function compareIds(a, b) {
-    const [am, as] = a.split("-").map(Number);
-    const [bm, bs] = b.split("-").map(Number);
-    return am !== bm ? am - bm : (as || 0) - (bs || 0);
+    return compareKeys(idKey(a), idKey(b));
+  }
+
+  function idKey(id) {
+    const [ms, seq] = id.split("-").map(Number);
+    return [ms, seq || 0];
+  }
+
+  function compareKeys(a, b) {
+    if (a[0] !== b[0]) return a[0] < b[0] ? -1 : 1;
+    return a[1] === b[1] ? 0 : (a[1] < b[1] ? -1 : 1);
+  }
+
+  /**
+   * A stream position as Herald reads `from` ("0", an id "ms-seq" (exclusive), a Unix time in
+   * ms or an ISO-8601 time (inclusive)), as {key, text, time}: key orders positions (a time T
+   * sorts just before the id T-0); null for "$" (only new entries: no position).
+   */
+  function positionOf(from) {
+    if (from === "$") return null;
+    if (/^\d+-\d+$/.test(from)) return { key: idKey(from), text: from, time: false };
+    if (/^\d+$/.test(from)) {
+      const ms = Number(from);
+      return ms === 0 ? { key: [0, -1], text: "0", time: false } : { key: [ms, -1], text: from, time: true };
+    }
+    const ms = Date.parse(from);
+    return Number.isNaN(ms) ? null : { key: [ms, -1], text: String(ms), time: true };
   }
 
   class Herald {
@@ -205,15 +234,21 @@
      * Read a Redis stream: replay from `options.from` ("0" everything, "$" only new entries,
      * an entry id, a Unix time in ms or an ISO-8601 time; default "$"), then follow it.
      * Streams are chosen when the WebSocket opens, so this reconnects at once. After any
-     * reconnect the stream resumes after the last entry id seen: nothing is missed and no
-     * entry is handed over twice. Returns a function that stops reading the stream.
+     * reconnect the stream resumes after the last entry id it delivered: nothing is missed and
+     * no entry is handed over twice. A stream read from "$" that has delivered nothing yet has
+     * no id to resume from: after a reconnect it emits a "gap" event (kind "stream").
+     * Returns a function that stops reading the stream.
      */
     stream(key, handler, options) {
       if (typeof key !== "string" || key === "") throw new TypeError("Herald.stream needs a stream key");
       if (handler !== undefined && typeof handler !== "function") throw new TypeError("Herald: a handler must be a function");
       let entry = this._streams.get(key);
       if (!entry) {
-        entry = { handlers: new Set(), from: (options && options.from) || "$", lastId: null };
+        const from = String((options && options.from) || "$");
+        // floor: the key of the newest entry this stream does not want (what `from` excludes),
+        // so that a connection resumed from another stream's older position skips it.
+        entry = { handlers: new Set(), from: from, lastId: null, floor: positionOf(from), connected: false };
+        if (entry.floor) entry.floor = entry.floor.time ? [entry.floor.key[0] - 1, Infinity] : entry.floor.key;
         this._streams.set(key, entry);
         this._reopen();
       }
@@ -229,23 +264,35 @@
       };
     }
 
-    /** The query for the streams read on the next connection (one `from` for all of them). */
+    /**
+     * The query for the streams read on the next connection. Herald takes one `from` for all of
+     * them: the oldest position any stream needs (after its last delivered id, or its own
+     * `from` while it has delivered nothing). Entries a stream already handed over, or that lie
+     * before its own `from`, are skipped when they come again.
+     */
     _streamQuery() {
       if (this._streams.size === 0) return "";
       const parts = [];
-      let resume = null;
-      let from = null;
+      let oldest = null;
       this._streams.forEach((entry, key) => {
         parts.push("stream=" + encodeURIComponent(key));
-        if (entry.lastId) {
-          if (!resume || compareIds(entry.lastId, resume) < 0) resume = entry.lastId;
-        } else if (from === null) {
-          from = entry.from;
+        const pos = entry.lastId ? positionOf(entry.lastId) : positionOf(entry.from);
+        if (pos && (!oldest || compareKeys(pos.key, oldest.key) < 0)) oldest = pos;
+      });
+      parts.push("from=" + encodeURIComponent(oldest ? oldest.text : "$"));
+      return parts.join("&");
+    }
+
+    /**
+     * Streams that started at "$" and delivered nothing yet have no position to resume from:
+     * entries appended while the connection was down may be missed. Tell the application.
+     */
+    _streamGapsAfterReconnect() {
+      this._streams.forEach((entry, key) => {
+        if (!entry.lastId && entry.from === "$" && entry.connected) {
+          this._emit("gap", { type: "gap", kind: "stream", stream: key, source: "reconnect" });
         }
       });
-      // Resume after the oldest id seen; entries another stream already delivered are skipped.
-      parts.push("from=" + encodeURIComponent(resume || from || "$"));
-      return parts.join("&");
     }
 
     /** Reconnect now (the set of streams changed) without counting it as a failure. */
@@ -520,6 +567,8 @@
         this._everOpened = true;
         this._setState("open", { reconnected: reconnected });
         this._resubscribeAll(reconnected);
+        if (reconnected) this._streamGapsAfterReconnect();
+        this._streams.forEach((entry) => { entry.connected = true; });
         this._pending.forEach((entry) => {
           if (!entry.sent) {
             entry.sent = true;
@@ -741,6 +790,7 @@
       const entry = this._streams.get(msg.stream);
       if (!entry || typeof msg.id !== "string") return;
       if (entry.lastId && compareIds(msg.id, entry.lastId) <= 0) return; // already handed over
+      if (!entry.lastId && entry.floor && compareKeys(idKey(msg.id), entry.floor) <= 0) return; // before its `from`
       entry.lastId = msg.id;
       this._emit("entry", msg);
       Array.from(entry.handlers).forEach((fn) => {
