@@ -211,6 +211,9 @@ public final class Hub {
             if now != topic.home {
                 if let old = shardLinks[topic.home], old.isReady { old.send([Array("SUNSUBSCRIBE".utf8), key.name]) }
                 topic.home = now
+                // Until the new owner confirms, what is published there reaches no one: the
+                // members hear of the gap then (the slot moved, or its master failed over).
+                topic.lostMessages = topic.lostMessages || topic.confirmed
                 topic.confirmed = false
                 topics[key] = topic
                 unconfirmed[key] = nil
