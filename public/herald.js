@@ -68,6 +68,15 @@
     }
   }
 
+  /** A fresh idempotency key: a random UUID where the browser has one, else 32 random hex digits. */
+  function newKey() {
+    const c = root.crypto;
+    if (c && typeof c.randomUUID === "function") return c.randomUUID();
+    let out = "";
+    for (let i = 0; i < 32; i++) out += Math.floor(Math.random() * 16).toString(16);
+    return out;
+  }
+
   function defaultUrl() {
     const loc = root.location;
     if (!loc || !loc.host) throw new TypeError("Herald: pass the URL of /subscribe (no page location to derive it from)");
@@ -430,11 +439,19 @@
      * {type:"published", channel, receivers}; rejects with a HeraldError (code from Herald, or
      * "timeout" / "disconnected": the message may or may not have been published then).
      * Waits for the connection (within requestTimeout) when it is not open.
+     *
+     * options.idempotencyKey (a string of 1-128 printable ASCII characters), or
+     * options.idempotent: true (a fresh random key): Herald publishes at most once per key, so a
+     * publish whose connection dropped before the answer is sent again after the reconnect
+     * instead of failing "disconnected" (the answer then carries replayed: true if the first
+     * attempt had gone through).
      */
     publish(channel, message, options) {
       if (typeof channel !== "string" || channel === "") return Promise.reject(new TypeError("Herald.publish needs a channel"));
       const msg = { op: "publish", channel: channel, message: message === undefined ? null : message };
       if (options && options.sharded) msg.sharded = true;
+      if (options && options.idempotencyKey !== undefined) msg.idempotency_key = String(options.idempotencyKey);
+      else if (options && options.idempotent) msg.idempotency_key = newKey();
       return this._request(msg);
     }
 
@@ -630,6 +647,11 @@
     _failPending(code, text, all) {
       this._pending.forEach((entry, id) => {
         if (!all && !entry.sent) return;
+        // A publish with an idempotency key is safe to send again: it waits for the reconnect.
+        if (!all && entry.msg.idempotency_key !== undefined) {
+          entry.sent = false;
+          return;
+        }
         this._pending.delete(id);
         clearTimeout(entry.timer);
         entry.reject(new HeraldError(code, text));
