@@ -44,7 +44,7 @@ extension Config {
             help:
                 "redis://[user:password@]host[:port][/db], rediss:// for TLS; comma-separated for several nodes (a Redis Cluster); or the master via Sentinel: redis+sentinel://[user:password@]host[:port][,...]/<master-name>[/db]."
         ) { c, v throws(ConfigError) in
-            if v.trimmingWhitespace().hasPrefix(SentinelTarget.scheme) {
+            if SentinelTarget.isSentinelURL(v.trimmingWhitespace()) {
                 let target = try SentinelTarget.parse(v.trimmingWhitespace())
                 c.sentinel = target
                 c.redis = target.sentinels.map { target.master(host: $0.host, port: $0.port) }

@@ -115,6 +115,12 @@ public struct Config: Sendable {
             }
         }
         try config.redisTLS.attach(to: &config.redis)
+        // Under Sentinel, `redis` holds the master's placeholders; the sentinels and the master
+        // Herald is told of later take the same TLS settings.
+        if var sentinel = config.sentinel {
+            sentinel.tlsContext = config.redis.first?.tlsContext
+            config.sentinel = sentinel
+        }
         return config
     }
 }

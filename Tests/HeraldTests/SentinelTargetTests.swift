@@ -56,6 +56,22 @@ final class SentinelTargetTests: XCTestCase {
         XCTAssertNotNil(refusal("redis+sentinel://s/a%20b"), "a space in the name")
     }
 
+    /// `rediss+sentinel://`: TLS to the sentinels and to the master they name, both carrying the
+    /// URL's TLS; a plain URL carries none.
+    func testTLSSentinelURL() throws {
+        let t = try SentinelTarget.parse("rediss+sentinel://u:p@s1,s2:26380/m/2")
+        XCTAssertTrue(t.tls)
+        XCTAssertTrue(t.sentinelEndpoints(password: "sp").allSatisfy(\.tls))
+        let master = t.master(host: "10.0.0.9", port: 6380)
+        XCTAssertTrue(master.tls)
+        XCTAssertEqual(master.password, "p")
+        XCTAssertEqual(t.description, "rediss+sentinel://s1:26379,s2:26380/m/2")
+        XCTAssertFalse(try SentinelTarget.parse("redis+sentinel://s1/m").master(host: "h", port: 1).tls)
+        let config = try Config.resolve(flags: ["redis": "rediss+sentinel://s1/m"], environment: [:])
+        XCTAssertEqual(config.sentinel?.tls, true)
+        XCTAssertTrue(config.redis.allSatisfy(\.tls))
+    }
+
     func testRefusals() {
         XCTAssertNotNil(refusal("redis://s/m"))
         XCTAssertNotNil(refusal("redis+sentinel://s"), "no master name")

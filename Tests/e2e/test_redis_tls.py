@@ -290,6 +290,41 @@ def test_cluster_over_tls_from_one_seed(pki, tmp_path, start_herald):
             stop_process(proc)
 
 
+def test_sentinel_over_tls(pki, tls_redis, tmp_path, start_herald):
+    """rediss+sentinel://: Herald asks TLS-only sentinels for the master and reaches the master
+    over TLS as well (with the same --redis-ca); a plain sentinel URL to those ports fails."""
+    sentinels = []
+    try:
+        for i in range(2):
+            port, tls_port = _free_port(), _free_port()
+            conf = tmp_path / f"sentinel-{i}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\ntls-port {tls_port}\n"
+                f"tls-cert-file {pem(pki, 'server')}\ntls-key-file {key(pki, 'server')}\n"
+                f"tls-ca-cert-file {pem(pki, 'ca')}\ntls-auth-clients no\ntls-replication yes\n"
+                f"sentinel monitor tm 127.0.0.1 {tls_redis.tls_port} 1\n")
+            proc = subprocess.Popen([REDIS_SERVER, str(conf), "--sentinel"], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(tmp_path))
+            sentinels.append((proc, port, tls_port))
+        for _, port, _ in sentinels:
+            wait_until(lambda port=port: subprocess.run([REDIS_CLI, "-p", str(port), "PING"], capture_output=True,
+                                                       timeout=5).stdout.strip() == b"PONG", what="a sentinel")
+        hosts = ",".join(f"127.0.0.1:{tls}" for _, _, tls in sentinels)
+        herald = start_herald("--redis-ca", pem(pki, "ca"), redis_url=f"rediss+sentinel://{hosts}/tm")
+        stream = unique("tls-sentinel")
+        status, _, body = http_json("POST", herald.base_url + f"/streams/{stream}", b"via sentinel")
+        assert status == 200, body
+        assert tls_redis.cli("XLEN", stream).strip() == "1", "the entry reached the master over TLS"
+        # The same sentinels asked in plain TCP do not answer Herald: it stays not ready.
+        plain = start_herald(redis_url=f"redis+sentinel://{hosts}/tm", wait_ready=False)
+        wait_until(lambda: http("GET", plain.base_url + "/healthz")[0] == 200, what="the plain Herald to start")
+        time.sleep(1.5)
+        assert http("GET", plain.base_url + "/readyz")[0] == 503
+    finally:
+        for proc, _, _ in sentinels:
+            stop_process(proc)
+
+
 # --------------------------------------------------------------------------- refusals
 
 def test_wrong_ca_is_refused_with_the_reason(pki, tls_redis, start_herald):

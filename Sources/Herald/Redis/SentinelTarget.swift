@@ -1,5 +1,6 @@
 // A Redis master found through Sentinel, parsed from
-// `redis+sentinel://[user:password@]host[:port][,host[:port]...]/<master-name>[/db]`.
+// `redis+sentinel://[user:password@]host[:port][,host[:port]...]/<master-name>[/db]`
+// (`rediss+sentinel://`: TLS to the sentinels and to the master, with the --redis-ca settings).
 // The credentials and the database are the master's (and its replicas'); the sentinels' own
 // password, if they have one, is `--sentinel-password`.
 
@@ -13,8 +14,16 @@ public struct SentinelTarget: Equatable, Sendable, CustomStringConvertible {
     public var username: String?
     public var password: String?
     public var database: Int
+    /// `rediss+sentinel://`: every link, to the sentinels and to the master, is TLS.
+    public var tls = false
+    /// The TLS settings built at start (nil: the defaults).
+    public var tlsContext: TLSClientContext?
 
     public static let scheme = "redis+sentinel://"
+    public static let tlsScheme = "rediss+sentinel://"
+
+    /// Whether `url` names a master through Sentinel.
+    public static func isSentinelURL(_ url: String) -> Bool { url.hasPrefix(scheme) || url.hasPrefix(tlsScheme) }
     public static let defaultPort = 26379
 
     public init(sentinels: [RedisEndpoint], masterName: String, username: String? = nil, password: String? = nil, database: Int = 0) {
@@ -27,25 +36,35 @@ public struct SentinelTarget: Equatable, Sendable, CustomStringConvertible {
 
     /// The URL without credentials, for logs.
     public var description: String {
-        Self.scheme + sentinels.map(\.description).joined(separator: ",") + "/" + masterName + (database != 0 ? "/\(database)" : "")
+        (tls ? Self.tlsScheme : Self.scheme) + sentinels.map(\.description).joined(separator: ",") + "/" + masterName + (database != 0 ? "/\(database)" : "")
     }
 
     /// The master's endpoint at `host:port`, with the URL's credentials and database.
     public func master(host: String, port: Int) -> RedisEndpoint {
-        RedisEndpoint(host: host, port: port, username: username, password: password, database: database)
+        var endpoint = RedisEndpoint(host: host, port: port, username: username, password: password, database: database)
+        endpoint.tls = tls
+        endpoint.tlsContext = tlsContext
+        return endpoint
     }
 
     /// Each sentinel's endpoint with the sentinels' password (AUTH before anything else).
     public func sentinelEndpoints(password: String?) -> [RedisEndpoint] {
-        sentinels.map { RedisEndpoint(host: $0.host, port: $0.port, password: password) }
+        sentinels.map { sentinel in
+            var endpoint = RedisEndpoint(host: sentinel.host, port: sentinel.port, password: password)
+            endpoint.tls = tls
+            endpoint.tlsContext = tlsContext
+            return endpoint
+        }
     }
 
     /// Parses one `redis+sentinel://` URL.
     public static func parse(_ url: String) throws(ConfigError) -> SentinelTarget {
         func bad(_ why: String) -> ConfigError { ConfigError("--redis", url, why) }
-        guard url.hasPrefix(scheme) else { throw bad("a Sentinel URL starts with \(scheme)") }
-        var rest = Substring(url.dropFirst(scheme.count))
+        guard isSentinelURL(url) else { throw bad("a Sentinel URL starts with \(scheme) (or \(tlsScheme) for TLS)") }
+        let tls = url.hasPrefix(tlsScheme)
+        var rest = Substring(url.dropFirst(tls ? tlsScheme.count : scheme.count))
         var target = SentinelTarget(sentinels: [], masterName: "")
+        target.tls = tls
         // As in redis:// URLs, the last `@` ends the credentials (a master name with `@` in it
         // is written %40).
         if let at = rest.lastIndex(of: "@") {
