@@ -135,7 +135,8 @@ enum SubscribeAPI {
             done(.success((nil, nil)))
             return
         }
-        let gate = HookGate(hooks: hooks, caller: HookCaller(client: PresenceService.newClientID(), remote: responder.connection.remoteAddress, request: request))
+        let gate = HookGate(
+            hooks: hooks, caller: HookCaller(client: PresenceService.newClientID(), remote: responder.connection.remoteAddress, request: request))
         var names: [(kind: String, names: [String])] = SubscriptionKind.allCases.compactMap { kind in
             initial[kind].map { (kind.rawValue, $0) }
         }
