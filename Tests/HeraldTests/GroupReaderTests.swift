@@ -14,7 +14,7 @@ final class GroupReaderTests: XCTestCase {
 
     private var loop: EventLoop { bed.loop }
 
-    private func reader(_ client: RecordingStreamClient, consumer: String = "c1", prefetch: Int) -> GroupReader {
+    private func reader(_ client: RecordingStreamClient, consumer: RedisName = "c1", prefetch: Int) -> GroupReader {
         GroupReader(
             stream: "jobs", group: "g", consumer: consumer, createAt: "0", prefetch: prefetch, connection: client,
             services: StreamServices(redis: bed.link, tailer: bed.tailer, loop: bed.loop, claimIdleMs: 60_000, maxOutbound: 1 << 20))

@@ -5,16 +5,16 @@
 /// and the decoded query (parsed once, as the credential may be its `token=`).
 struct Caller {
     let grant: Grant
-    let query: [(name: String, value: String)]
+    let query: [QueryItem]
 }
 
 /// A request on one named channel, stream or queue, validated.
 struct KeyedRequest {
     enum Access { case write, read }
 
-    /// The decoded name after the route prefix.
-    let name: String
-    let query: [(name: String, value: String)]
+    /// The decoded name after the route prefix, byte for byte as the client encoded it.
+    let name: RedisName
+    let query: [QueryItem]
 
     /// Validates `request`; answers the error and returns nil when something is wrong. A name
     /// that `isKey` (not a pub/sub channel) must lie outside Herald's own key space.
@@ -24,12 +24,12 @@ struct KeyedRequest {
     ) {
         // By bytes: Character counting and indexing would walk grapheme boundaries.
         let encoded = Substring(request.path.utf8.dropFirst(prefix.utf8.count))
-        guard let name = PercentDecoding.decodeText(encoded), !name.isEmpty else {
+        guard let name = PercentDecoding.decodeName(encoded), !name.isEmpty else {
             responder.fail(.badRequest("the \(noun) in the path is empty or badly encoded"))
             return nil
         }
         guard !isKey || !InternalKeys.isReserved(name) else {
-            responder.fail(.reservedName(name))
+            responder.fail(.reservedName(name.text))
             return nil
         }
         guard access == .write ? caller.grant.mayPublish(name) : caller.grant.maySubscribe(name) else {
@@ -40,10 +40,26 @@ struct KeyedRequest {
         self.query = caller.query
     }
 
-    var key: [UInt8] { Array(name.utf8) }
+    var key: [UInt8] { name.bytes }
 
     /// The last value of a query parameter.
     func value(_ parameter: String) -> String? { query.last { $0.name == parameter }?.value }
+}
+
+extension KeyedRequest {
+    /// A request on the stream named after `/streams/`.
+    static func stream(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, access: Access) -> KeyedRequest? {
+        KeyedRequest(
+            request, responder, prefix: "/streams/", noun: "stream key", access: access,
+            verb: access == .write ? "appending to" : "reading", caller: caller)
+    }
+
+    /// A request on the queue named after `/queues/`.
+    static func queue(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, access: Access) -> KeyedRequest? {
+        KeyedRequest(
+            request, responder, prefix: "/queues/", noun: "queue name", access: access,
+            verb: access == .write ? "pushing to" : "popping from", caller: caller)
+    }
 }
 
 extension Responder {

@@ -4,7 +4,7 @@
 enum PublishAPI {
     /// One message to publish.
     struct Message {
-        let channel: String
+        let channel: RedisName
         let payload: [UInt8]
         let sharded: Bool
     }
@@ -24,7 +24,7 @@ enum PublishAPI {
             return
         }
         let started = Clock.nowMicros()
-        let channel = Array(message.channel.utf8)
+        let channel = message.channel.bytes
         // SPUBLISH goes to the channel's slot owner; PUBLISH may go to any node.
         let sent = publisher.redis.send(
             key: message.sharded ? channel : nil,
@@ -123,7 +123,7 @@ enum PublishAPI {
 
     static func message(from json: JSONValue) throws(HTTPError) -> Message {
         guard case .object = json else { throw .badRequest("a message must be a JSON object with channel and message") }
-        guard let channel = json["channel"]?.stringValue, !channel.isEmpty else {
+        guard let channel = json["channel"]?.nameValue, !channel.isEmpty else {
             throw .badRequest("channel must be a non-empty string")
         }
         guard let body = json["message"] else { throw .badRequest("message is missing") }
@@ -141,7 +141,7 @@ enum PublishAPI {
         return value.serialized
     }
 
-    static func answer(_ channel: String, _ receivers: Int) -> [UInt8] {
+    static func answer(_ channel: RedisName, _ receivers: Int) -> [UInt8] {
         var json = JSONWriter()
         json.object {
             $0.field("channel", channel)

@@ -6,11 +6,7 @@ enum QueuesAPI {
     static let maxWaitSeconds = 300
 
     static func push(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ queues: QueueServices) {
-        guard
-            let target = KeyedRequest(
-                request, responder, prefix: "/queues/", noun: "queue name", access: .write,
-                verb: "pushing to", caller: caller)
-        else { return }
+        guard let target = KeyedRequest.queue(request, responder, caller, access: .write) else { return }
         responder.run([Array("LPUSH".utf8), target.key, request.body], key: target.key, on: queues.redis) { reply in
             guard let length = reply.integer else { return nil }
             return .jsonObject {
@@ -21,11 +17,7 @@ enum QueuesAPI {
     }
 
     static func pop(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ queues: QueueServices) {
-        guard
-            let target = KeyedRequest(
-                request, responder, prefix: "/queues/", noun: "queue name", access: .read,
-                verb: "popping from", caller: caller)
-        else { return }
+        guard let target = KeyedRequest.queue(request, responder, caller, access: .read) else { return }
         var wait = 0
         if let text = target.value("wait") {
             guard let n = Int(text), (0...maxWaitSeconds).contains(n) else {

@@ -6,11 +6,7 @@ enum StreamsAPI {
     static let maxCount = 10_000
 
     static func append(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ redis: CommandSender) {
-        guard
-            let target = KeyedRequest(
-                request, responder, prefix: "/streams/", noun: "stream key", access: .write,
-                verb: "appending to", caller: caller)
-        else { return }
+        guard let target = KeyedRequest.stream(request, responder, caller, access: .write) else { return }
         let key = target.name
         var arguments: [[UInt8]] = .command("XADD", key)
         if let maxlen = target.value("maxlen") {
@@ -44,11 +40,7 @@ enum StreamsAPI {
     }
 
     static func range(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ redis: CommandSender) {
-        guard
-            let target = KeyedRequest(
-                request, responder, prefix: "/streams/", noun: "stream key", access: .read,
-                verb: "reading", caller: caller)
-        else { return }
+        guard let target = KeyedRequest.stream(request, responder, caller, access: .read) else { return }
         let key = target.name
         let value = target.value
         var start = "-"

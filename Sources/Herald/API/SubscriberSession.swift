@@ -43,15 +43,15 @@ final class SubscriberSession: SessionApp, Subscriber {
         connection.deliver(delivery, raw: format == .raw)
     }
 
-    func gap(kind: SubscriptionKind, name: String) {
-        sendJSON(Envelope.gap(kind: kind, name: name))
+    func gap(kind: SubscriptionKind, name: RedisName) {
+        sendJSON(Envelope.gap(kind: kind, name: name.text))
     }
 
     // MARK: SessionApp
 
     func closed() {
         isClosed = true
-        for (kind, names) in subscriptions { hub.unsubscribe(self, kind: kind, names: names.map(\.text), leaving: true) }
+        for (kind, names) in subscriptions { hub.unsubscribe(self, kind: kind, names: Array(names), leaving: true) }
         subscriptions = [:]
         for reader in readers { reader.stop() }
         for group in groups { group.stop() }
@@ -67,7 +67,7 @@ final class SubscriberSession: SessionApp, Subscriber {
 
     /// Starts what a subscribe request asked for: its pub/sub subscriptions, stream readers,
     /// group members and queue worker.
-    func start(_ initial: [SubscriptionKind: [String]], _ plan: StreamPlan) {
+    func start(_ initial: [SubscriptionKind: [RedisName]], _ plan: StreamPlan) {
         for kind in SubscriptionKind.allCases {
             if let names = initial[kind] { subscribe(kind, names, id: nil) }
         }
@@ -151,7 +151,7 @@ final class SubscriberSession: SessionApp, Subscriber {
             added += 1
             if held + added > limit { throw .tooManySubscriptions(limit: limit) }
         }
-        let allowed = { (name: String) in kind == .pattern ? self.grant.maySubscribe(pattern: name) : self.grant.maySubscribe(name) }
+        let allowed = { (name: RedisName) in kind == .pattern ? self.grant.maySubscribe(pattern: name) : self.grant.maySubscribe(name) }
         if let denied = names.first(where: { !allowed($0) }) {
             throw HTTPError.forbidden("subscribing to \(denied)")
         }
@@ -160,20 +160,20 @@ final class SubscriberSession: SessionApp, Subscriber {
 
     // MARK: Operations
 
-    func subscribe(_ kind: SubscriptionKind, _ names: [String], id: JSONValue?) {
-        subscriptions[kind, default: []].formUnion(names.map(RedisName.init))
+    func subscribe(_ kind: SubscriptionKind, _ names: [RedisName], id: JSONValue?) {
+        subscriptions[kind, default: []].formUnion(names)
         inFlight += 1
         // Strong captures here: a weak one would give the session a side table, and the Hub
         // retains it on every delivery. A closed session lives on only until Redis confirms.
         hub.subscribe(self, kind: kind, names: names) {
             self.inFlight -= 1
             guard !self.isClosed else { return }
-            self.sendJSON(Envelope.subscribed("subscribed", kind: kind, names: names, id: id))
+            self.sendJSON(Envelope.subscribed("subscribed", kind: kind, names: names.map(\.text), id: id))
         }
     }
 
     private func unsubscribe(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
-        let requested: [(SubscriptionKind, [String])] = [
+        let requested: [(SubscriptionKind, [RedisName])] = [
             (.channel, try names(json, plural: "channels", singular: "channel", required: false)),
             (.pattern, try names(json, plural: "patterns", singular: "pattern", required: false)),
             (.shard, try names(json, plural: "shards", singular: "shard", required: false)),
@@ -181,11 +181,11 @@ final class SubscriberSession: SessionApp, Subscriber {
         let everything = requested.allSatisfy { $0.1.isEmpty }
         var answered = false
         for (kind, listed) in requested {
-            let names = everything ? (subscriptions[kind].map { $0.sorted().map(\.text) } ?? []) : listed
+            let names = everything ? (subscriptions[kind].map { $0.sorted() } ?? []) : listed
             guard !names.isEmpty else { continue }
-            subscriptions[kind]?.subtract(names.map(RedisName.init))
+            subscriptions[kind]?.subtract(names)
             hub.unsubscribe(self, kind: kind, names: names)
-            sendJSON(Envelope.subscribed("unsubscribed", kind: kind, names: names, id: id))
+            sendJSON(Envelope.subscribed("unsubscribed", kind: kind, names: names.map(\.text), id: id))
             answered = true
         }
         if !answered { sendJSON(Envelope.subscribed("unsubscribed", kind: .channel, names: [], id: id)) }
@@ -194,15 +194,15 @@ final class SubscriberSession: SessionApp, Subscriber {
     /// `{"op":"ack","stream":s,"ids":[..]}` (consumer group) or `{"op":"ack","queue":q,"tag":n}`.
     private func ack(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
         if json["queue"] != nil {
-            guard let consumer = queueWorker, let queue = json["queue"]?.stringValue, RedisName(queue) == RedisName(consumer.queue) else {
+            guard let consumer = queueWorker, json["queue"]?.nameValue == consumer.queue else {
                 throw .badRequest("this connection is not a worker of that queue (connect with queue=...)")
             }
             guard case .number(let text)? = json["tag"], let tag = Int(text) else { throw .badRequest("tag must be a number") }
             consumer.ack(tag: tag, id: id)
             return
         }
-        guard let stream = json["stream"]?.stringValue else { throw .badRequest("ack needs a stream (or a queue)") }
-        guard let reader = groups.first(where: { RedisName($0.stream) == RedisName(stream) }) else {
+        guard let stream = json["stream"]?.nameValue else { throw .badRequest("ack needs a stream (or a queue)") }
+        guard let reader = groups.first(where: { $0.stream == stream }) else {
             throw .badRequest("this connection does not consume \(stream) in a group")
         }
         var ids: [StreamID] = []
@@ -266,25 +266,24 @@ final class SubscriberSession: SessionApp, Subscriber {
     private func names(
         _ json: JSONValue, plural: String, singular: String, required: Bool,
         admit: (RedisName) throws(HTTPError) -> Void = { _ in }
-    ) throws(HTTPError) -> [String] {
-        var names: [String] = []
+    ) throws(HTTPError) -> [RedisName] {
+        var names: [RedisName] = []
         var seen: Set<RedisName> = []
-        func add(_ name: String) throws(HTTPError) {
-            let key = RedisName(name)
-            guard !seen.contains(key) else { return }
-            try admit(key)
-            seen.insert(key)
+        func add(_ name: RedisName) throws(HTTPError) {
+            guard !seen.contains(name) else { return }
+            try admit(name)
+            seen.insert(name)
             names.append(name)
         }
         if let list = json[plural] {
             guard let items = list.arrayValue else { throw .badRequest("\(plural) must be an array of strings") }
             for item in items {
-                guard let name = item.stringValue, !name.isEmpty else { throw .badRequest("\(plural) must hold non-empty strings") }
+                guard let name = item.nameValue, !name.isEmpty else { throw .badRequest("\(plural) must hold non-empty strings") }
                 try add(name)
             }
         }
         if let one = json[singular] {
-            guard let name = one.stringValue, !name.isEmpty else { throw .badRequest("\(singular) must be a non-empty string") }
+            guard let name = one.nameValue, !name.isEmpty else { throw .badRequest("\(singular) must be a non-empty string") }
             try add(name)
         }
         if required && names.isEmpty { throw .badRequest("give \(plural) (an array) or \(singular) (a string)") }

@@ -6,11 +6,11 @@ import FoundationEssentials
 
 /// A queue consumer; confined to its loop.
 final class QueueWorker {
-    let queue: String
+    let queue: RedisName
     private let connection: any QueueClient
     /// This consumer's processing list; shares the queue's hash slot (QueueKeys) so BLMOVE
     /// works in a cluster.
-    let processing: String
+    let processing: RedisName
     /// Items handed to the client and not acked, by tag.
     private var held: [Int: [UInt8]] = [:]
     private var nextTag = 1
@@ -21,7 +21,7 @@ final class QueueWorker {
 
     private let services: QueueServices
 
-    init(queue: String, connection: any QueueClient, services: QueueServices) {
+    init(queue: RedisName, connection: any QueueClient, services: QueueServices) {
         self.queue = queue
         self.connection = connection
         self.services = services
@@ -39,7 +39,7 @@ final class QueueWorker {
         services.leases.reapIfDue(queue)
         services.loop.schedule(afterMs: max(100, services.leases.leaseMs / 3)) { self.keepLease() }
     }
-    private var key: [UInt8] { Array(queue.utf8) }
+    private var key: [UInt8] { queue.bytes }
 
     /// Takes the next item (waiting up to `wait` seconds) and sends it as
     /// `{"type":"item","queue":..,"tag":n,"data":..}`, or `{"type":"empty"}` when the wait ends.
@@ -106,7 +106,7 @@ final class QueueWorker {
             sendJSON(Envelope.error(code: "unknown_tag", message: "no item with tag \(tag) is held by this connection", id: id))
             return
         }
-        let sent = services.redis.send(key: key, [Array("LREM".utf8), Array(processing.utf8), Array("-1".utf8), item]) { reply in
+        let sent = services.redis.send(key: key, [Array("LREM".utf8), processing.bytes, Array("-1".utf8), item]) { reply in
             if reply.integer == 0 {
                 // Not in the list any more: its lease ran out (this Herald lost Redis for longer
                 // than --queue-lease) and it went back to the queue, maybe to another worker.

@@ -5,9 +5,9 @@
 
 /// A consumer-group member; confined to its loop.
 final class GroupReader: StreamListener {
-    let stream: String
-    let group: String
-    let consumer: String
+    let stream: RedisName
+    let group: RedisName
+    let consumer: RedisName
     private let connection: any StreamClient
     /// Where a group created here starts (`$` or an id).
     private let createAt: String
@@ -23,7 +23,7 @@ final class GroupReader: StreamListener {
     private let services: StreamServices
 
     init(
-        stream: String, group: String, consumer: String, createAt: String, prefetch: Int, connection: any StreamClient,
+        stream: RedisName, group: RedisName, consumer: RedisName, createAt: String, prefetch: Int, connection: any StreamClient,
         services: StreamServices
     ) {
         self.services = services
@@ -138,7 +138,7 @@ final class GroupReader: StreamListener {
             connection.sendMessage(entry.envelope(group: group))
         }
         if !deleted.isEmpty {
-            command([Array("XACK".utf8), Array(stream.utf8), Array(group.utf8)] + deleted.map { Array($0.description.utf8) }) { _ in }
+            command([Array("XACK".utf8), stream.bytes, group.bytes] + deleted.map { Array($0.description.utf8) }) { _ in }
         }
     }
 
@@ -162,7 +162,7 @@ final class GroupReader: StreamListener {
         _ arguments: [[UInt8]], tolerate: @escaping (RedisReply) -> Bool = { _ in false },
         _ done: @escaping (RedisReply) -> Void, failed: @escaping (RedisReply) -> Void = { _ in }
     ) {
-        let sent = services.redis.send(key: Array(stream.utf8), arguments) { [weak self] reply in
+        let sent = services.redis.send(key: stream.bytes, arguments) { [weak self] reply in
             guard let self, !self.stopped else { return }
             switch reply {
             case .linkLost: failed(reply)
