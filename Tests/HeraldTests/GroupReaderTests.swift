@@ -39,7 +39,7 @@ final class GroupReaderTests: XCTestCase {
         loop.run(forMs: 200)
         XCTAssertEqual(delivered(client), ids[0..<2].map(\.description), "no more than prefetch unacked")
         var acked: Result<Int, HTTPError>?
-        group.ack([ids[0]]) { acked = $0 }
+        group.ack([ids[0]]) { result, _ in acked = result }
         XCTAssertTrue(loop.run(until: { acked != nil }))
         XCTAssertEqual(try acked?.get(), 1)
         XCTAssertTrue(loop.run(until: { self.delivered(client).count == 3 }, timeoutMs: 3000))

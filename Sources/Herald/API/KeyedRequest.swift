@@ -44,6 +44,11 @@ struct KeyedRequest {
 
     /// The last value of a query parameter.
     func value(_ parameter: String) -> String? { query.last { $0.name == parameter }?.value }
+
+    /// The `replicas` and `timeout` a write asks for (nil: none).
+    func replicaWait() throws(HTTPError) -> ReplicaWait? {
+        try ReplicaWait.parse(replicas: value("replicas"), timeout: value("timeout"))
+    }
 }
 
 extension KeyedRequest {
@@ -76,6 +81,53 @@ extension Responder {
             }
         }
         if !sent { fail(RedisErrors.unreachable(redis)) }
+    }
+}
+
+extension Responder {
+    /// Runs one write for `key` and answers `200` with the JSON object `fields` makes of its
+    /// reply (nil: Redis refused it). With `wait`, the write and WAIT run on one connection of
+    /// `pool`, the answer adds `"replicas": k`, and fewer than asked is `504 not_replicated`
+    /// carrying the same fields (the write was done on the primary).
+    func runWrite(
+        _ arguments: [[UInt8]], key: [UInt8], wait: ReplicaWait?, redis: CommandSender, pool: BlockingPool,
+        _ fields: @escaping (RedisReply) -> ((inout JSONWriter.ObjectWriter) -> Void)?
+    ) {
+        guard let wait else {
+            run(arguments, key: key, on: redis) { reply in fields(reply).map(HTTPResponse.jsonObject) }
+            return
+        }
+        let command = String(decoding: arguments[0], as: UTF8.self)
+        guard redis.isReady else {
+            fail(RedisErrors.unreachable(redis))
+            return
+        }
+        let started = wait.run(arguments, key: key, on: pool) { reply, acknowledged in
+            guard let written = fields(reply) else {
+                self.fail(RedisErrors.httpError(reply, command: command))
+                return
+            }
+            let count = acknowledged ?? 0
+            if count >= wait.replicas {
+                self.respond(
+                    .jsonObject {
+                        written(&$0)
+                        $0.field("replicas", count)
+                    })
+                return
+            }
+            let error = wait.shortfall(count)
+            var json = JSONWriter()
+            json.object {
+                $0.field("error", error.code)
+                $0.field("message", error.message)
+                written(&$0)
+                $0.field("replicas", count)
+                $0.field("asked", wait.replicas)
+            }
+            self.respond(.json(error.status, json.string))
+        }
+        if !started { fail(.tooManyWaiters(capacity: pool.capacity)) }
     }
 }
 

@@ -31,7 +31,9 @@ public final class LoopServices {
         hub: Hub, tailer: StreamTailer, blocking: BlockingPool, leases: QueueLeases, drain: DrainClock
     ) {
         publisher = Publisher(redis: redis, maxPending: config.maxPending, stats: stats)
-        streams = StreamServices(redis: redis, tailer: tailer, loop: loop, claimIdleMs: config.claimIdleMs, maxOutbound: config.maxOutbound)
+        streams = StreamServices(
+            redis: redis, tailer: tailer, loop: loop, claimIdleMs: config.claimIdleMs, maxOutbound: config.maxOutbound,
+            blocking: blocking)
         queues = QueueServices(redis: redis, blocking: blocking, leases: leases, loop: loop, logger: logger, drain: drain)
         self.hub = hub
         self.redis = redis

@@ -7,9 +7,17 @@ enum QueuesAPI {
 
     static func push(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ queues: QueueServices) {
         guard let target = KeyedRequest.queue(request, responder, caller, access: .write) else { return }
-        responder.run([Array("LPUSH".utf8), target.key, request.body], key: target.key, on: queues.redis) { reply in
+        let wait: ReplicaWait?
+        do throws(HTTPError) {
+            wait = try target.replicaWait()
+        } catch {
+            responder.fail(error)
+            return
+        }
+        let push = [Array("LPUSH".utf8), target.key, request.body]
+        responder.runWrite(push, key: target.key, wait: wait, redis: queues.redis, pool: queues.blocking) { reply in
             guard let length = reply.integer else { return nil }
-            return .jsonObject {
+            return {
                 $0.field("queue", target.name)
                 $0.field("length", length)
             }

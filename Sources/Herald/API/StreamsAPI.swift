@@ -5,9 +5,16 @@ enum StreamsAPI {
     /// Largest `count` one GET may ask for.
     static let maxCount = 10_000
 
-    static func append(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ redis: CommandSender) {
+    static func append(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ redis: CommandSender, _ pool: BlockingPool) {
         guard let target = KeyedRequest.stream(request, responder, caller, access: .write) else { return }
         let key = target.name
+        let wait: ReplicaWait?
+        do throws(HTTPError) {
+            wait = try target.replicaWait()
+        } catch {
+            responder.fail(error)
+            return
+        }
         var arguments: [[UInt8]] = .command("XADD", key)
         if let maxlen = target.value("maxlen") {
             guard let n = Int(maxlen), n >= 0 else {
@@ -30,9 +37,9 @@ enum StreamsAPI {
         } else {
             arguments += [Array("data".utf8), request.body]
         }
-        responder.run(arguments, key: target.key, on: redis) { reply in
+        responder.runWrite(arguments, key: target.key, wait: wait, redis: redis, pool: pool) { reply in
             guard case .string = reply, let id = reply.text else { return nil }
-            return .jsonObject {
+            return {
                 $0.field("stream", key)
                 $0.field("id", id)
             }

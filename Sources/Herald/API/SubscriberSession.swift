@@ -198,7 +198,7 @@ final class SubscriberSession: SessionApp, Subscriber {
                 throw .badRequest("this connection is not a worker of that queue (connect with queue=...)")
             }
             guard case .number(let text)? = json["tag"], let tag = Int(text) else { throw .badRequest("tag must be a number") }
-            consumer.ack(tag: tag, id: id)
+            consumer.ack(tag: tag, wait: try ReplicaWait.parse(json), id: id)
             return
         }
         guard let stream = json["stream"]?.nameValue else { throw .badRequest("ack needs a stream (or a queue)") }
@@ -211,16 +211,33 @@ final class SubscriberSession: SessionApp, Subscriber {
             ids.append(parsed)
         }
         guard !ids.isEmpty else { throw .badRequest("ids must be a non-empty array of entry ids") }
+        let wait = try ReplicaWait.parse(json)
         inFlight += 1
-        reader.ack(ids) { result in
+        reader.ack(ids, wait: wait) { result, replicas in
             self.inFlight -= 1
             guard !self.isClosed else { return }
             switch result {
             case .success(let count):
+                let acknowledged = replicas ?? 0
+                if let wait, acknowledged < wait.replicas {
+                    // Acked on the primary only: after a failover the entries may be redelivered.
+                    let error = wait.shortfall(acknowledged)
+                    self.sendJSON(
+                        Envelope.answer("error", id: id) {
+                            $0.field("code", error.code)
+                            $0.field("message", error.message)
+                            $0.field("stream", stream)
+                            $0.field("count", count)
+                            $0.field("replicas", acknowledged)
+                            $0.field("asked", wait.replicas)
+                        })
+                    return
+                }
                 self.sendJSON(
                     Envelope.answer("acked", id: id) {
                         $0.field("stream", stream)
                         $0.field("count", count)
+                        if wait != nil { $0.field("replicas", acknowledged) }
                     })
             case .failure(let error):
                 self.sendJSON(Envelope.error(code: error.code, message: error.message, id: id))

@@ -143,16 +143,36 @@ final class GroupReader: StreamListener {
     }
 
     /// The client's ack of `ids`: XACK, then more entries if credit allows.
-    func ack(_ ids: [StreamID], done: @escaping (Result<Int, HTTPError>) -> Void) {
+    func ack(_ ids: [StreamID], wait: ReplicaWait? = nil, done: @escaping (Result<Int, HTTPError>, _ replicas: Int?) -> Void) {
         var arguments: [[UInt8]] = .command("XACK", stream, group)
         arguments += ids.map { Array($0.description.utf8) }
-        command(arguments) { [unowned self] reply in
-            for id in ids { self.unacked.remove(id) }
-            done(.success(reply.integer ?? 0))
-            self.fetch()
-        } failed: { outcome in
-            done(.failure(RedisErrors.httpError(outcome, command: "XACK")))
+        guard let wait else {
+            command(arguments) { [unowned self] reply in
+                for id in ids { self.unacked.remove(id) }
+                done(.success(reply.integer ?? 0), nil)
+                self.fetch()
+            } failed: { outcome in
+                done(.failure(RedisErrors.httpError(outcome, command: "XACK")), nil)
+            }
+            return
         }
+        // XACK and WAIT on one connection of the blocking pool: WAIT counts its own
+        // connection's writes, and would stall the loop's pipelined link.
+        guard let pool = services.blocking, services.redis.isReady else {
+            done(.failure(RedisErrors.unreachable(services.redis)), nil)
+            return
+        }
+        let started = wait.run(arguments, key: stream.bytes, on: pool) { [weak self] reply, replicas in
+            guard let self, !self.stopped else { return }
+            guard case .integer(let count) = reply else {
+                done(.failure(RedisErrors.httpError(reply, command: "XACK")), nil)
+                return
+            }
+            for id in ids { self.unacked.remove(id) }
+            done(.success(count), replicas)
+            self.fetch()
+        }
+        if !started { done(.failure(.tooManyWaiters(capacity: pool.capacity)), nil) }
     }
 
     /// Sends a command about the group. `failed` hears an error reply (which the client has
