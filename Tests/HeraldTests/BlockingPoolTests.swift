@@ -84,7 +84,7 @@ final class BlockingPoolTests: XCTestCase {
         let started = pool.runInOrder(
             key: Array("k".utf8), [.command("RPUSH", "k", "x"), .command("WAIT", "1", "300")], deadlineMs: 5000
         ) { replies = $0 }
-        XCTAssertTrue(started)
+        XCTAssertNotNil(started)
         XCTAssertNil(blpop(pool, "other") { _ in }, "the connection is busy until both answered")
         XCTAssertTrue(loop.run(until: { replies != nil }, timeoutMs: 5000))
         XCTAssertEqual(replies, [.integer(1), .integer(0)])
@@ -95,7 +95,7 @@ final class BlockingPoolTests: XCTestCase {
         let pool = makePool(capacity: 1)
         var replies: [RedisReply]?
         let started = Clock.nowMs()
-        XCTAssertTrue(
+        XCTAssertNotNil(
             pool.runInOrder(key: Array("q".utf8), [.command("PING"), .command("BLPOP", "q", "30")], deadlineMs: 300) {
                 replies = $0
             })
@@ -104,5 +104,18 @@ final class BlockingPoolTests: XCTestCase {
         XCTAssertEqual(replies?.first, .status("PONG"))
         guard case .linkLost? = replies?.last else { return XCTFail("the wait past the deadline is a link loss: \(String(describing: replies))") }
         XCTAssertTrue(loop.run(until: { self.blockedClients() == 0 }), "the connection was dropped")
+    }
+
+    func testACancelledWaitInOrderEndsAtOnce() throws {
+        let pool = makePool(capacity: 1)
+        var replies: [RedisReply]?
+        let ticket = try XCTUnwrap(
+            pool.runInOrder(key: Array("w".utf8), [.command("RPUSH", "w", "x"), .command("WAIT", "1", "30000")], deadlineMs: 35_000) {
+                replies = $0
+            })
+        XCTAssertTrue(loop.run(until: { self.blockedClients() == 1 }), "WAIT blocks its connection")
+        pool.cancel(ticket)
+        XCTAssertTrue(loop.run(until: { replies != nil }, timeoutMs: 3000), "the 30 s WAIT ended")
+        XCTAssertEqual(replies, [.integer(1), .integer(0)])
     }
 }

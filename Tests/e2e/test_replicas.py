@@ -9,6 +9,7 @@ within the timeout, with the write done on the primary; bad values are `400`.
 
 import json
 import signal
+import socket
 import time
 import urllib.parse
 
@@ -138,6 +139,26 @@ def test_a_primary_without_replicas_answers_504(herald, redis_server):
     assert (answer["replicas"], answer["asked"]) == (0, 1)
     assert stream_ids(redis_server, key) == [answer["id"]]
     assert elapsed < 3
+
+
+def blocked(redis, command):
+    """Redis connections blocked right now in `command` (flags=b, cmd=<command>)."""
+    lines = redis.cli("CLIENT", "LIST").splitlines()
+    return sum(1 for line in lines if " flags=b " in f" {line} " and f" cmd={command} " in f" {line} ")
+
+
+def test_a_client_that_leaves_frees_its_waiting_connection(herald, redis_server):
+    key = unique("rep-leave")
+    sock = socket.create_connection(("127.0.0.1", herald.port), timeout=5)
+    try:
+        sock.sendall(f"POST /streams/{key}?replicas=1&timeout=60000 HTTP/1.1\r\nHost: x\r\n"
+                     f"Content-Length: 1\r\n\r\nv".encode())
+        wait_until(lambda: blocked(redis_server, "wait") == 1, timeout=5, what="the WAIT blocked in Redis")
+    finally:
+        sock.close()
+    wait_until(lambda: blocked(redis_server, "wait") == 0, timeout=3,
+               what="the WAIT cut short when its client left (not after 60 s)")
+    assert stream_ids(redis_server, key), "the write itself was done"
 
 
 # --------------------------------------------------------------------------- bad values

@@ -102,7 +102,7 @@ extension Responder {
             fail(RedisErrors.unreachable(redis))
             return
         }
-        let started = wait.run(arguments, key: key, on: pool) { reply, acknowledged in
+        let ticket = wait.run(arguments, key: key, on: pool) { reply, acknowledged in
             guard let written = fields(reply) else {
                 self.fail(RedisErrors.httpError(reply, command: command))
                 return
@@ -127,7 +127,12 @@ extension Responder {
             }
             self.respond(.json(error.status, json.string))
         }
-        if !started { fail(.tooManyWaiters(capacity: pool.capacity)) }
+        guard let ticket else {
+            fail(.tooManyWaiters(capacity: pool.capacity))
+            return
+        }
+        // A client that leaves frees its connection at once (CLIENT UNBLOCK ends the WAIT).
+        onAbandon { pool.cancel(ticket) }
     }
 }
 

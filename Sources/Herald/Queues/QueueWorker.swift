@@ -125,7 +125,7 @@ final class QueueWorker {
         let started = wait.run(remove, key: key, on: services.blocking) { reply, replicas in
             self.acked(tag, item, reply, id: id, wait: wait, replicas: replicas)
         }
-        if !started {
+        if started == nil {
             held[tag] = item
             sendJSON(Envelope.error(code: "too_many_waiters", message: "all blocking Redis connections of this loop are waiting", id: id))
         }

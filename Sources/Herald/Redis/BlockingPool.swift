@@ -83,9 +83,10 @@ public final class BlockingPool {
     /// write and the `WAIT` that counts the replicas holding it (WAIT counts the writes of its
     /// own connection, and blocks that connection, so it may not run on the loop's pipelined
     /// link). Without every reply by `deadlineMs`, the connection is dropped and the missing
-    /// replies are link losses. False when every connection is busy and the cap is reached.
-    public func runInOrder(key: [UInt8], _ commands: [[[UInt8]]], deadlineMs: Int64, _ done: @escaping ([RedisReply]) -> Void) -> Bool {
-        guard let member = lease(for: key) else { return false }
+    /// replies are link losses. `cancel` with the ticket cuts a blocking one short. Nil when
+    /// every connection is busy and the cap is reached.
+    public func runInOrder(key: [UInt8], _ commands: [[[UInt8]]], deadlineMs: Int64, _ done: @escaping ([RedisReply]) -> Void) -> Ticket? {
+        guard let member = lease(for: key) else { return nil }
         var replies: [RedisReply] = []
         var timer: Int?
         let collect: (RedisReply) -> Void = { [unowned self, unowned member] reply in
@@ -101,7 +102,7 @@ public final class BlockingPool {
             member?.link.restart("no reply within \(deadlineMs) ms")
         }
         send(commands, on: member, collect)
-        return true
+        return Ticket(member: member, number: member.started)
     }
 
     /// A connection to `key`'s node with nothing to run, marked busy; nil when the cap is

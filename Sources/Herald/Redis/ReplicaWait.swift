@@ -53,8 +53,9 @@ struct ReplicaWait {
 
     /// Runs `write`, then WAIT, on one connection of `pool` to `key`'s node. `done` gets the
     /// write's reply and the number of replicas WAIT counted (nil when WAIT gave none: the link
-    /// was lost or Redis refused it). False when `pool` has no connection free.
-    func run(_ write: [[UInt8]], key: [UInt8], on pool: BlockingPool, _ done: @escaping (RedisReply, Int?) -> Void) -> Bool {
+    /// was lost or Redis refused it). Nil when `pool` has no connection free; else the ticket
+    /// that cuts the wait short (`pool.cancel`) when the client leaves.
+    func run(_ write: [[UInt8]], key: [UInt8], on pool: BlockingPool, _ done: @escaping (RedisReply, Int?) -> Void) -> BlockingPool.Ticket? {
         let wait: [[UInt8]] = .command("WAIT", String(replicas), String(timeoutMs))
         return pool.runInOrder(key: key, [write, wait], deadlineMs: Int64(timeoutMs) + Self.replyGraceMs) { replies in
             done(replies[0], replies[1].integer)

@@ -172,7 +172,7 @@ final class GroupReader: StreamListener {
             done(.success(count), replicas)
             self.fetch()
         }
-        if !started { done(.failure(.tooManyWaiters(capacity: pool.capacity)), nil) }
+        if started == nil { done(.failure(.tooManyWaiters(capacity: pool.capacity)), nil) }
     }
 
     /// Sends a command about the group. `failed` hears an error reply (which the client has
