@@ -61,6 +61,9 @@ http = {
                       "Upgrade: websocket", "Connection: keep-alive, Upgrade",
                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13",
                       "Origin: http://localhost:8080"),
+    # Names equal as text but not as bytes (precomposed and decomposed), raw and escaped.
+    "names-by-bytes": req("GET /events?channel=caf%C3%A9&channel=cafe%CC%81&stream=caf\u00e9+x&queue=%FF HTTP/1.1", H)
+    + req("POST /publish/cafe%CC%81 HTTP/1.1", H, "Content-Length: 1", body=b"1"),
     "ws-upgrade-bad-version": req("GET /subscribe HTTP/1.1", H, "Upgrade: websocket", "Connection: Upgrade",
                                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 8"),
     "presence-read-and-join": req("GET /presence/room%20%7Beu%7D HTTP/1.1", H)

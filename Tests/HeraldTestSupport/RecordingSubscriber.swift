@@ -14,9 +14,9 @@ public final class RecordingSubscriber: Subscriber {
         deliveries.append(delivery)
     }
 
-    public func gap(kind: SubscriptionKind, name: String) {
-        gaps.append((kind, name))
-        onGap?(kind, name)
+    public func gap(kind: SubscriptionKind, name: RedisName) {
+        gaps.append((kind, name.text))
+        onGap?(kind, name.text)
     }
 
     /// Payloads received so far, as text.

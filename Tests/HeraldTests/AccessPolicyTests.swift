@@ -30,7 +30,7 @@ final class AccessPolicyTests: XCTestCase {
     }
 
     /// The error `grant` throws, or nil when it grants.
-    private func refusal(_ policy: AccessPolicy, _ request: HTTPRequest, query: [(name: String, value: String)] = []) -> HTTPError? {
+    private func refusal(_ policy: AccessPolicy, _ request: HTTPRequest, query: [QueryItem] = []) -> HTTPError? {
         do throws(HTTPError) {
             _ = try policy.grant(for: request, query: query)
             return nil
@@ -148,7 +148,7 @@ final class AccessPolicyTests: XCTestCase {
         let policy = AccessPolicy()
         XCTAssertFalse(policy.isEnabled)
         XCTAssertTrue(isEverything(try policy.grant(for: request(), query: [])))
-        XCTAssertTrue(isEverything(try policy.grant(for: request(authorization: "Basic Zm9vOmJhcg=="), query: [("token", "junk")])))
+        XCTAssertTrue(isEverything(try policy.grant(for: request(authorization: "Basic Zm9vOmJhcg=="), query: [QueryItem(name: "token", value: "junk")])))
     }
 
     func testEitherCredentialTurnsAuthOn() {
@@ -175,23 +175,24 @@ final class AccessPolicyTests: XCTestCase {
     func testTokenQueryParameterWhenThereIsNoHeader() throws {
         let t = token(["subscribe": globs(["news.*"])])
         let policy = AccessPolicy(apiKeys: [apiKey], jwtSecret: secret)
-        XCTAssertEqual(try policy.grant(for: request(), query: [("channel", "news.eu"), ("token", t)]).subscribe, ["news.*"])
-        XCTAssertTrue(isEverything(try policy.grant(for: request(), query: [("token", apiKey)])))
+        XCTAssertEqual(
+            try policy.grant(for: request(), query: [QueryItem(name: "channel", value: "news.eu"), QueryItem(name: "token", value: t)]).subscribe, ["news.*"])
+        XCTAssertTrue(isEverything(try policy.grant(for: request(), query: [QueryItem(name: "token", value: apiKey)])))
         XCTAssertTrue(
-            isEverything(try policy.grant(for: request(), query: [("token", "junk"), ("token", apiKey)])),
+            isEverything(try policy.grant(for: request(), query: [QueryItem(name: "token", value: "junk"), QueryItem(name: "token", value: apiKey)])),
             "the last token= counts")
     }
 
     func testHeaderWinsOverTheQuery() throws {
         let policy = AccessPolicy(apiKeys: [apiKey], jwtSecret: secret)
-        XCTAssertTrue(isEverything(try policy.grant(for: request(authorization: "Bearer \(apiKey)"), query: [("token", "junk")])))
-        assertUnauthorized(refusal(policy, request(authorization: "Bearer junk"), query: [("token", apiKey)]))
+        XCTAssertTrue(isEverything(try policy.grant(for: request(authorization: "Bearer \(apiKey)"), query: [QueryItem(name: "token", value: "junk")])))
+        assertUnauthorized(refusal(policy, request(authorization: "Bearer junk"), query: [QueryItem(name: "token", value: apiKey)]))
     }
 
     func testMissingCredentialIs401() {
         let policy = AccessPolicy(apiKeys: [apiKey], jwtSecret: secret)
         assertUnauthorized(refusal(policy, request()))
-        assertUnauthorized(refusal(policy, request(), query: [("token", "")]))
+        assertUnauthorized(refusal(policy, request(), query: [QueryItem(name: "token", value: "")]))
         assertUnauthorized(refusal(policy, request(authorization: "Bearer")))
         assertUnauthorized(refusal(policy, request(authorization: "Bearer ")))
         assertUnauthorized(refusal(policy, request(authorization: "")))
@@ -371,5 +372,18 @@ final class AccessPolicyTests: XCTestCase {
         XCTAssertTrue(grant.maySubscribe(.pattern, "news.*"))
         XCTAssertFalse(grant.maySubscribe(.pattern, "n*"))
         XCTAssertFalse(grant.maySubscribe(.channel, "room-1"))
+    }
+
+    func testGrantsMatchNamesByBytes() {
+        let composed = RedisName("caf\u{00E9}")
+        let decomposed = RedisName("cafe\u{0301}")
+        let grant = Grant(publish: ["caf\u{00E9}*"], subscribe: ["caf\u{00E9}", "caf\u{00E9}-*"])
+        XCTAssertTrue(grant.mayPublish(composed))
+        XCTAssertFalse(grant.mayPublish(decomposed), "equal as text, another name to Redis")
+        XCTAssertTrue(grant.maySubscribe(composed))
+        XCTAssertFalse(grant.maySubscribe(decomposed))
+        XCTAssertTrue(grant.maySubscribe(pattern: RedisName("caf\u{00E9}-*")))
+        XCTAssertFalse(grant.maySubscribe(pattern: RedisName("cafe\u{0301}-*")))
+        XCTAssertEqual(grant.firstDenied([.channel: [composed, decomposed]]), decomposed)
     }
 }

@@ -75,4 +75,47 @@ final class BlockingPoolTests: XCTestCase {
         pool.checkTimeouts(now: Clock.nowMs())
         XCTAssertTrue(loop.run(until: { clients() == 2 }), "the idle pool link closed")
     }
+
+    func testCommandsInOrderRunOnOneConnectionAndHoldIt() throws {
+        let pool = makePool(capacity: 1)
+        var replies: [RedisReply]?
+        // WAIT counts the writes of its own connection: on a Redis without replicas it answers 0
+        // after its timeout, and the pair must have held the only connection meanwhile.
+        let started = pool.runInOrder(
+            key: Array("k".utf8), [.command("RPUSH", "k", "x"), .command("WAIT", "1", "300")], deadlineMs: 5000
+        ) { replies = $0 }
+        XCTAssertNotNil(started)
+        XCTAssertNil(blpop(pool, "other") { _ in }, "the connection is busy until both answered")
+        XCTAssertTrue(loop.run(until: { replies != nil }, timeoutMs: 5000))
+        XCTAssertEqual(replies, [.integer(1), .integer(0)])
+        XCTAssertNotNil(blpop(pool, "other", seconds: 1) { _ in }, "free again")
+    }
+
+    func testCommandsInOrderPastTheirDeadlineDropTheConnection() throws {
+        let pool = makePool(capacity: 1)
+        var replies: [RedisReply]?
+        let started = Clock.nowMs()
+        XCTAssertNotNil(
+            pool.runInOrder(key: Array("q".utf8), [.command("PING"), .command("BLPOP", "q", "30")], deadlineMs: 300) {
+                replies = $0
+            })
+        XCTAssertTrue(loop.run(until: { replies != nil }, timeoutMs: 5000), "answered at the deadline, not after 30 s")
+        XCTAssertLessThan(Clock.nowMs() - started, 3000)
+        XCTAssertEqual(replies?.first, .status("PONG"))
+        guard case .linkLost? = replies?.last else { return XCTFail("the wait past the deadline is a link loss: \(String(describing: replies))") }
+        XCTAssertTrue(loop.run(until: { self.blockedClients() == 0 }), "the connection was dropped")
+    }
+
+    func testACancelledWaitInOrderEndsAtOnce() throws {
+        let pool = makePool(capacity: 1)
+        var replies: [RedisReply]?
+        let ticket = try XCTUnwrap(
+            pool.runInOrder(key: Array("w".utf8), [.command("RPUSH", "w", "x"), .command("WAIT", "1", "30000")], deadlineMs: 35_000) {
+                replies = $0
+            })
+        XCTAssertTrue(loop.run(until: { self.blockedClients() == 1 }), "WAIT blocks its connection")
+        pool.cancel(ticket)
+        XCTAssertTrue(loop.run(until: { replies != nil }, timeoutMs: 3000), "the 30 s WAIT ended")
+        XCTAssertEqual(replies, [.integer(1), .integer(0)])
+    }
 }

@@ -14,7 +14,7 @@ final class GroupReaderTests: XCTestCase {
 
     private var loop: EventLoop { bed.loop }
 
-    private func reader(_ client: RecordingStreamClient, consumer: String = "c1", prefetch: Int) -> GroupReader {
+    private func reader(_ client: RecordingStreamClient, consumer: RedisName = "c1", prefetch: Int) -> GroupReader {
         GroupReader(
             stream: "jobs", group: "g", consumer: consumer, createAt: "0", prefetch: prefetch, connection: client,
             services: StreamServices(redis: bed.link, tailer: bed.tailer, loop: bed.loop, claimIdleMs: 60_000, maxOutbound: 1 << 20))
@@ -39,7 +39,7 @@ final class GroupReaderTests: XCTestCase {
         loop.run(forMs: 200)
         XCTAssertEqual(delivered(client), ids[0..<2].map(\.description), "no more than prefetch unacked")
         var acked: Result<Int, HTTPError>?
-        group.ack([ids[0]]) { acked = $0 }
+        group.ack([ids[0]]) { result, _ in acked = result }
         XCTAssertTrue(loop.run(until: { acked != nil }))
         XCTAssertEqual(try acked?.get(), 1)
         XCTAssertTrue(loop.run(until: { self.delivered(client).count == 3 }, timeoutMs: 3000))

@@ -37,7 +37,7 @@ final class HubTests: XCTestCase {
 
     /// Subscribes and runs the loop until the Hub reports the subscription confirmed.
     private func subscribe(
-        _ subscriber: Subscriber, _ kind: SubscriptionKind, _ names: [String],
+        _ subscriber: Subscriber, _ kind: SubscriptionKind, _ names: [RedisName],
         file: StaticString = #filePath, line: UInt = #line
     ) {
         var confirmed = false

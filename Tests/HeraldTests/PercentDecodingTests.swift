@@ -59,4 +59,28 @@ final class PercentDecodingTests: XCTestCase {
             XCTAssertNil(PercentDecoding.decodeText(text[...]), text)
         }
     }
+
+    func testNamesAreDecodedToTheBytesTheClientEncoded() throws {
+        let composed = try XCTUnwrap(PercentDecoding.decodeName("caf%C3%A9"[...]))
+        let decomposed = try XCTUnwrap(PercentDecoding.decodeName("cafe%CC%81"[...]))
+        XCTAssertEqual(composed.bytes, [0x63, 0x61, 0x66, 0xC3, 0xA9])
+        XCTAssertEqual(decomposed.bytes, [0x63, 0x61, 0x66, 0x65, 0xCC, 0x81])
+        XCTAssertNotEqual(composed, decomposed, "canonically equivalent text, two names")
+        XCTAssertEqual(PercentDecoding.decodeName("cafe\u{0301}"[...]), decomposed, "unescaped UTF-8 taken as is")
+        XCTAssertEqual(PercentDecoding.decodeName("a+b"[...]), RedisName("a+b"))
+        XCTAssertNil(PercentDecoding.decodeName("%FF"[...]), "not UTF-8")
+        XCTAssertNil(PercentDecoding.decodeName("%C0%AF"[...]), "overlong")
+        XCTAssertNil(PercentDecoding.decodeName("%4"[...]))
+    }
+
+    func testQueryValuesKeepTheirBytes() throws {
+        let items = try XCTUnwrap(PercentDecoding.query("channel=cafe%CC%81&channel=caf%C3%A9&stream=caf\u{00E9}&x=a+b"))
+        XCTAssertEqual(items.map(\.name), ["channel", "channel", "stream", "x"])
+        XCTAssertEqual(items[0].redisName.bytes, Array("cafe\u{0301}".utf8))
+        XCTAssertEqual(items[1].redisName.bytes, Array("caf\u{00E9}".utf8))
+        XCTAssertNotEqual(items[0].redisName, items[1].redisName)
+        XCTAssertEqual(items[1].redisName, items[2].redisName)
+        XCTAssertEqual(items[3].value, "a b")
+        XCTAssertEqual(QueryItem(name: "token", value: "t").bytes, Array("t".utf8))
+    }
 }

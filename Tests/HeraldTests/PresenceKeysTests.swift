@@ -38,6 +38,6 @@ final class PresenceKeysTests: XCTestCase {
         XCTAssertTrue(PresenceKeys.isEventChannel(PresenceKeys(channel: "room").events))
         XCTAssertFalse(PresenceKeys.isEventChannel("room"))
         XCTAssertFalse(PresenceKeys.isEventChannel("herald:presence:{room}:4:room"))
-        XCTAssertTrue(InternalKeys.isReserved(PresenceKeys(channel: "room").members))
+        XCTAssertTrue(InternalKeys.isReserved(RedisName(PresenceKeys(channel: "room").members)))
     }
 }

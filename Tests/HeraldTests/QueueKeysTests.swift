@@ -5,7 +5,7 @@ import Herald
 import XCTest
 
 final class QueueKeysTests: XCTestCase {
-    private func slot(_ key: String) -> Int { SlotHash.slot(Array(key.utf8)) }
+    private func slot(_ key: RedisName) -> Int { SlotHash.slot(key.bytes) }
 
     /// A small deterministic generator (xorshift64*), so a failure names a reproducible name.
     private struct Random {
@@ -42,9 +42,9 @@ final class QueueKeysTests: XCTestCase {
     ]
 
     private func assertInjective(_ names: [String], file: StaticString = #filePath, line: UInt = #line) {
-        var owners: [String: String] = [:]
+        var owners: [RedisName: String] = [:]
         for name in names {
-            for key in [QueueKeys.registry(name), QueueKeys.processingList(name, id: "w1")] {
+            for key in [QueueKeys.registry(RedisName(name)), QueueKeys.processingList(RedisName(name), id: "w1")] {
                 if let other = owners[key], other != name {
                     XCTFail("'\(name)' and '\(other)' share the key \(key)", file: file, line: line)
                 }
@@ -60,15 +60,15 @@ final class QueueKeysTests: XCTestCase {
 
     func testTheNamesThatOnceCollidedNoLongerDo() {
         for (a, b) in collidingPairs {
-            XCTAssertNotEqual(QueueKeys.registry(a), QueueKeys.registry(b), "\(a) / \(b)")
-            XCTAssertNotEqual(QueueKeys.processingList(a, id: "w"), QueueKeys.processingList(b, id: "w"), "\(a) / \(b)")
+            XCTAssertNotEqual(QueueKeys.registry(RedisName(a)), QueueKeys.registry(RedisName(b)), "\(a) / \(b)")
+            XCTAssertNotEqual(QueueKeys.processingList(RedisName(a), id: "w"), QueueKeys.processingList(RedisName(b), id: "w"), "\(a) / \(b)")
         }
     }
 
     func testEveryKeyIsInItsQueuesSlot() {
         for name in adversarialNames(count: 5_000) + collidingPairs.flatMap({ [$0.0, $0.1] }) + ["caf\u{00E9}{\u{00E9}}", "a}b", "}"] {
-            XCTAssertEqual(slot(QueueKeys.registry(name)), slot(name), name)
-            XCTAssertEqual(slot(QueueKeys.processingList(name, id: "3f1c")), slot(name), name)
+            XCTAssertEqual(slot(QueueKeys.registry(RedisName(name))), slot(RedisName(name)), name)
+            XCTAssertEqual(slot(QueueKeys.processingList(RedisName(name), id: "3f1c")), slot(RedisName(name)), name)
         }
     }
 
@@ -82,8 +82,8 @@ final class QueueKeysTests: XCTestCase {
         XCTAssertEqual(QueueKeys.registry("a}b"), "herald:consumers:{4w2}:3:a}b")
         XCTAssertNotEqual(QueueKeys.registry("a{t}1"), QueueKeys.registry("a{t}2"), "queues sharing a tag keep apart")
         for name in ["jobs", "a}b", "{x}"] {
-            XCTAssertTrue(InternalKeys.isReserved(QueueKeys.registry(name)), name)
-            XCTAssertTrue(InternalKeys.isReserved(QueueKeys.processingList(name, id: "w")), name)
+            XCTAssertTrue(InternalKeys.isReserved(QueueKeys.registry(RedisName(name))), name)
+            XCTAssertTrue(InternalKeys.isReserved(QueueKeys.processingList(RedisName(name), id: "w")), name)
         }
     }
 

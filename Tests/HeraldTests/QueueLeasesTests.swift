@@ -16,12 +16,14 @@ final class QueueLeasesTests: XCTestCase {
     }
 
     @discardableResult
-    private func call(_ arguments: String...) -> RedisReply? { bed.call(arguments) }
+    private func call(_ arguments: any RedisArgument...) -> RedisReply? {
+        bed.call(arguments.map { String(decoding: $0.argumentBytes, as: UTF8.self) })
+    }
 
     /// Waits until every command sent so far is answered (a PING behind them).
     private func settle() { call("PING") }
 
-    private func list(_ key: String) -> [String] {
+    private func list(_ key: RedisName) -> [String] {
         guard case .array(let items)? = call("LRANGE", key, "0", "-1") else { return [] }
         return items.compactMap(\.text)
     }

@@ -40,8 +40,8 @@ final class QueueWorkerTests: XCTestCase {
         return QueueWorker(queue: "jobs", connection: client, services: services)
     }
 
-    private func list(_ key: String) throws -> [String] {
-        try server.cli("LRANGE", key, "0", "-1").split(whereSeparator: \.isNewline).map(String.init)
+    private func list(_ key: RedisName) throws -> [String] {
+        try server.cli("LRANGE", key.text, "0", "-1").split(whereSeparator: \.isNewline).map(String.init)
     }
 
     func testAnItemIsHeldUntilAcked() throws {

@@ -26,7 +26,7 @@ func request(authorization: String?) -> HTTPRequest {
 
 /// A bearer token from the wild: refused unless it is the key or validly signed.
 func checkToken(_ token: String) {
-    for (auth, query) in [(Optional("Bearer " + token), [(name: String, value: String)]()), (nil, [(name: "token", value: token)])] {
+    for (auth, query) in [(Optional("Bearer " + token), [QueryItem]()), (nil, [QueryItem(name: "token", value: token)])] {
         do {
             let grant = try policy.grant(for: request(authorization: auth), query: query)
             if token.trimmingWhitespaceForFuzz() != apiKey {
@@ -76,11 +76,11 @@ func checkGlobs(pattern: String, channel: String, globs: [String]) {
     // Channels: allowed exactly when a glob matches.
     for name in [channel, pattern] {
         let expected = globs.contains { Glob.matches($0, name) }
-        invariant(grant.maySubscribe(name) == expected, "maySubscribe(\(name.debugDescription)) disagrees with the globs \(globs)")
-        invariant(grant.mayPublish(name) == expected, "mayPublish(\(name.debugDescription)) disagrees with the globs \(globs)")
+        invariant(grant.maySubscribe(RedisName(name)) == expected, "maySubscribe(\(name.debugDescription)) disagrees with the globs \(globs)")
+        invariant(grant.mayPublish(RedisName(name)) == expected, "mayPublish(\(name.debugDescription)) disagrees with the globs \(globs)")
     }
     // Patterns: allowed only when contained, judged on bytes as Redis does.
-    if grant.maySubscribe(pattern: pattern) {
+    if grant.maySubscribe(pattern: RedisName(pattern)) {
         let p = Array(pattern.utf8)
         let head = p.prefix { !special.contains($0) }
         let contained = globs.contains { glob in
@@ -94,10 +94,10 @@ func checkGlobs(pattern: String, channel: String, globs: [String]) {
             contained, "pattern \(describe(p)) allowed by globs \(globs.map { describe(Array($0.utf8)) }) although Redis could deliver channels outside them")
         // Any channel made from the literal pattern (no wildcard) must then be allowed too.
         if !p.contains(where: special.contains) {
-            invariant(grant.maySubscribe(pattern), "pattern \(describe(p)) allowed but the same channel is not")
+            invariant(grant.maySubscribe(RedisName(pattern)), "pattern \(describe(p)) allowed but the same channel is not")
         }
     }
-    _ = grant.firstDenied([.channel: [channel], .pattern: [pattern]])
+    _ = grant.firstDenied([.channel: [RedisName(channel)], .pattern: [RedisName(pattern)]])
 }
 
 runFuzzer { data, size in

@@ -91,9 +91,14 @@ func exercise(_ request: HTTPRequest, maxBody: Int) {
         "target \(request.target) routes by path \(request.path)")
     _ = request.path
     if let items = PercentDecoding.query(request.query) {
-        for (name, value) in items { _ = (name.count, value.count) }
+        for item in items {
+            // Values are kept as bytes, and are UTF-8 (a name in one reaches Redis as sent).
+            invariant(UTF8Validation.isValid(item.bytes), "query value is UTF-8")
+            _ = (item.name.count, item.redisName)
+        }
     }
     _ = PercentDecoding.decode(request.path)
+    _ = PercentDecoding.decodeName(Substring(request.path))
     _ = request.keepAlive
     if WebSocketHandshake.isUpgrade(request) || request.header("sec-websocket-key") != nil {
         do {

@@ -40,7 +40,9 @@ public final class LoopServices {
         hub: Hub, tailer: StreamTailer, blocking: BlockingPool, leases: QueueLeases, drain: DrainClock
     ) {
         publisher = Publisher(redis: redis, maxPending: config.maxPending, stats: stats, idempotencyTtlMs: config.idempotencyTtlMs)
-        streams = StreamServices(redis: redis, tailer: tailer, loop: loop, claimIdleMs: config.claimIdleMs, maxOutbound: config.maxOutbound)
+        streams = StreamServices(
+            redis: redis, tailer: tailer, loop: loop, claimIdleMs: config.claimIdleMs, maxOutbound: config.maxOutbound,
+            blocking: blocking)
         queues = QueueServices(redis: redis, blocking: blocking, leases: leases, loop: loop, logger: logger, drain: drain)
         tokens = TokenServices(access: config.access, warningMs: config.tokenWarningMs, loop: loop)
         self.hub = hub

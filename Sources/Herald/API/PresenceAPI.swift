@@ -9,7 +9,7 @@ enum PresenceAPI {
                 request, responder, prefix: "/presence/", noun: "channel", access: .read,
                 verb: "reading the presence of", caller: caller, isKey: false)
         else { return }
-        presence.read(target.name) { result in
+        presence.read(target.name.text) { result in
             switch result {
             case .success(let snapshot): responder.respond(.jsonObject { snapshot.write(&$0) })
             case .failure(let error): responder.fail(error)
@@ -25,7 +25,7 @@ struct PresenceQuery {
     var enabled = false
     var user: String?
 
-    init(_ query: [(name: String, value: String)], channels: [String]) throws(HTTPError) {
+    init(_ query: [QueryItem], channels: [RedisName]) throws(HTTPError) {
         if let value = query.last(where: { $0.name == "presence" })?.value {
             guard let on = Bool(value) else { throw .badRequest("presence must be true or false, not '\(value)'") }
             guard !on || !channels.isEmpty else { throw .badRequest("presence=true needs a channel= to join") }

@@ -4,7 +4,7 @@
 enum PublishAPI {
     /// One message to publish.
     struct Message {
-        let channel: String
+        let channel: RedisName
         let payload: [UInt8]
         let sharded: Bool
     }
@@ -19,8 +19,8 @@ enum PublishAPI {
             return
         }
         // A forged join or leave there would reach every presence member of a channel.
-        guard !PresenceKeys.isEventChannel(message.channel) else {
-            done(.failure(.reservedName(message.channel)))
+        guard !PresenceKeys.isEventChannel(message.channel.text) else {
+            done(.failure(.reservedName(message.channel.text)))
             return
         }
         guard publisher.redis.pendingCount < publisher.maxPending else {
@@ -29,7 +29,7 @@ enum PublishAPI {
             return
         }
         let started = Clock.nowMicros()
-        let channel = Array(message.channel.utf8)
+        let channel = message.channel.bytes
         // SPUBLISH goes to the channel's slot owner; PUBLISH may go to any node.
         let sent = publisher.redis.send(
             key: message.sharded ? channel : nil,
@@ -97,7 +97,7 @@ enum PublishAPI {
         let shards = messages.filter(\.sharded).map(\.channel)
         caller.afterHook(.publish, kind: "channel", names: channels, verb: "publishing to", responder) {
             caller.afterHook(.publish, kind: "shard", names: shards, verb: "publishing to", responder) {
-                publishOnce(messages, write: write, target: batch ? "" : messages[0].channel, ttlMs: caller.idempotencyTtlMs, via: publisher) {
+                publishOnce(messages, write: write, target: batch ? "" : messages[0].channel.text, ttlMs: caller.idempotencyTtlMs, via: publisher) {
                     result in
                     switch result {
                     case .failure(let error):
@@ -122,7 +122,7 @@ enum PublishAPI {
         _ messages: [Message], write: IdempotentWrite, target: String, ttlMs: Int64, via publisher: Publisher,
         _ done: @escaping (Result<([Int], Bool), HTTPError>) -> Void
     ) {
-        let shards = messages.filter(\.sharded).map { Array($0.channel.utf8) }
+        let shards = messages.filter(\.sharded).map(\.channel.bytes)
         if let first = shards.first, shards.contains(where: { SlotHash.slot($0) != SlotHash.slot(first) }) {
             done(.failure(.badRequest("a batch with an Idempotency-Key may publish to sharded channels of one slot only")))
             return
@@ -130,7 +130,7 @@ enum PublishAPI {
         // The script runs where its key lives: a shard channel's slot, else the target's (or,
         // for a batch, the key's own).
         let slotOf = shards.first.map { String(decoding: $0, as: UTF8.self) } ?? (target.isEmpty ? write.key : target)
-        let commands = messages.map { [$0.sharded ? spublish : publish, Array($0.channel.utf8), $0.payload] }
+        let commands = messages.map { [$0.sharded ? spublish : publish, $0.channel.bytes, $0.payload] }
         let script = write.command(
             redisKey: write.redisKey(scope: "publish", target: target, slotOf: slotOf), commands: commands, keys: [], ttlMs: ttlMs)
         let sent = publisher.redis.send(key: Array(slotOf.utf8), script) { reply in
@@ -231,7 +231,7 @@ enum PublishAPI {
 
     static func message(from json: JSONValue) throws(HTTPError) -> Message {
         guard case .object = json else { throw .badRequest("a message must be a JSON object with channel and message") }
-        guard let channel = json["channel"]?.stringValue, !channel.isEmpty else {
+        guard let channel = json["channel"]?.nameValue, !channel.isEmpty else {
             throw .badRequest("channel must be a non-empty string")
         }
         guard let body = json["message"] else { throw .badRequest("message is missing") }
@@ -249,7 +249,7 @@ enum PublishAPI {
         return value.serialized
     }
 
-    static func answer(_ channel: String, _ receivers: Int) -> [UInt8] {
+    static func answer(_ channel: RedisName, _ receivers: Int) -> [UInt8] {
         var json = JSONWriter()
         json.object {
             $0.field("channel", channel)

@@ -6,11 +6,14 @@ enum QueuesAPI {
     static let maxWaitSeconds = 300
 
     static func push(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ queues: QueueServices) {
-        guard
-            let target = KeyedRequest(
-                request, responder, prefix: "/queues/", noun: "queue name", access: .write,
-                verb: "pushing to", caller: caller)
-        else { return }
+        guard let target = KeyedRequest.queue(request, responder, caller, access: .write) else { return }
+        let wait: ReplicaWait?
+        do throws(HTTPError) {
+            wait = try target.replicaWait()
+        } catch {
+            responder.fail(error)
+            return
+        }
         let once: IdempotentWrite?
         switch IdempotentWrite.from(request) {
         case .success(let write): once = write
@@ -18,13 +21,14 @@ enum QueuesAPI {
             responder.fail(error)
             return
         }
+        let push = [Array("LPUSH".utf8), target.key, request.body]
         caller.afterHook(.publish, kind: "queue", names: [target.name], verb: "pushing to", responder) {
-            responder.run(
-                [Array("LPUSH".utf8), target.key, request.body], key: target.key, on: queues.redis, once: once, scope: "queue",
-                target: target.name, ttlMs: caller.idempotencyTtlMs
+            responder.runWrite(
+                push, key: target.key, wait: wait, once: once, scope: "queue", target: target.name.text, ttlMs: caller.idempotencyTtlMs,
+                redis: queues.redis, pool: queues.blocking
             ) { reply in
                 guard let length = reply.integer else { return nil }
-                return .jsonObject {
+                return {
                     $0.field("queue", target.name)
                     $0.field("length", length)
                 }
@@ -33,11 +37,7 @@ enum QueuesAPI {
     }
 
     static func pop(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ queues: QueueServices) {
-        guard
-            let target = KeyedRequest(
-                request, responder, prefix: "/queues/", noun: "queue name", access: .read,
-                verb: "popping from", caller: caller)
-        else { return }
+        guard let target = KeyedRequest.queue(request, responder, caller, access: .read) else { return }
         var wait = 0
         if let text = target.value("wait") {
             guard let n = Int(text), (0...maxWaitSeconds).contains(n) else {

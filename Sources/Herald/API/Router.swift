@@ -77,7 +77,7 @@ public struct Router {
             allow(Self.streamMethods) {
                 authorized { caller in
                     if method == "POST" {
-                        StreamsAPI.append(request, responder, caller, services.redis)
+                        StreamsAPI.append(request, responder, caller, services.redis, services.queues.blocking)
                     } else {
                         StreamsAPI.range(request, responder, caller, services.redis)
                     }

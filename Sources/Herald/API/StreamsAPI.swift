@@ -5,13 +5,16 @@ enum StreamsAPI {
     /// Largest `count` one GET may ask for.
     static let maxCount = 10_000
 
-    static func append(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ redis: CommandSender) {
-        guard
-            let target = KeyedRequest(
-                request, responder, prefix: "/streams/", noun: "stream key", access: .write,
-                verb: "appending to", caller: caller)
-        else { return }
+    static func append(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ redis: CommandSender, _ pool: BlockingPool) {
+        guard let target = KeyedRequest.stream(request, responder, caller, access: .write) else { return }
         let key = target.name
+        let wait: ReplicaWait?
+        do throws(HTTPError) {
+            wait = try target.replicaWait()
+        } catch {
+            responder.fail(error)
+            return
+        }
         var arguments: [[UInt8]] = .command("XADD", key)
         if let maxlen = target.value("maxlen") {
             guard let n = Int(maxlen), n >= 0 else {
@@ -42,9 +45,12 @@ enum StreamsAPI {
             return
         }
         caller.afterHook(.publish, kind: "stream", names: [key], verb: "appending to", responder) {
-            responder.run(arguments, key: target.key, on: redis, once: once, scope: "stream", target: key, ttlMs: caller.idempotencyTtlMs) { reply in
+            responder.runWrite(
+                arguments, key: target.key, wait: wait, once: once, scope: "stream", target: key.text, ttlMs: caller.idempotencyTtlMs,
+                redis: redis, pool: pool
+            ) { reply in
                 guard case .string = reply, let id = reply.text else { return nil }
-                return .jsonObject {
+                return {
                     $0.field("stream", key)
                     $0.field("id", id)
                 }
@@ -53,11 +59,7 @@ enum StreamsAPI {
     }
 
     static func range(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ redis: CommandSender) {
-        guard
-            let target = KeyedRequest(
-                request, responder, prefix: "/streams/", noun: "stream key", access: .read,
-                verb: "reading", caller: caller)
-        else { return }
+        guard let target = KeyedRequest.stream(request, responder, caller, access: .read) else { return }
         let key = target.name
         let value = target.value
         var start = "-"

@@ -33,41 +33,42 @@ enum SubscribeAPI {
             return
         }
         var format = Format.json
-        var initial: [SubscriptionKind: [String]] = [:]
-        var streams: [String] = []
+        var initial: [SubscriptionKind: [RedisName]] = [:]
+        var streams: [RedisName] = []
         // Each name once (by bytes), found with sets: a query of a megabyte is read in linear time.
         var seen: [SubscriptionKind: Set<RedisName>] = [:]
         var seenStreams: Set<RedisName> = []
-        var single: [String: String] = [:]
-        for (name, value) in query {
+        var single: [String: QueryItem] = [:]
+        for item in query {
+            let name = item.name
             if name == "token" {
                 continue
             } else if ["from", "group", "consumer", "prefetch", "queue", "lastEventId"].contains(name) {
-                single[name] = value
+                single[name] = item
             } else if name == "stream" {
-                guard !value.isEmpty else {
+                guard !item.bytes.isEmpty else {
                     responder.fail(.badRequest("stream must not be empty"))
                     return
                 }
-                if seenStreams.insert(RedisName(value)).inserted { streams.append(value) }
+                if seenStreams.insert(item.redisName).inserted { streams.append(item.redisName) }
             } else if name == "format" {
-                guard let f = Format(rawValue: value) else {
-                    responder.fail(.badRequest("format must be json or raw, not '\(value)'"))
+                guard let f = Format(rawValue: item.value) else {
+                    responder.fail(.badRequest("format must be json or raw, not '\(item.value)'"))
                     return
                 }
                 format = f
             } else if let kind = SubscriptionKind(rawValue: name) {
-                guard !value.isEmpty else {
+                guard !item.bytes.isEmpty else {
                     responder.fail(.badRequest("\(name) must not be empty"))
                     return
                 }
-                if seen[kind, default: []].insert(RedisName(value)).inserted { initial[kind, default: []].append(value) }
+                if seen[kind, default: []].insert(item.redisName).inserted { initial[kind, default: []].append(item.redisName) }
             }
         }
         let plan: StreamPlan
         let presence: PresenceQuery
         do throws(HTTPError) {
-            plan = try StreamPlan(streams: streams, options: single, lastEventID: request.header("last-event-id") ?? single["lastEventId"])
+            plan = try StreamPlan(streams: streams, options: single, lastEventID: request.header("last-event-id") ?? single["lastEventId"]?.value)
             presence = try PresenceQuery(query, channels: initial[.channel] ?? [])
             if sse && (plan.group != nil || plan.queue != nil) {
                 throw HTTPError.badRequest("consumer groups and queues take acks: use a WebSocket")
@@ -128,7 +129,7 @@ enum SubscribeAPI {
     /// questions and the identity the backend named. Without a hook, `done` runs at once.
     private static func afterHooks(
         _ request: HTTPRequest, _ responder: Responder, services: LoopServices, kind: String,
-        initial: [SubscriptionKind: [String]], plan: StreamPlan,
+        initial: [SubscriptionKind: [RedisName]], plan: StreamPlan,
         _ done: @escaping (Result<(HookGate?, HookIdentity?), HTTPError>) -> Void
     ) {
         guard let hooks = services.hooks else {
@@ -137,7 +138,7 @@ enum SubscribeAPI {
         }
         let gate = HookGate(
             hooks: hooks, caller: HookCaller(client: PresenceService.newClientID(), remote: responder.connection.remoteAddress, request: request))
-        var names: [(kind: String, names: [String])] = SubscriptionKind.allCases.compactMap { kind in
+        var names: [(kind: String, names: [RedisName])] = SubscriptionKind.allCases.compactMap { kind in
             initial[kind].map { (kind.rawValue, $0) }
         }
         names.append(("stream", plan.streams))
@@ -158,8 +159,8 @@ enum SubscribeAPI {
     /// The request's grant, once it covers every name asked for within the per-connection
     /// limit: one check for WebSockets and event streams alike.
     private static func authorize(
-        _ request: HTTPRequest, query: [(name: String, value: String)], access: AccessPolicy,
-        initial: [SubscriptionKind: [String]], plan: StreamPlan,
+        _ request: HTTPRequest, query: [QueryItem], access: AccessPolicy,
+        initial: [SubscriptionKind: [RedisName]], plan: StreamPlan,
         limit: Int, user: String?
     ) throws(HTTPError) -> Grant {
         var grant = try access.grant(for: request, query: query)
@@ -177,8 +178,8 @@ enum SubscribeAPI {
 
     private static func openEventStream(
         _ request: HTTPRequest, _ responder: Responder, access: AccessPolicy, services: LoopServices,
-        query: [(name: String, value: String)], format: Format,
-        initial: [SubscriptionKind: [String]], plan: StreamPlan, presence: PresenceQuery
+        query: [QueryItem], format: Format,
+        initial: [SubscriptionKind: [RedisName]], plan: StreamPlan, presence: PresenceQuery
     ) {
         let grant: Grant
         do throws(HTTPError) {
@@ -208,30 +209,32 @@ enum SubscribeAPI {
 
 /// The stream, consumer-group and queue part of a subscribe request, validated.
 struct StreamPlan {
-    var streams: [String] = []
+    var streams: [RedisName] = []
     var position = StreamPosition.newOnly
     /// Group name, consumer name, and where a group created on demand starts.
-    var group: (name: String, consumer: String, createAt: String)?
+    var group: (name: RedisName, consumer: RedisName, createAt: String)?
     var prefetch = 100
-    var queue: String?
+    var queue: RedisName?
 
-    init(streams: [String], options: [String: String], lastEventID: String?) throws(HTTPError) {
-        if let reserved = (streams + [options["queue"] ?? ""]).first(where: InternalKeys.isReserved) {
-            throw .reservedName(reserved)
+    /// `options`: the single-valued parameters (`from`, `group`, `consumer`, `prefetch`,
+    /// `queue`, `lastEventId`), the last of each.
+    init(streams: [RedisName], options: [String: QueryItem], lastEventID: String?) throws(HTTPError) {
+        if let reserved = (streams + [options["queue"]?.redisName ?? ""]).first(where: InternalKeys.isReserved) {
+            throw .reservedName(reserved.text)
         }
         self.streams = streams
         // A browser's automatic reconnect repeats the URL (from=0, say) and adds Last-Event-ID:
         // the id it last saw wins, or every reconnect would replay the whole history.
-        let from = lastEventID.flatMap { $0.isEmpty ? nil : $0 } ?? options["from"].flatMap { $0.isEmpty ? nil : $0 }
+        let from = lastEventID.flatMap { $0.isEmpty ? nil : $0 } ?? options["from"].flatMap { $0.bytes.isEmpty ? nil : $0.value }
         if let from {
             guard let parsed = StreamPosition.parse(from) else {
                 throw HTTPError.badID("from must be 0, $, an entry id, a Unix time in ms or an ISO-8601 time, not '\(from)'")
             }
             position = parsed
         }
-        if let name = options["group"] {
+        if let name = options["group"]?.redisName {
             guard !streams.isEmpty else { throw .badRequest("group needs a stream") }
-            guard !name.isEmpty, let consumer = options["consumer"], !consumer.isEmpty else {
+            guard !name.isEmpty, let consumer = options["consumer"]?.redisName, !consumer.isEmpty else {
                 throw .badRequest("group needs a non-empty consumer name")
             }
             let createAt: String
@@ -244,11 +247,11 @@ struct StreamPlan {
         } else if options["consumer"] != nil {
             throw .badRequest("consumer needs a group")
         }
-        if let text = options["prefetch"] {
+        if let text = options["prefetch"]?.value {
             guard let n = Int(text), (1...10_000).contains(n) else { throw .badRequest("prefetch must be 1 to 10000, not '\(text)'") }
             prefetch = n
         }
-        if let name = options["queue"] {
+        if let name = options["queue"]?.redisName {
             guard !name.isEmpty else { throw .badRequest("queue must not be empty") }
             queue = name
         }

@@ -69,8 +69,8 @@ final class SubscriberSession: SessionApp, Subscriber {
         connection.deliver(delivery, raw: format == .raw)
     }
 
-    func gap(kind: SubscriptionKind, name: String) {
-        sendJSON(Envelope.gap(kind: kind, name: name))
+    func gap(kind: SubscriptionKind, name: RedisName) {
+        sendJSON(Envelope.gap(kind: kind, name: name.text))
     }
 
     // MARK: SessionApp
@@ -80,7 +80,7 @@ final class SubscriberSession: SessionApp, Subscriber {
         tokenClock?.stop()
         tokenClock = nil
         presence.leaveAll()
-        for (kind, names) in subscriptions { hub.unsubscribe(self, kind: kind, names: names.map(\.text), leaving: true) }
+        for (kind, names) in subscriptions { hub.unsubscribe(self, kind: kind, names: Array(names), leaving: true) }
         subscriptions = [:]
         for reader in readers { reader.stop() }
         for group in groups { group.stop() }
@@ -96,12 +96,12 @@ final class SubscriberSession: SessionApp, Subscriber {
 
     /// Starts what a subscribe request asked for: its pub/sub subscriptions, stream readers,
     /// group members and queue worker.
-    func start(_ initial: [SubscriptionKind: [String]], _ plan: StreamPlan, presence joins: Bool = false) {
+    func start(_ initial: [SubscriptionKind: [RedisName]], _ plan: StreamPlan, presence joins: Bool = false) {
         followToken()
         for kind in SubscriptionKind.allCases {
             if let names = initial[kind] { subscribe(kind, names, id: nil) }
         }
-        if joins { presence.join(initial[.channel] ?? []) }
+        if joins { presence.join((initial[.channel] ?? []).map(\.text)) }
         for stream in plan.streams {
             if let group = plan.group {
                 let reader = GroupReader(
@@ -184,14 +184,14 @@ final class SubscriberSession: SessionApp, Subscriber {
             added += 1
             if held + added > limit { throw .tooManySubscriptions(limit: limit) }
         }
-        let allowed = { (name: String) in kind == .pattern ? self.grant.maySubscribe(pattern: name) : self.grant.maySubscribe(name) }
+        let allowed = { (name: RedisName) in kind == .pattern ? self.grant.maySubscribe(pattern: name) : self.grant.maySubscribe(name) }
         if let denied = names.first(where: { !allowed($0) }) {
             throw HTTPError.forbidden("subscribing to \(denied)")
         }
         let joins = try PresenceQuery.op(json, kind: kind)
         guard let gate, gate.asks(.subscribe) else {
             subscribe(kind, names, id: id)
-            if joins { presence.join(names) }
+            if joins { presence.join(names.map(\.text)) }
             return
         }
         // The backend decides each name; meanwhile the op counts as waiting, and the limit is
@@ -205,33 +205,33 @@ final class SubscriberSession: SessionApp, Subscriber {
                 return
             }
             let held = self.subscriptions[kind] ?? []
-            let added = names.filter { !held.contains(RedisName($0)) }.count
+            let added = names.filter { !held.contains($0) }.count
             guard self.heldCount + added <= limit else {
                 let error = HTTPError.tooManySubscriptions(limit: limit)
                 self.sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
                 return
             }
             self.subscribe(kind, names, id: id)
-            if joins { self.presence.join(names) }
+            if joins { self.presence.join(names.map(\.text)) }
         }
     }
 
     // MARK: Operations
 
-    func subscribe(_ kind: SubscriptionKind, _ names: [String], id: JSONValue?) {
-        subscriptions[kind, default: []].formUnion(names.map(RedisName.init))
+    func subscribe(_ kind: SubscriptionKind, _ names: [RedisName], id: JSONValue?) {
+        subscriptions[kind, default: []].formUnion(names)
         inFlight += 1
         // Strong captures here: a weak one would give the session a side table, and the Hub
         // retains it on every delivery. A closed session lives on only until Redis confirms.
         hub.subscribe(self, kind: kind, names: names) {
             self.inFlight -= 1
             guard !self.isClosed else { return }
-            self.sendJSON(Envelope.subscribed("subscribed", kind: kind, names: names, id: id))
+            self.sendJSON(Envelope.subscribed("subscribed", kind: kind, names: names.map(\.text), id: id))
         }
     }
 
     private func unsubscribe(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
-        let requested: [(SubscriptionKind, [String])] = [
+        let requested: [(SubscriptionKind, [RedisName])] = [
             (.channel, try names(json, plural: "channels", singular: "channel", required: false)),
             (.pattern, try names(json, plural: "patterns", singular: "pattern", required: false)),
             (.shard, try names(json, plural: "shards", singular: "shard", required: false)),
@@ -239,12 +239,12 @@ final class SubscriberSession: SessionApp, Subscriber {
         let everything = requested.allSatisfy { $0.1.isEmpty }
         var answered = false
         for (kind, listed) in requested {
-            let names = everything ? (subscriptions[kind].map { $0.sorted().map(\.text) } ?? []) : listed
+            let names = everything ? (subscriptions[kind].map { $0.sorted() } ?? []) : listed
             guard !names.isEmpty else { continue }
-            subscriptions[kind]?.subtract(names.map(RedisName.init))
+            subscriptions[kind]?.subtract(names)
             hub.unsubscribe(self, kind: kind, names: names)
-            if kind == .channel { presence.leave(names) }
-            sendJSON(Envelope.subscribed("unsubscribed", kind: kind, names: names, id: id))
+            if kind == .channel { presence.leave(names.map(\.text)) }
+            sendJSON(Envelope.subscribed("unsubscribed", kind: kind, names: names.map(\.text), id: id))
             answered = true
         }
         if !answered { sendJSON(Envelope.subscribed("unsubscribed", kind: .channel, names: [], id: id)) }
@@ -253,15 +253,15 @@ final class SubscriberSession: SessionApp, Subscriber {
     /// `{"op":"ack","stream":s,"ids":[..]}` (consumer group) or `{"op":"ack","queue":q,"tag":n}`.
     private func ack(_ json: JSONValue, id: JSONValue?) throws(HTTPError) {
         if json["queue"] != nil {
-            guard let consumer = queueWorker, let queue = json["queue"]?.stringValue, RedisName(queue) == RedisName(consumer.queue) else {
+            guard let consumer = queueWorker, json["queue"]?.nameValue == consumer.queue else {
                 throw .badRequest("this connection is not a worker of that queue (connect with queue=...)")
             }
             guard case .number(let text)? = json["tag"], let tag = Int(text) else { throw .badRequest("tag must be a number") }
-            consumer.ack(tag: tag, id: id)
+            consumer.ack(tag: tag, wait: try ReplicaWait.parse(json), id: id)
             return
         }
-        guard let stream = json["stream"]?.stringValue else { throw .badRequest("ack needs a stream (or a queue)") }
-        guard let reader = groups.first(where: { RedisName($0.stream) == RedisName(stream) }) else {
+        guard let stream = json["stream"]?.nameValue else { throw .badRequest("ack needs a stream (or a queue)") }
+        guard let reader = groups.first(where: { $0.stream == stream }) else {
             throw .badRequest("this connection does not consume \(stream) in a group")
         }
         var ids: [StreamID] = []
@@ -270,16 +270,33 @@ final class SubscriberSession: SessionApp, Subscriber {
             ids.append(parsed)
         }
         guard !ids.isEmpty else { throw .badRequest("ids must be a non-empty array of entry ids") }
+        let wait = try ReplicaWait.parse(json)
         inFlight += 1
-        reader.ack(ids) { result in
+        reader.ack(ids, wait: wait) { result, replicas in
             self.inFlight -= 1
             guard !self.isClosed else { return }
             switch result {
             case .success(let count):
+                let acknowledged = replicas ?? 0
+                if let wait, acknowledged < wait.replicas {
+                    // Acked on the primary only: after a failover the entries may be redelivered.
+                    let error = wait.shortfall(acknowledged)
+                    self.sendJSON(
+                        Envelope.answer("error", id: id) {
+                            $0.field("code", error.code)
+                            $0.field("message", error.message)
+                            $0.field("stream", stream)
+                            $0.field("count", count)
+                            $0.field("replicas", acknowledged)
+                            $0.field("asked", wait.replicas)
+                        })
+                    return
+                }
                 self.sendJSON(
                     Envelope.answer("acked", id: id) {
                         $0.field("stream", stream)
                         $0.field("count", count)
+                        if wait != nil { $0.field("replicas", acknowledged) }
                     })
             case .failure(let error):
                 self.sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
@@ -331,7 +348,7 @@ final class SubscriberSession: SessionApp, Subscriber {
     /// `idempotency_key`, at most once (a retry's answer says `"replayed":true`).
     private func publish(_ message: PublishAPI.Message, once: IdempotentWrite?, id: JSONValue?) {
         if let once {
-            PublishAPI.publishOnce([message], write: once, target: message.channel, ttlMs: publisher.idempotencyTtlMs, via: publisher) { result in
+            PublishAPI.publishOnce([message], write: once, target: message.channel.text, ttlMs: publisher.idempotencyTtlMs, via: publisher) { result in
                 self.inFlight -= 1
                 guard !self.isClosed else { return }
                 switch result {
@@ -412,32 +429,32 @@ final class SubscriberSession: SessionApp, Subscriber {
     private func endUncovered() {
         for kind in SubscriptionKind.allCases {
             guard let held = subscriptions[kind] else { continue }
-            let lost = held.filter { !grant.maySubscribe(kind, $0.text) }.sorted().map(\.text)
+            let lost = held.filter { !grant.maySubscribe(kind, $0) }.sorted()
             guard !lost.isEmpty else { continue }
-            subscriptions[kind]?.subtract(lost.map(RedisName.init))
+            subscriptions[kind]?.subtract(lost)
             hub.unsubscribe(self, kind: kind, names: lost)
             // A channel the token no longer covers is left in presence too.
-            if kind == .channel { presence.leave(lost) }
-            sendJSON(Envelope.revoked(kind: kind.rawValue, names: lost))
+            if kind == .channel { presence.leave(lost.map(\.text)) }
+            sendJSON(Envelope.revoked(kind: kind.rawValue, names: lost.map(\.text)))
         }
         var lostStreams: [String] = []
         readers.removeAll { reader in
             guard !grant.maySubscribe(reader.stream) else { return false }
             reader.stop()
-            lostStreams.append(reader.stream)
+            lostStreams.append(reader.stream.text)
             return true
         }
         groups.removeAll { group in
             guard !grant.maySubscribe(group.stream) else { return false }
             group.stop()
-            lostStreams.append(group.stream)
+            lostStreams.append(group.stream.text)
             return true
         }
         if !lostStreams.isEmpty { sendJSON(Envelope.revoked(kind: "stream", names: lostStreams)) }
         if let worker = queueWorker, !grant.maySubscribe(worker.queue) {
             worker.stop()
             queueWorker = nil
-            sendJSON(Envelope.revoked(kind: "queue", names: [worker.queue]))
+            sendJSON(Envelope.revoked(kind: "queue", names: [worker.queue.text]))
         }
     }
 
@@ -447,25 +464,24 @@ final class SubscriberSession: SessionApp, Subscriber {
     private func names(
         _ json: JSONValue, plural: String, singular: String, required: Bool,
         admit: (RedisName) throws(HTTPError) -> Void = { _ in }
-    ) throws(HTTPError) -> [String] {
-        var names: [String] = []
+    ) throws(HTTPError) -> [RedisName] {
+        var names: [RedisName] = []
         var seen: Set<RedisName> = []
-        func add(_ name: String) throws(HTTPError) {
-            let key = RedisName(name)
-            guard !seen.contains(key) else { return }
-            try admit(key)
-            seen.insert(key)
+        func add(_ name: RedisName) throws(HTTPError) {
+            guard !seen.contains(name) else { return }
+            try admit(name)
+            seen.insert(name)
             names.append(name)
         }
         if let list = json[plural] {
             guard let items = list.arrayValue else { throw .badRequest("\(plural) must be an array of strings") }
             for item in items {
-                guard let name = item.stringValue, !name.isEmpty else { throw .badRequest("\(plural) must hold non-empty strings") }
+                guard let name = item.nameValue, !name.isEmpty else { throw .badRequest("\(plural) must hold non-empty strings") }
                 try add(name)
             }
         }
         if let one = json[singular] {
-            guard let name = one.stringValue, !name.isEmpty else { throw .badRequest("\(singular) must be a non-empty string") }
+            guard let name = one.nameValue, !name.isEmpty else { throw .badRequest("\(singular) must be a non-empty string") }
             try add(name)
         }
         if required && names.isEmpty { throw .badRequest("give \(plural) (an array) or \(singular) (a string)") }

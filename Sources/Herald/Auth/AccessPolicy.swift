@@ -14,27 +14,33 @@ public struct Grant: Sendable {
     /// Who a JWT says the holder is (its `sub` and `info` claims), for presence; nil when the
     /// credential names no one (auth off, an API key).
     public var identity: PresenceIdentity?
+    /// The same globs as bytes, matched against names' bytes (Redis compares bytes; Swift's
+    /// String equality treats canonically equivalent text, `é` and `e` + U+0301, as equal).
+    private let publishGlobs: [[UInt8]]?
+    private let subscribeGlobs: [[UInt8]]?
 
     public init(publish: [String]?, subscribe: [String]?, token: TokenClaims? = nil, identity: PresenceIdentity? = nil) {
         self.publish = publish
         self.subscribe = subscribe
         self.token = token
         self.identity = identity
+        publishGlobs = publish?.map { Array($0.utf8) }
+        subscribeGlobs = subscribe?.map { Array($0.utf8) }
     }
 
     public static let everything = Grant(publish: nil, subscribe: nil)
 
     /// Whether this grant lets the holder keep reading `name` of `kind` (patterns by
     /// containment, as at subscribe).
-    public func maySubscribe(_ kind: SubscriptionKind, _ name: String) -> Bool {
+    public func maySubscribe(_ kind: SubscriptionKind, _ name: RedisName) -> Bool {
         kind == .pattern ? maySubscribe(pattern: name) : maySubscribe(name)
     }
 
-    public func mayPublish(_ name: String) -> Bool { publish?.contains { Glob.matches($0, name) } ?? true }
-    public func maySubscribe(_ name: String) -> Bool { subscribe?.contains { Glob.matches($0, name) } ?? true }
+    public func mayPublish(_ name: RedisName) -> Bool { publishGlobs?.contains { Glob.matches($0, name.bytes) } ?? true }
+    public func maySubscribe(_ name: RedisName) -> Bool { subscribeGlobs?.contains { Glob.matches($0, name.bytes) } ?? true }
 
     /// The first subscription in `initial` that is not readable (patterns by containment).
-    public func firstDenied(_ initial: [SubscriptionKind: [String]]) -> String? {
+    public func firstDenied(_ initial: [SubscriptionKind: [RedisName]]) -> RedisName? {
         for (kind, names) in initial {
             if let denied = names.first(where: { !maySubscribe(kind, $0) }) { return denied }
         }
@@ -46,18 +52,15 @@ public struct Grant: Sendable {
     /// the pattern, or a glob `prefix*` (no other wildcard) whose prefix the pattern's literal
     /// head starts with. Matching the pattern's text against the globs would be unsound:
     /// `room-?` matches the text `room-*`, which reaches `room-secret`.
-    public func maySubscribe(pattern: String) -> Bool {
-        guard let globs = subscribe else { return true }
-        // Bytes, not Characters: Redis compares bytes, and Swift's String equality treats
-        // canonically equivalent text (`é` and `e` + U+0301) as equal.
+    public func maySubscribe(pattern: RedisName) -> Bool {
+        guard let globs = subscribeGlobs else { return true }
         let special: Set<UInt8> = [UInt8(ascii: "*"), UInt8(ascii: "?"), UInt8(ascii: "["), UInt8(ascii: "\\")]
-        let bytes = Array(pattern.utf8)
+        let bytes = pattern.bytes
         let head = bytes.prefix { !special.contains($0) }
         return globs.contains { glob in
-            let globBytes = Array(glob.utf8)
-            if globBytes == bytes { return true }
-            guard globBytes.last == UInt8(ascii: "*") else { return false }
-            let prefix = globBytes.dropLast()
+            if glob == bytes { return true }
+            guard glob.last == UInt8(ascii: "*") else { return false }
+            let prefix = glob.dropLast()
             return !prefix.contains(where: special.contains) && head.starts(with: prefix)
         }
     }
@@ -97,7 +100,7 @@ public struct AccessPolicy: Sendable {
 
     /// The grant of a request: its `Authorization: Bearer` header, else its `token=` query.
     /// Throws 401 when auth is on and the credential is missing, unknown, forged or expired.
-    public func grant(for request: HTTPRequest, query: [(name: String, value: String)]) throws(HTTPError) -> Grant {
+    public func grant(for request: HTTPRequest, query: [QueryItem]) throws(HTTPError) -> Grant {
         guard isEnabled else { return .everything }
         var credential: String?
         if let header = request.header("authorization") {

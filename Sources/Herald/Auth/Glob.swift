@@ -6,6 +6,11 @@ public enum Glob {
         match(Array(pattern.utf8)[...], Array(text.utf8)[...])
     }
 
+    /// Whether the bytes `text` match the bytes `pattern`, as Redis matches (byte by byte).
+    public static func matches(_ pattern: [UInt8], _ text: [UInt8]) -> Bool {
+        match(pattern[...], text[...])
+    }
+
     private static func match(_ p: ArraySlice<UInt8>, _ t: ArraySlice<UInt8>) -> Bool {
         var p = p, t = t
         // Backtracking point for the last `*`.

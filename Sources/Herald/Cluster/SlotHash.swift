@@ -29,6 +29,16 @@ public enum SlotHash {
     /// A hash tag `T` such that a key holding `{T}` lands in `key`'s slot: the key's own tag
     /// when it has one, else the whole key; nil when the key has no tag but holds a `}` (no
     /// `{T}` can carry it).
+    public static func tag(of key: [UInt8]) -> ArraySlice<UInt8>? {
+        if let open = key.firstIndex(of: UInt8(ascii: "{")),
+            let close = key[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1
+        {
+            return key[(open + 1)..<close]
+        }
+        return key.contains(UInt8(ascii: "}")) ? nil : key[...]
+    }
+
+    /// `tag(of:)` for text.
     public static func tag(of key: String) -> String? {
         let bytes = Array(key.utf8)
         if let open = bytes.firstIndex(of: UInt8(ascii: "{")),

@@ -151,6 +151,14 @@ public struct HTTPError: Error, Equatable, Sendable {
     public static func redisError(_ message: String) -> HTTPError {
         HTTPError(status: 502, code: "redis_error", message: message)
     }
+    /// A write asked for `replicas=N` that fewer replicas acknowledged within the timeout: the
+    /// primary has it, a failover may or may not keep it.
+    public static func notReplicated(asked: Int, acknowledged: Int, timeoutMs: Int) -> HTTPError {
+        HTTPError(
+            status: 504, code: "not_replicated",
+            message: "the write was done on the primary, but \(acknowledged) of the \(asked) replicas asked for acknowledged it "
+                + "within \(timeoutMs) ms: it may or may not survive a failover")
+    }
     /// The loop holds `--max-connections`: the connection is answered and closed.
     public static func tooManyConnections(limit: Int) -> HTTPError {
         HTTPError(

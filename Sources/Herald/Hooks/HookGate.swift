@@ -22,16 +22,16 @@ struct HookGate {
     /// Asks about each of `names` (all at once) for `event`; `done` gets nil when every one is
     /// allowed, else the refusal (`forbidden`) or, when some answer is missing and none refused,
     /// `hook_unavailable`. Runs `done` at once when the hook does not take `event`.
-    func check(_ event: HookEvents, kind: String, names: [String], verb: String, _ done: @escaping (HTTPError?) -> Void) {
+    func check(_ event: HookEvents, kind: String, names: [RedisName], verb: String, _ done: @escaping (HTTPError?) -> Void) {
         guard let hooks, hooks.asks(event), !names.isEmpty else {
             done(nil)
             return
         }
         var left = names.count
-        var refused: String?
+        var refused: RedisName?
         var missing: String?
         for name in names {
-            hooks.ask(event, kind: kind, name: name, caller: caller) { verdict in
+            hooks.ask(event, kind: kind, name: name.text, caller: caller) { verdict in
                 switch verdict {
                 case .allowed: break
                 case .refused: if refused == nil { refused = name }
@@ -51,7 +51,7 @@ struct HookGate {
     }
 
     /// `check` for several kinds of names, one kind after another; stops at the first refusal.
-    func check(_ event: HookEvents, _ groups: ArraySlice<(kind: String, names: [String])>, verb: String, _ done: @escaping (HTTPError?) -> Void) {
+    func check(_ event: HookEvents, _ groups: ArraySlice<(kind: String, names: [RedisName])>, verb: String, _ done: @escaping (HTTPError?) -> Void) {
         guard let first = groups.first else {
             done(nil)
             return

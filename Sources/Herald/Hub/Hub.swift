@@ -31,8 +31,8 @@ public final class Hub {
             self.name = name
         }
 
-        init(kind: SubscriptionKind, name: String) {
-            self.init(kind: kind, name: Array(name.utf8))
+        init(kind: SubscriptionKind, name: RedisName) {
+            self.init(kind: kind, name: name.bytes)
         }
     }
 
@@ -110,7 +110,7 @@ public final class Hub {
     }
 
     /// Adds `subscriber` to each name; `confirmed` runs once Redis has confirmed all of them.
-    public func subscribe(_ subscriber: Subscriber, kind: SubscriptionKind, names: [String], confirmed: @escaping () -> Void) {
+    public func subscribe(_ subscriber: Subscriber, kind: SubscriptionKind, names: [RedisName], confirmed: @escaping () -> Void) {
         loop.assertConfined()
         var fresh: [Key] = []
         var left = names.count
@@ -137,7 +137,7 @@ public final class Hub {
 
     /// Removes `subscriber` from each name; the last one leaving unsubscribes in Redis.
     /// `leaving`: the subscriber is gone for good; its pending confirmations are dropped too.
-    public func unsubscribe(_ subscriber: Subscriber, kind: SubscriptionKind, names: [String], leaving: Bool = false) {
+    public func unsubscribe(_ subscriber: Subscriber, kind: SubscriptionKind, names: [RedisName], leaving: Bool = false) {
         loop.assertConfined()
         var emptied: [(Key, String)] = []
         for name in names {
@@ -309,7 +309,7 @@ public final class Hub {
         topic.waiters = []
         topic.lostMessages = false
         topics[key] = topic
-        for member in gapped { member.gap(kind: key.kind, name: String(decoding: key.name, as: UTF8.self)) }
+        for member in gapped { member.gap(kind: key.kind, name: RedisName(bytes: key.name)) }
         for waiter in waiters { waiter.run() }
     }
 

@@ -5,5 +5,5 @@ public protocol Subscriber: AnyObject {
     /// Queues one delivery; never blocks and never writes to Redis.
     func deliver(_ delivery: Delivery)
     /// Herald's link to Redis was lost and restored: what was published meanwhile is gone.
-    func gap(kind: SubscriptionKind, name: String)
+    func gap(kind: SubscriptionKind, name: RedisName)
 }

@@ -96,7 +96,7 @@ final class PresenceService: Subscriber {
         byEventChannel[Array(room.keys.events.utf8)] = name
         startTicking()
         let client = member.client
-        hub.subscribe(self, kind: .channel, names: [room.keys.events]) { [self] in
+        hub.subscribe(self, kind: .channel, names: [RedisName(room.keys.events)]) { [self] in
             // Left (or left and came back) while the subscription was confirmed: the later
             // call decides.
             guard let room = rooms[name], let held = room.members[client], held.listener === listener else { return }
@@ -113,7 +113,7 @@ final class PresenceService: Subscriber {
         if room.members.isEmpty {
             rooms[name] = nil
             byEventChannel[Array(room.keys.events.utf8)] = nil
-            hub.unsubscribe(self, kind: .channel, names: [room.keys.events])
+            hub.unsubscribe(self, kind: .channel, names: [RedisName(room.keys.events)])
         } else {
             rooms[name] = room
         }
@@ -208,5 +208,5 @@ final class PresenceService: Subscriber {
     }
 
     /// Events published while the link was down are gone; members can read presence again.
-    func gap(kind: SubscriptionKind, name: String) {}
+    func gap(kind: SubscriptionKind, name: RedisName) {}
 }

@@ -52,7 +52,7 @@ final class SessionPresence: PresenceListener {
         guard let channel = json["channel"]?.stringValue, !channel.isEmpty else {
             throw .badRequest("presence needs a channel (a non-empty string)")
         }
-        guard grant.maySubscribe(channel) else { throw .forbidden("reading the presence of \(channel)") }
+        guard grant.maySubscribe(RedisName(channel)) else { throw .forbidden("reading the presence of \(channel)") }
         guard reads < Self.maxReads else {
             throw .overloaded("\(Self.maxReads) presence reads of this connection are waiting on Redis; wait for their answers")
         }

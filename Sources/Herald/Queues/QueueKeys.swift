@@ -14,23 +14,29 @@
 
 public enum QueueKeys {
     /// The hash tag of `queue`'s keys: a non-empty string without `}` whose slot is the queue's.
-    /// Presence keys (PresenceKeys) tag a channel's keys the same way.
-    static func tag(_ queue: String) -> String {
-        if let tag = SlotHash.tag(of: queue), !tag.isEmpty { return tag }
-        return slotTags[SlotHash.slot(Array(queue.utf8))]
+    /// Presence keys (PresenceKeys) and idempotency keys tag a name the same way.
+    static func tag(_ queue: RedisName) -> [UInt8] {
+        if let tag = SlotHash.tag(of: queue.bytes), !tag.isEmpty { return Array(tag) }
+        return Array(slotTags[SlotHash.slot(queue.bytes)].utf8)
     }
 
     /// The part after a key's prefix: the slot's `{tag}`, then the queue's name, length first.
-    static func scope(_ queue: String) -> String {
-        "{\(tag(queue))}:\(queue.utf8.count):\(queue)"
+    static func scope(_ queue: RedisName) -> [UInt8] {
+        [UInt8(ascii: "{")] + tag(queue) + Array("}:\(queue.bytes.count):".utf8) + queue.bytes
     }
 
+    /// `tag` and `scope` of a name given as text (its UTF-8 bytes), for keys built as text.
+    static func tag(_ name: String) -> String { String(decoding: tag(RedisName(name)), as: UTF8.self) }
+    static func scope(_ name: String) -> String { String(decoding: scope(RedisName(name)), as: UTF8.self) }
+
     /// The sorted set of `queue`'s leased processing lists.
-    public static func registry(_ queue: String) -> String { InternalKeys.prefix + "consumers:" + scope(queue) }
+    public static func registry(_ queue: RedisName) -> RedisName {
+        RedisName(bytes: Array((InternalKeys.prefix + "consumers:").utf8) + scope(queue))
+    }
 
     /// A worker's processing list for `queue`.
-    public static func processingList(_ queue: String, id: String) -> String {
-        InternalKeys.prefix + "processing:" + scope(queue) + ":" + id
+    public static func processingList(_ queue: RedisName, id: String) -> RedisName {
+        RedisName(bytes: Array((InternalKeys.prefix + "processing:").utf8) + scope(queue) + Array(":\(id)".utf8))
     }
 
     /// One tag per slot, for names that cannot lend theirs: for each slot, the first of `0`,

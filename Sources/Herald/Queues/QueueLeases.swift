@@ -25,7 +25,7 @@ public final class QueueLeases {
     /// When each queue was last reaped by this loop (monotonic ms).
     private var lastReap: [RedisName: Int64] = [:]
     /// This loop's live processing lists and their queues (re-registered after a reconnect).
-    private var live: [RedisName: String] = [:]
+    private var live: [RedisName: RedisName] = [:]
     /// `redis.reconnects` when last looked at; a change means the link came back.
     private var reconnectsSeen = 0
     /// No reaping before this (monotonic ms): a lease period after the link came back.
@@ -44,32 +44,32 @@ public final class QueueLeases {
     }
 
     /// The sorted set of a queue's processing lists; shares the queue's hash slot.
-    static func registry(of queue: String) -> String { QueueKeys.registry(queue) }
+    static func registry(of queue: RedisName) -> RedisName { QueueKeys.registry(queue) }
 
     /// Registers `list` as held by a live worker of `queue` for one more lease period.
-    public func renew(_ list: String, of queue: String) {
-        live[RedisName(list)] = queue
+    public func renew(_ list: RedisName, of queue: RedisName) {
+        live[list] = queue
         noticeReconnect()
         send(queue, .command("EVAL", Self.renewScript, "1", Self.registry(of: queue), list, String(leaseMs)), script: "renew")
     }
 
     /// The worker of `list` is gone: this loop no longer renews it.
-    public func forget(_ list: String) {
-        live[RedisName(list)] = nil
+    public func forget(_ list: RedisName) {
+        live[list] = nil
     }
 
     /// Moves every item of `list` back to `queue` in one atomic step (a consumer popping
     /// meanwhile cannot take a newer item before an older one is back): the newest goes back
     /// first, so the oldest is at the pop end, taken first again. With `unregister`, the list
     /// also leaves the registry (its worker is done with it); without, its lease runs out.
-    public func putBack(_ list: String, of queue: String, unregister: Bool = true) {
+    public func putBack(_ list: RedisName, of queue: RedisName, unregister: Bool = true) {
         if unregister { forget(list) }
         putBack(list, of: queue, unregister: unregister, until: Clock.nowMs() + leaseMs)
     }
 
     /// One put-back attempt; a failed one is tried again every second until `deadline` (by
     /// then the list's lease has run out and any reaper puts its items back).
-    private func putBack(_ list: String, of queue: String, unregister: Bool, until deadline: Int64) {
+    private func putBack(_ list: RedisName, of queue: RedisName, unregister: Bool, until deadline: Int64) {
         let arguments: [[UInt8]] = .command("EVAL", Self.putBackScript, "3", list, queue, Self.registry(of: queue), unregister ? "1" : "0")
         let retry = {
             guard Clock.nowMs() < deadline else { return }
@@ -77,7 +77,7 @@ public final class QueueLeases {
                 self.putBack(list, of: queue, unregister: unregister, until: deadline)
             }
         }
-        let sent = redis.send(key: Array(queue.utf8), arguments) { reply in
+        let sent = redis.send(key: queue.bytes, arguments) { reply in
             if self.failed(reply, script: "put back", queue: queue) { retry() }
         }
         if !sent { retry() }
@@ -85,14 +85,13 @@ public final class QueueLeases {
 
     /// Puts back the items of `queue`'s lists whose lease ended; at most once per third of a
     /// lease per queue and loop, whoever asks, and not in the quiet period after a reconnect.
-    public func reapIfDue(_ queue: String) {
+    public func reapIfDue(_ queue: RedisName) {
         noticeReconnect()
         let now = Clock.nowMs()
         guard now >= quietUntil, redis.isReady else { return }
-        let name = RedisName(queue)
-        if let last = lastReap[name], now - last < leaseMs / 3 { return }
+        if let last = lastReap[queue], now - last < leaseMs / 3 { return }
         if lastReap.count >= 10_000 { lastReap = lastReap.filter { now - $0.value < leaseMs } }
-        lastReap[name] = now
+        lastReap[queue] = now
         send(queue, .command("EVAL", Self.reapScript, "2", Self.registry(of: queue), queue), script: "reap")
     }
 
@@ -102,14 +101,14 @@ public final class QueueLeases {
         reconnectsSeen = redis.reconnects
         quietUntil = Clock.nowMs() + leaseMs
         for (list, queue) in live {
-            send(queue, .command("EVAL", Self.renewScript, "1", Self.registry(of: queue), list.text, String(leaseMs)), script: "renew")
+            send(queue, .command("EVAL", Self.renewScript, "1", Self.registry(of: queue), list, String(leaseMs)), script: "renew")
         }
     }
 
     /// Sends a renewal or a reap; a failed one is counted and logged, and runs again when next
     /// due (an unrenewed lease runs out, and a later reap puts things back).
-    private func send(_ queue: String, _ arguments: [[UInt8]], script: String) {
-        redis.send(key: Array(queue.utf8), arguments) { reply in
+    private func send(_ queue: RedisName, _ arguments: [[UInt8]], script: String) {
+        redis.send(key: queue.bytes, arguments) { reply in
             _ = self.failed(reply, script: script, queue: queue)
         }
     }
@@ -117,7 +116,7 @@ public final class QueueLeases {
     /// Whether `reply` says the script did not (or may not have) run. Redis's refusals are
     /// counted and logged, the first at once, then at most one line per 10 s with the number
     /// not logged; a link lost before the answer is Redis's link's own news.
-    private func failed(_ reply: RedisReply, script: String, queue: String) -> Bool {
+    private func failed(_ reply: RedisReply, script: String, queue: RedisName) -> Bool {
         let message: String
         switch reply {
         case .linkLost: return true

@@ -6,11 +6,11 @@ import FoundationEssentials
 
 /// A queue consumer; confined to its loop.
 final class QueueWorker {
-    let queue: String
+    let queue: RedisName
     private let connection: any QueueClient
     /// This consumer's processing list; shares the queue's hash slot (QueueKeys) so BLMOVE
     /// works in a cluster.
-    let processing: String
+    let processing: RedisName
     /// Items handed to the client and not acked, by tag.
     private var held: [Int: [UInt8]] = [:]
     private var nextTag = 1
@@ -21,7 +21,7 @@ final class QueueWorker {
 
     private let services: QueueServices
 
-    init(queue: String, connection: any QueueClient, services: QueueServices) {
+    init(queue: RedisName, connection: any QueueClient, services: QueueServices) {
         self.queue = queue
         self.connection = connection
         self.services = services
@@ -39,7 +39,7 @@ final class QueueWorker {
         services.leases.reapIfDue(queue)
         services.loop.schedule(afterMs: max(100, services.leases.leaseMs / 3)) { self.keepLease() }
     }
-    private var key: [UInt8] { Array(queue.utf8) }
+    private var key: [UInt8] { queue.bytes }
 
     /// Takes the next item (waiting up to `wait` seconds) and sends it as
     /// `{"type":"item","queue":..,"tag":n,"data":..}`, or `{"type":"empty"}` when the wait ends.
@@ -101,33 +101,70 @@ final class QueueWorker {
     }
 
     /// The client is done with `tag`: the item leaves the processing list for good.
-    func ack(tag: Int, id: JSONValue?) {
+    func ack(tag: Int, wait: ReplicaWait? = nil, id: JSONValue?) {
         guard let item = held.removeValue(forKey: tag) else {
             sendJSON(Envelope.error(code: "unknown_tag", message: "no item with tag \(tag) is held by this connection", id: id))
             return
         }
-        let sent = services.redis.send(key: key, [Array("LREM".utf8), Array(processing.utf8), Array("-1".utf8), item]) { reply in
-            if reply.integer == 0 {
-                // Not in the list any more: its lease ran out (this Herald lost Redis for longer
-                // than --queue-lease) and it went back to the queue, maybe to another worker.
-                self.sendJSON(
-                    Envelope.error(
-                        code: "lease_lost", message: "the item went back to the queue when this worker's lease ran out; it may be handed out again", id: id))
-            } else if reply.integer != nil {
-                self.sendJSON(
-                    Envelope.answer("acked", id: id) {
-                        $0.field("queue", self.queue)
-                        $0.field("tag", tag)
-                    })
-            } else {
-                self.held[tag] = item
-                let error = RedisErrors.httpError(reply, command: "LREM")
-                self.sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
+        let remove = [Array("LREM".utf8), processing.bytes, Array("-1".utf8), item]
+        guard let wait else {
+            let sent = services.redis.send(key: key, remove) { self.acked(tag, item, $0, id: id) }
+            if !sent {
+                held[tag] = item
+                sendJSON(Envelope.error(code: "redis_unavailable", message: "Redis is unreachable; the ack was not recorded", id: id))
             }
+            return
         }
-        if !sent {
+        // LREM and WAIT on one connection of the blocking pool: WAIT counts its own
+        // connection's writes, and would stall the loop's pipelined link.
+        guard services.redis.isReady else {
             held[tag] = item
             sendJSON(Envelope.error(code: "redis_unavailable", message: "Redis is unreachable; the ack was not recorded", id: id))
+            return
+        }
+        let started = wait.run(remove, key: key, on: services.blocking) { reply, replicas in
+            self.acked(tag, item, reply, id: id, wait: wait, replicas: replicas)
+        }
+        if started == nil {
+            held[tag] = item
+            sendJSON(Envelope.error(code: "too_many_waiters", message: "all blocking Redis connections of this loop are waiting", id: id))
+        }
+    }
+
+    /// Answers an ack from LREM's reply (and, with `wait`, the replicas WAIT counted).
+    private func acked(_ tag: Int, _ item: [UInt8], _ reply: RedisReply, id: JSONValue?, wait: ReplicaWait? = nil, replicas: Int? = nil) {
+        if reply.integer == 0 {
+            // Not in the list any more: its lease ran out (this Herald lost Redis for longer
+            // than --queue-lease) and it went back to the queue, maybe to another worker.
+            sendJSON(
+                Envelope.error(
+                    code: "lease_lost", message: "the item went back to the queue when this worker's lease ran out; it may be handed out again", id: id))
+        } else if reply.integer != nil {
+            let count = replicas ?? 0
+            if let wait, count < wait.replicas {
+                // Acked on the primary only: after a failover the item may be handed out again.
+                let error = wait.shortfall(count)
+                sendJSON(
+                    Envelope.answer("error", id: id) {
+                        $0.field("code", error.code)
+                        $0.field("message", error.message)
+                        $0.field("queue", self.queue)
+                        $0.field("tag", tag)
+                        $0.field("replicas", count)
+                        $0.field("asked", wait.replicas)
+                    })
+                return
+            }
+            sendJSON(
+                Envelope.answer("acked", id: id) {
+                    $0.field("queue", self.queue)
+                    $0.field("tag", tag)
+                    if wait != nil { $0.field("replicas", count) }
+                })
+        } else {
+            held[tag] = item
+            let error = RedisErrors.httpError(reply, command: "LREM")
+            sendJSON(Envelope.error(code: error.code, message: error.message, id: id))
         }
     }
 

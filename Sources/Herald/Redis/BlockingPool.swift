@@ -13,8 +13,8 @@ public final class BlockingPool {
         let link: RedisConnection
         /// The node's `host:port` in a cluster (where CLIENT UNBLOCK for this link must go).
         let address: String?
-        /// The command waiting for the link to come up, if any.
-        var queued: (arguments: [[UInt8]], callback: (RedisReply) -> Void)?
+        /// The commands waiting for the link to come up, in order.
+        var queued: [(arguments: [[UInt8]], callback: (RedisReply) -> Void)] = []
         var busy = false
         /// Commands started on this link, so a cancel can tell whether its command still runs.
         var started = 0
@@ -71,6 +71,45 @@ public final class BlockingPool {
     /// Runs one blocking command on `key`; nil when every connection is busy and the cap is
     /// reached (an idle connection to another node is closed to make room).
     public func run(key: [UInt8], _ arguments: [[UInt8]], _ callback: @escaping (RedisReply) -> Void) -> Ticket? {
+        guard let member = lease(for: key) else { return nil }
+        let finish: (RedisReply) -> Void = { [unowned member] reply in
+            member.busy = false
+            member.idleSinceMs = Clock.nowMs()
+            callback(reply)
+        }
+        send([arguments], on: member, finish)
+        return Ticket(member: member, number: member.started)
+    }
+
+    /// Runs `commands` in order on one connection and hands `done` their replies, in order: a
+    /// write and the `WAIT` that counts the replicas holding it (WAIT counts the writes of its
+    /// own connection, and blocks that connection, so it may not run on the loop's pipelined
+    /// link). Without every reply by `deadlineMs`, the connection is dropped and the missing
+    /// replies are link losses. `cancel` with the ticket cuts a blocking one short. Nil when
+    /// every connection is busy and the cap is reached.
+    public func runInOrder(key: [UInt8], _ commands: [[[UInt8]]], deadlineMs: Int64, _ done: @escaping ([RedisReply]) -> Void) -> Ticket? {
+        guard let member = lease(for: key) else { return nil }
+        var replies: [RedisReply] = []
+        var timer: Int?
+        let collect: (RedisReply) -> Void = { [unowned self, unowned member] reply in
+            replies.append(reply)
+            guard replies.count == commands.count else { return }
+            if let timer { self.loop.cancelTimer(timer) }
+            member.busy = false
+            member.idleSinceMs = Clock.nowMs()
+            done(replies)
+        }
+        timer = loop.schedule(afterMs: deadlineMs) { [weak member] in
+            timer = nil
+            member?.link.restart("no reply within \(deadlineMs) ms")
+        }
+        send(commands, on: member, collect)
+        return Ticket(member: member, number: member.started)
+    }
+
+    /// A connection to `key`'s node with nothing to run, marked busy; nil when the cap is
+    /// reached (an idle connection to another node is closed to make room).
+    private func lease(for key: [UInt8]) -> Member? {
         let address = cluster?.owner(of: key)
         let target = cluster.flatMap { cluster in address.map(cluster.endpoint(for:)) } ?? endpoint
         let member: Member
@@ -89,17 +128,18 @@ public final class BlockingPool {
         }
         member.busy = true
         member.started += 1
-        let finish: (RedisReply) -> Void = { [unowned member] reply in
-            member.busy = false
-            member.idleSinceMs = Clock.nowMs()
-            callback(reply)
+        return member
+    }
+
+    /// Sends `commands` now, or once the member's link is up.
+    private func send(_ commands: [[[UInt8]]], on member: Member, _ callback: @escaping (RedisReply) -> Void) {
+        for arguments in commands {
+            if member.link.isReady {
+                member.link.send(arguments, callback)
+            } else {
+                member.queued.append((arguments, callback))
+            }
         }
-        if member.link.isReady {
-            member.link.send(arguments, finish)
-        } else {
-            member.queued = (arguments, finish)
-        }
-        return Ticket(member: member, number: member.started)
     }
 
     private func open(_ target: RedisEndpoint, address: String?) -> Member {
@@ -112,18 +152,16 @@ public final class BlockingPool {
                 member.clientID = reply.integer
                 member.idAnswered = true
             }
-            if let queued = member.queued {
-                member.queued = nil
-                member.link.send(queued.arguments, queued.callback)
-            }
+            let queued = member.queued
+            member.queued = []
+            for command in queued { member.link.send(command.arguments, command.callback) }
         }
         member.link.onDown = { [unowned self, unowned member] _ in
             member.clientID = nil
             member.idAnswered = false
-            if let queued = member.queued {
-                member.queued = nil
-                queued.callback(.linkLost(.notSent("Redis is unreachable")))
-            }
+            let queued = member.queued
+            member.queued = []
+            for command in queued { command.callback(.linkLost(.notSent("Redis is unreachable"))) }
             // Not reconnected (the next wait opens a fresh connection); dropped once the link
             // has finished failing.
             self.loop.deferToEndOfTick { self.drop(member) }
@@ -146,10 +184,11 @@ public final class BlockingPool {
     public func cancel(_ ticket: Ticket) {
         let member = ticket.member
         guard member.busy, member.started == ticket.number else { return }
-        if let queued = member.queued {
+        if !member.queued.isEmpty {
             // Never sent: nothing can have been popped.
-            member.queued = nil
-            queued.callback(.null)
+            let queued = member.queued
+            member.queued = []
+            for command in queued { command.callback(.null) }
             return
         }
         guard let id = member.clientID else {

@@ -8,7 +8,7 @@ public enum InternalKeys {
 
     /// Whether `name`, named by a client as a key (queue, stream), falls in Herald's own space.
     /// By bytes, as Redis compares keys.
-    public static func isReserved(_ name: String) -> Bool {
-        name.utf8.starts(with: prefix.utf8)
+    public static func isReserved(_ name: RedisName) -> Bool {
+        name.bytes.starts(with: prefix.utf8)
     }
 }

@@ -5,9 +5,9 @@
 
 /// A consumer-group member; confined to its loop.
 final class GroupReader: StreamListener {
-    let stream: String
-    let group: String
-    let consumer: String
+    let stream: RedisName
+    let group: RedisName
+    let consumer: RedisName
     private let connection: any StreamClient
     /// Where a group created here starts (`$` or an id).
     private let createAt: String
@@ -23,7 +23,7 @@ final class GroupReader: StreamListener {
     private let services: StreamServices
 
     init(
-        stream: String, group: String, consumer: String, createAt: String, prefetch: Int, connection: any StreamClient,
+        stream: RedisName, group: RedisName, consumer: RedisName, createAt: String, prefetch: Int, connection: any StreamClient,
         services: StreamServices
     ) {
         self.services = services
@@ -138,21 +138,41 @@ final class GroupReader: StreamListener {
             connection.sendMessage(entry.envelope(group: group))
         }
         if !deleted.isEmpty {
-            command([Array("XACK".utf8), Array(stream.utf8), Array(group.utf8)] + deleted.map { Array($0.description.utf8) }) { _ in }
+            command([Array("XACK".utf8), stream.bytes, group.bytes] + deleted.map { Array($0.description.utf8) }) { _ in }
         }
     }
 
     /// The client's ack of `ids`: XACK, then more entries if credit allows.
-    func ack(_ ids: [StreamID], done: @escaping (Result<Int, HTTPError>) -> Void) {
+    func ack(_ ids: [StreamID], wait: ReplicaWait? = nil, done: @escaping (Result<Int, HTTPError>, _ replicas: Int?) -> Void) {
         var arguments: [[UInt8]] = .command("XACK", stream, group)
         arguments += ids.map { Array($0.description.utf8) }
-        command(arguments) { [unowned self] reply in
-            for id in ids { self.unacked.remove(id) }
-            done(.success(reply.integer ?? 0))
-            self.fetch()
-        } failed: { outcome in
-            done(.failure(RedisErrors.httpError(outcome, command: "XACK")))
+        guard let wait else {
+            command(arguments) { [unowned self] reply in
+                for id in ids { self.unacked.remove(id) }
+                done(.success(reply.integer ?? 0), nil)
+                self.fetch()
+            } failed: { outcome in
+                done(.failure(RedisErrors.httpError(outcome, command: "XACK")), nil)
+            }
+            return
         }
+        // XACK and WAIT on one connection of the blocking pool: WAIT counts its own
+        // connection's writes, and would stall the loop's pipelined link.
+        guard let pool = services.blocking, services.redis.isReady else {
+            done(.failure(RedisErrors.unreachable(services.redis)), nil)
+            return
+        }
+        let started = wait.run(arguments, key: stream.bytes, on: pool) { [weak self] reply, replicas in
+            guard let self, !self.stopped else { return }
+            guard case .integer(let count) = reply else {
+                done(.failure(RedisErrors.httpError(reply, command: "XACK")), nil)
+                return
+            }
+            for id in ids { self.unacked.remove(id) }
+            done(.success(count), replicas)
+            self.fetch()
+        }
+        if started == nil { done(.failure(.tooManyWaiters(capacity: pool.capacity)), nil) }
     }
 
     /// Sends a command about the group. `failed` hears an error reply (which the client has
@@ -162,7 +182,7 @@ final class GroupReader: StreamListener {
         _ arguments: [[UInt8]], tolerate: @escaping (RedisReply) -> Bool = { _ in false },
         _ done: @escaping (RedisReply) -> Void, failed: @escaping (RedisReply) -> Void = { _ in }
     ) {
-        let sent = services.redis.send(key: Array(stream.utf8), arguments) { [weak self] reply in
+        let sent = services.redis.send(key: stream.bytes, arguments) { [weak self] reply in
             guard let self, !self.stopped else { return }
             switch reply {
             case .linkLost: failed(reply)

@@ -3,12 +3,12 @@ import FoundationEssentials
 
 /// An entry read from Redis (XRANGE, XREAD, XREADGROUP, XAUTOCLAIM).
 public final class StreamEntry {
-    public let stream: String
+    public let stream: RedisName
     public let id: StreamID
     /// Field/value pairs in Redis order.
     public let fields: [([UInt8], [UInt8])]
 
-    public init(stream: String, id: StreamID, fields: [([UInt8], [UInt8])]) {
+    public init(stream: RedisName, id: StreamID, fields: [([UInt8], [UInt8])]) {
         self.stream = stream
         self.id = id
         self.fields = fields
@@ -16,7 +16,7 @@ public final class StreamEntry {
 
     /// Entries from a reply shaped `[[id, [f, v, ...]], ...]`; nil entries (deleted while
     /// pending, as XREADGROUP reports them) are kept with no fields.
-    public static func list(_ reply: RedisReply, stream: String) -> [StreamEntry] {
+    public static func list(_ reply: RedisReply, stream: RedisName) -> [StreamEntry] {
         guard case .array(let items) = reply else { return [] }
         return items.compactMap { item in
             guard case .array(let pair) = item, pair.count == 2, let idText = pair[0].text, let id = StreamID(idText) else { return nil }
@@ -34,7 +34,7 @@ public final class StreamEntry {
 
     /// `{"type":"entry","stream":..,"id":..,"fields":{..}}`; values that are not UTF-8 are
     /// base64-encoded and the entry says `"encoding":"base64"`.
-    public func envelope(group: String? = nil) -> [UInt8] {
+    public func envelope(group: RedisName? = nil) -> [UInt8] {
         let binary = fields.contains { !UTF8Validation.isValid($0.0) || !UTF8Validation.isValid($0.1) }
         var json = JSONWriter(capacity: 64 + fields.reduce(0) { $0 + $1.0.count + $1.1.count + 6 })
         json.object { o in

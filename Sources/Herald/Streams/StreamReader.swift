@@ -7,7 +7,7 @@
 final class StreamReader: StreamListener {
     private enum State { case starting, replaying, waitingForRoom, live, stopped }
 
-    let stream: String
+    let stream: RedisName
     private let connection: any StreamClient
     private let position: StreamPosition
     private var state = State.starting
@@ -20,13 +20,13 @@ final class StreamReader: StreamListener {
 
     private let services: StreamServices
 
-    init(stream: String, position: StreamPosition, connection: any StreamClient, services: StreamServices) {
+    init(stream: RedisName, position: StreamPosition, connection: any StreamClient, services: StreamServices) {
         self.stream = stream
         self.position = position
         self.connection = connection
         self.services = services
     }
-    private var key: [UInt8] { Array(stream.utf8) }
+    private var key: [UInt8] { stream.bytes }
 
     func start() {
         switch position {

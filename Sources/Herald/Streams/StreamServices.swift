@@ -12,4 +12,6 @@ struct StreamServices {
     let claimIdleMs: Int64
     /// `--max-outbound`: a reader joins the live tail only while half of it is free.
     let maxOutbound: Int
+    /// For acks that wait for replicas (WAIT blocks its connection); none: such acks fail.
+    var blocking: BlockingPool? = nil
 }

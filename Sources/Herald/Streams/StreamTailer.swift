@@ -15,11 +15,11 @@ public protocol StreamListener: AnyObject {
 /// A loop's stream tail; confined to its loop.
 public final class StreamTailer {
     private final class Tail {
-        let name: String
+        let name: RedisName
         /// The last id the tailer has read on this stream.
         var cursor: StreamID
         var listeners: [ObjectIdentifier: StreamListener] = [:]
-        init(name: String, cursor: StreamID) {
+        init(name: RedisName, cursor: StreamID) {
             self.name = name
             self.cursor = cursor
         }
@@ -33,7 +33,7 @@ public final class StreamTailer {
     private let logger: Logger
     /// Tails by the bytes of the stream key, as Redis tells keys apart (Swift String equality
     /// would merge canonically equivalent keys).
-    private var tails: [[UInt8]: Tail] = [:]
+    private var tails: [RedisName: Tail] = [:]
     /// The tailer link's Redis client id, for CLIENT UNBLOCK.
     private var clientID: Int?
     private var reading = false
@@ -78,8 +78,8 @@ public final class StreamTailer {
     /// Cluster mode: one non-blocking XREAD per slot with tailed streams, every `pollMs`.
     private func poll() {
         guard !stopped else { return }
-        var bySlot: [Int: [String]] = [:]
-        for tail in tails.values { bySlot[SlotHash.slot(Array(tail.name.utf8)), default: []].append(tail.name) }
+        var bySlot: [Int: [RedisName]] = [:]
+        for tail in tails.values { bySlot[SlotHash.slot(tail.name.bytes), default: []].append(tail.name) }
         var left = bySlot.count
         var progressed = false
         let next = { [weak self] in
@@ -92,9 +92,9 @@ public final class StreamTailer {
         }
         for streams in bySlot.values {
             var arguments: [[UInt8]] = .command("XREAD", "COUNT", "1000", "STREAMS")
-            arguments += streams.map { Array($0.utf8) }
-            arguments += streams.map { Array((tails[Array($0.utf8)]?.cursor ?? .zero).description.utf8) }
-            let sent = sender.send(key: Array(streams[0].utf8), arguments) { [weak self] reply in
+            arguments += streams.map(\.bytes)
+            arguments += streams.map { Array((tails[$0]?.cursor ?? .zero).description.utf8) }
+            let sent = sender.send(key: streams[0].bytes, arguments) { [weak self] reply in
                 guard let self else { return }
                 if case .array = reply { progressed = true }
                 _ = self.handle(reply)
@@ -109,11 +109,11 @@ public final class StreamTailer {
     }
 
     /// The tailer's position on `stream`, if it tails it.
-    public func cursor(of stream: String) -> StreamID? { tails[Array(stream.utf8)]?.cursor }
+    public func cursor(of stream: RedisName) -> StreamID? { tails[stream]?.cursor }
 
     /// Adds `listener` to `stream`, read from after `from` (when the stream is not tailed yet).
-    public func listen(_ listener: StreamListener, stream: String, from: StreamID) {
-        let key = Array(stream.utf8)
+    public func listen(_ listener: StreamListener, stream: RedisName, from: StreamID) {
+        let key = stream
         if let tail = tails[key] {
             tail.listeners[ObjectIdentifier(listener)] = listener
             return
@@ -128,8 +128,8 @@ public final class StreamTailer {
         wake()
     }
 
-    public func stopListening(_ listener: StreamListener, stream: String) {
-        let key = Array(stream.utf8)
+    public func stopListening(_ listener: StreamListener, stream: RedisName) {
+        let key = stream
         guard let tail = tails[key] else { return }
         tail.listeners[ObjectIdentifier(listener)] = nil
         if tail.listeners.isEmpty { tails[key] = nil }
@@ -154,8 +154,8 @@ public final class StreamTailer {
         guard let link, !reading, link.isReady, clientID != nil, !tails.isEmpty else { return }
         let streams = tails.values.map(\.name).sorted()
         var arguments: [[UInt8]] = .command("XREAD", "COUNT", "1000", "BLOCK", String(Self.blockMs), "STREAMS")
-        arguments += streams.map { Array($0.utf8) }
-        arguments += streams.map { Array(tails[Array($0.utf8)]!.cursor.description.utf8) }
+        arguments += streams.map(\.bytes)
+        arguments += streams.map { Array(tails[$0]!.cursor.description.utf8) }
         reading = true
         link.send(arguments) { [weak self] reply in
             guard let self else { return }
@@ -180,7 +180,7 @@ public final class StreamTailer {
         }
         guard case .array(let streams) = reply else { return true }
         for item in streams {
-            guard case .array(let pair) = item, pair.count == 2, let key = pair[0].bytes, let tail = tails[key] else { continue }
+            guard case .array(let pair) = item, pair.count == 2, let key = pair[0].bytes, let tail = tails[RedisName(bytes: key)] else { continue }
             let name = tail.name
             for entry in StreamEntry.list(pair[1], stream: name) where entry.id > tail.cursor {
                 tail.cursor = entry.id
