@@ -83,7 +83,13 @@ def test_every_kind_delivers_after_every_fault_and_readyz_tells(chaos):
     heralds = {"herald-a", "herald-b"}
     for f in chaos["faults"]:
         assert set(f["by_kind"]) == kinds, f"after {f['kind']}: deliveries only to {f}"
-        if f["kind"] in ("primary_kill", "primary_pause"):
+        # A killed primary drops every link until the promoted replica (or the restarted
+        # primary) takes them: /readyz is red meanwhile. So is a paused one when Herald points
+        # at it directly (the pause outlasts the links' reply timeout). Under Sentinel a pause
+        # longer than down-after-milliseconds is a failover, and the links move to the new
+        # master within milliseconds of +switch-master: too brief for a poller to see; the
+        # deliveries after it (above) are what counts there.
+        if f["kind"] == "primary_kill" or (f["kind"] == "primary_pause" and chaos["mode"]["redis"] == "direct"):
             assert set(f["readyz_red"]) == heralds, f"/readyz stayed green during {f}"
         if f["kind"] == "herald_kill":
             assert f["readyz_red"], f

@@ -67,6 +67,24 @@ struct KeyedRequest {
     func replicaWait() throws(HTTPError) -> ReplicaWait? {
         try ReplicaWait.parse(replicas: value("replicas"), timeout: value("timeout"))
     }
+
+    /// What a write asks beyond itself: acknowledgements from replicas (`replicas`, `timeout`)
+    /// and at most once (`Idempotency-Key`). Answers 400 and returns nil when one is malformed.
+    func writeOptions(_ request: HTTPRequest, _ responder: Responder) -> (wait: ReplicaWait?, once: IdempotentWrite?)? {
+        let wait: ReplicaWait?
+        do throws(HTTPError) {
+            wait = try replicaWait()
+        } catch {
+            responder.fail(error)
+            return nil
+        }
+        switch IdempotentWrite.from(request) {
+        case .success(let once): return (wait, once)
+        case .failure(let error):
+            responder.fail(error)
+            return nil
+        }
+    }
 }
 
 extension KeyedRequest {

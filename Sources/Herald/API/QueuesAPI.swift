@@ -7,20 +7,7 @@ enum QueuesAPI {
 
     static func push(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ queues: QueueServices) {
         guard let target = KeyedRequest.queue(request, responder, caller, access: .write) else { return }
-        let wait: ReplicaWait?
-        do throws(HTTPError) {
-            wait = try target.replicaWait()
-        } catch {
-            responder.fail(error)
-            return
-        }
-        let once: IdempotentWrite?
-        switch IdempotentWrite.from(request) {
-        case .success(let write): once = write
-        case .failure(let error):
-            responder.fail(error)
-            return
-        }
+        guard let (wait, once) = target.writeOptions(request, responder) else { return }
         let push = [Array("LPUSH".utf8), target.key, request.body]
         caller.afterHook(.publish, kind: "queue", names: [target.name], verb: "pushing to", responder) {
             responder.runWrite(

@@ -8,13 +8,7 @@ enum StreamsAPI {
     static func append(_ request: HTTPRequest, _ responder: Responder, _ caller: Caller, _ redis: CommandSender, _ pool: BlockingPool) {
         guard let target = KeyedRequest.stream(request, responder, caller, access: .write) else { return }
         let key = target.name
-        let wait: ReplicaWait?
-        do throws(HTTPError) {
-            wait = try target.replicaWait()
-        } catch {
-            responder.fail(error)
-            return
-        }
+        guard let (wait, once) = target.writeOptions(request, responder) else { return }
         var arguments: [[UInt8]] = .command("XADD", key)
         if let maxlen = target.value("maxlen") {
             guard let n = Int(maxlen), n >= 0 else {
@@ -36,13 +30,6 @@ enum StreamsAPI {
             }
         } else {
             arguments += [Array("data".utf8), request.body]
-        }
-        let once: IdempotentWrite?
-        switch IdempotentWrite.from(request) {
-        case .success(let write): once = write
-        case .failure(let error):
-            responder.fail(error)
-            return
         }
         caller.afterHook(.publish, kind: "stream", names: [key], verb: "appending to", responder) {
             responder.runWrite(

@@ -1,6 +1,6 @@
 // Thin wrappers over the POSIX socket calls client connections need: listening sockets with
-// SO_REUSEPORT, non-blocking accept, read, writev, shutdown. (Redis links connect through
-// hiredis, and `herald healthcheck` opens its one blocking probe socket itself.)
+// SO_REUSEPORT, non-blocking accept, read, writev, shutdown, the peer's address. (Redis links
+// connect through hiredis, and `herald healthcheck` opens its one blocking probe socket itself.)
 import CHiredis
 import Glibc
 
@@ -117,6 +117,27 @@ public enum Socket {
         for _ in 0..<64 {
             guard case .bytes = read(fd, into: scratch) else { return }
         }
+    }
+
+    /// The peer's numeric address and port (`203.0.113.7:51234`, `[::1]:51234`); empty when
+    /// the socket has none.
+    public static func peerAddress(_ fd: Int32) -> String {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        guard named == 0 else { return "" }
+        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        var port = [CChar](repeating: 0, count: Int(NI_MAXSERV))
+        let rc = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                getnameinfo($0, length, &host, socklen_t(host.count), &port, socklen_t(port.count), NI_NUMERICHOST | NI_NUMERICSERV)
+            }
+        }
+        guard rc == 0 else { return "" }
+        let address = String(cString: host)
+        return (address.contains(":") ? "[\(address)]" : address) + ":" + String(cString: port)
     }
 
     public static func close(_ fd: Int32) {

@@ -52,17 +52,7 @@ public struct RedisEndpoint: Equatable, Sendable, CustomStringConvertible {
         }
         var rest = Substring(url.dropFirst(scheme.count))
         var endpoint = RedisEndpoint(host: "", tls: scheme.hasPrefix("rediss"))
-        if let at = rest.lastIndex(of: "@") {
-            let userInfo = rest[..<at]
-            rest = rest[rest.index(after: at)...]
-            if let colon = userInfo.firstIndex(of: ":") {
-                let user = String(userInfo[..<colon])
-                endpoint.username = user.isEmpty ? nil : try percentDecoded(user, bad)
-                endpoint.password = try percentDecoded(String(userInfo[userInfo.index(after: colon)...]), bad)
-            } else if !userInfo.isEmpty {
-                endpoint.username = try percentDecoded(String(userInfo), bad)
-            }
-        }
+        (endpoint.username, endpoint.password) = try credentials(&rest, bad)
         var hostPort = rest
         if let slash = rest.firstIndex(of: "/") {
             hostPort = rest[..<slash]
@@ -91,6 +81,19 @@ public struct RedisEndpoint: Equatable, Sendable, CustomStringConvertible {
     private static func port(_ text: Substring, _ bad: (String) -> ConfigError) throws(ConfigError) -> Int {
         guard let p = Int(text), (1...65535).contains(p) else { throw bad("the port must be 1-65535") }
         return p
+    }
+
+    /// Takes `[user[:password]@]` off the front of a URL's rest, percent-decoded. The last `@`
+    /// ends the credentials (an `@` after it, in a master name say, is written %40).
+    static func credentials(_ rest: inout Substring, _ bad: (String) -> ConfigError) throws(ConfigError) -> (user: String?, password: String?) {
+        guard let at = rest.lastIndex(of: "@") else { return (nil, nil) }
+        let userInfo = rest[..<at]
+        rest = rest[rest.index(after: at)...]
+        guard let colon = userInfo.firstIndex(of: ":") else {
+            return (userInfo.isEmpty ? nil : try percentDecoded(String(userInfo), bad), nil)
+        }
+        let user = String(userInfo[..<colon])
+        return (user.isEmpty ? nil : try percentDecoded(user, bad), try percentDecoded(String(userInfo[userInfo.index(after: colon)...]), bad))
     }
 
     private static func percentDecoded(_ text: String, _ bad: (String) -> ConfigError) throws(ConfigError) -> String {

@@ -65,19 +65,8 @@ public struct SentinelTarget: Equatable, Sendable, CustomStringConvertible {
         var rest = Substring(url.dropFirst(tls ? tlsScheme.count : scheme.count))
         var target = SentinelTarget(sentinels: [], masterName: "")
         target.tls = tls
-        // As in redis:// URLs, the last `@` ends the credentials (a master name with `@` in it
-        // is written %40).
-        if let at = rest.lastIndex(of: "@") {
-            let userInfo = rest[..<at]
-            rest = rest[rest.index(after: at)...]
-            if let colon = userInfo.firstIndex(of: ":") {
-                let user = String(userInfo[..<colon])
-                target.username = user.isEmpty ? nil : try decoded(user, bad)
-                target.password = try decoded(String(userInfo[userInfo.index(after: colon)...]), bad)
-            } else if !userInfo.isEmpty {
-                target.username = try decoded(String(userInfo), bad)
-            }
-        }
+        // As in redis:// URLs (a master name with `@` in it is written %40).
+        (target.username, target.password) = try RedisEndpoint.credentials(&rest, bad)
         guard let slash = rest.firstIndex(of: "/") else { throw bad("the master's name is missing (…/<master-name>)") }
         let hosts = rest[..<slash]
         let path = rest[rest.index(after: slash)...].split(separator: "/", omittingEmptySubsequences: false)

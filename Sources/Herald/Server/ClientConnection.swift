@@ -117,24 +117,7 @@ public final class ClientConnection: IOHandler, ClientExchange {
     /// unread behind other events of this tick): before handing it something it cannot return,
     /// such as a popped queue item. Closes the connection if so.
     /// The peer's address, read from the socket when asked (only the hook asks).
-    var remoteAddress: String {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let named = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
-        }
-        guard named == 0 else { return "" }
-        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-        var port = [CChar](repeating: 0, count: Int(NI_MAXSERV))
-        let rc = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                getnameinfo($0, length, &host, socklen_t(host.count), &port, socklen_t(port.count), NI_NUMERICHOST | NI_NUMERICSERV)
-            }
-        }
-        guard rc == 0 else { return "" }
-        let address = String(cString: host)
-        return (address.contains(":") ? "[\(address)]" : address) + ":" + String(cString: port)
-    }
+    var remoteAddress: String { Socket.peerAddress(fd) }
 
     func checkPeer() {
         if !isClosed && Socket.peerHasClosed(fd) { peerClosed() }
