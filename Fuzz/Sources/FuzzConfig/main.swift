@@ -25,7 +25,7 @@ func checkEndpoint(_ e: RedisEndpoint, from text: String) {
     // Hosts that could not be written back unambiguously are left out of the round trip.
     guard !e.host.contains(where: { "[]@".contains($0) }) else { return }
     let host = e.host.contains(":") ? "[\(e.host)]" : e.host
-    var url = "redis://"
+    var url = e.tls ? "rediss://" : "redis://"
     if e.username != nil || e.password != nil {
         url += percentEncoded(e.username ?? "")
         if let password = e.password { url += ":" + percentEncoded(password) }
