@@ -33,7 +33,9 @@ func checkEndpoint(_ e: RedisEndpoint, from text: String) {
     }
     url += "\(host):\(e.port)/\(e.database)"
     do {
-        let again = try RedisEndpoint.parse(url)
+        var again = try RedisEndpoint.parse(url)
+        // The TLS context comes from --redis-ca and the like, not from the URL.
+        again.tlsContext = e.tlsContext
         invariant(
             again == e,
             "\(text.debugDescription) -> \(e) (user \(String(describing: e.username)), password \(String(describing: e.password))) -> \(url.debugDescription) -> \(again)"
@@ -126,7 +128,8 @@ struct Resolved: Equatable {
     var slowConsumer: String, logFormat: String, accessLog: Bool
 
     init(_ c: Config) {
-        host = c.host; port = c.port; redis = c.redis; loops = c.loops; publicDir = c.publicDir
+        // Each resolve builds its own TLS context (compared by identity): compare the URLs' part.
+        host = c.host; port = c.port; redis = c.redis.map { var e = $0; e.tlsContext = nil; return e }; loops = c.loops; publicDir = c.publicDir
         maxBody = c.maxBody; maxHeader = c.maxHeader; maxMessage = c.maxMessage; maxOutbound = c.maxOutbound
         headerTimeoutMs = c.headerTimeoutMs; pingIntervalMs = c.pingIntervalMs; keepAliveTimeoutMs = c.keepAliveTimeoutMs
         logLevel = c.logLevel.rawValue; echo = c.echo
