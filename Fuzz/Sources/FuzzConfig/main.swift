@@ -129,7 +129,12 @@ struct Resolved: Equatable {
 
     init(_ c: Config) {
         // Each resolve builds its own TLS context (compared by identity): compare the URLs' part.
-        host = c.host; port = c.port; redis = c.redis.map { var e = $0; e.tlsContext = nil; return e }; loops = c.loops; publicDir = c.publicDir
+        redis = c.redis.map { endpoint in
+            var plain = endpoint
+            plain.tlsContext = nil
+            return plain
+        }
+        host = c.host; port = c.port; loops = c.loops; publicDir = c.publicDir
         maxBody = c.maxBody; maxHeader = c.maxHeader; maxMessage = c.maxMessage; maxOutbound = c.maxOutbound
         headerTimeoutMs = c.headerTimeoutMs; pingIntervalMs = c.pingIntervalMs; keepAliveTimeoutMs = c.keepAliveTimeoutMs
         logLevel = c.logLevel.rawValue; echo = c.echo
