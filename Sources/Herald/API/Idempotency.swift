@@ -24,10 +24,13 @@ struct IdempotentWrite {
     let fingerprint: String
 
     static let maxKeyLength = 128
+    /// The header's name, as the parser stores it.
+    static let header = "idempotency-key"
 
     /// The header's key, when the request has one; a malformed one is a 400.
     static func from(_ request: HTTPRequest) -> Result<IdempotentWrite?, HTTPError> {
-        let values = request.headers.filter { $0.name == "idempotency-key" }
+        guard request.hasHeader(lowercased: header) else { return .success(nil) }
+        let values = request.headers.filter { $0.name == header }
         guard let value = values.first?.value else { return .success(nil) }
         guard values.count == 1 else { return .failure(.badIdempotencyKey("give one Idempotency-Key header, not \(values.count)")) }
         return validated(value).map { key in

@@ -19,7 +19,7 @@ enum PublishAPI {
             return
         }
         // A forged join or leave there would reach every presence member of a channel.
-        guard !PresenceKeys.isEventChannel(message.channel.text) else {
+        guard !PresenceKeys.isEventChannel(message.channel) else {
             done(.failure(.reservedName(message.channel.text)))
             return
         }
@@ -66,7 +66,7 @@ enum PublishAPI {
             return
         }
         let message = Message(channel: target.name, payload: request.body, sharded: sharded)
-        if request.header("idempotency-key") != nil {
+        if request.hasHeader(lowercased: IdempotentWrite.header) {
             publishOnce([message], batch: false, request, responder, caller, publisher)
             return
         }
@@ -183,7 +183,7 @@ enum PublishAPI {
             responder.fail(HTTPError.forbidden("publishing to \(denied.channel)"))
             return
         }
-        if request.header("idempotency-key") != nil {
+        if request.hasHeader(lowercased: IdempotentWrite.header) {
             publishOnce(messages, batch: batch, request, responder, caller, publisher)
             return
         }

@@ -30,6 +30,13 @@ public struct HTTPRequest: Sendable {
     }
 
     /// The first value of a header, by case-insensitive name.
+    /// Whether a header named `lowercased` (already lowercase) is present: for the hot path,
+    /// where most requests have none of the header asked about (a length check first).
+    public func hasHeader(lowercased name: String) -> Bool {
+        let length = name.utf8.count
+        return headers.contains { $0.name.utf8.count == length && $0.name == name }
+    }
+
     public func header(_ name: String) -> String? {
         // Names are stored lowercased; callers mostly ask in lowercase, which needs no copy.
         let lower = name.utf8.contains { $0 >= 65 && $0 <= 90 } ? name.lowercased() : name

@@ -26,6 +26,13 @@ public struct PresenceKeys: Equatable, Sendable {
     /// Whether `channel` is one of Herald's presence event channels, which clients may not
     /// publish to (a forged join or leave would reach every member).
     public static func isEventChannel(_ channel: String) -> Bool {
-        channel.utf8.starts(with: (InternalKeys.prefix + "presence-events:").utf8)
+        channel.utf8.starts(with: eventPrefix)
     }
+
+    /// By bytes, with nothing built per call: every publish asks.
+    public static func isEventChannel(_ channel: RedisName) -> Bool {
+        channel.bytes.starts(with: eventPrefix)
+    }
+
+    private static let eventPrefix = Array((InternalKeys.prefix + "presence-events:").utf8)
 }
