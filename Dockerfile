@@ -15,7 +15,7 @@ FROM swift:6.3-bookworm AS build
 # hiredis and OpenSSL headers for the CHiredis and COpenSSL system libraries (pkg-config is in
 # the Swift image already; listed so the build does not depend on that).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libhiredis-dev=0.14.1-3 libssl-dev=3.0.19-1~deb12u2 \
+ && apt-get install -y --no-install-recommends libhiredis-dev=0.14.1-3 libssl-dev=3.0.22-1~deb12u2 \
     pkg-config=1.8.1-1 \
  && rm -rf /var/lib/apt/lists/*
 
@@ -42,7 +42,7 @@ FROM debian:bookworm-slim
 # updates come often) breaks the build loudly instead of changing the image silently; bump the
 # pin then.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libhiredis0.14=0.14.1-3 libssl3=3.0.19-1~deb12u2 \
+ && apt-get install -y --no-install-recommends libhiredis0.14=0.14.1-3 libssl3=3.0.22-1~deb12u2 \
     ca-certificates=20230311+deb12u1 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 herald \
