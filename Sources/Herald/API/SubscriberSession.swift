@@ -29,14 +29,21 @@ final class SubscriberSession: SessionApp, Subscriber {
     private let queues: QueueServices
     private let tokens: TokenServices
     private let presenceService: PresenceService
-    /// This connection's id: in presence, and in the questions the backend's hook is asked.
-    private let clientID: String
-    /// The channels this connection is a presence member of. Its identity: what the backend's
-    /// connect answer said, else the token's (or the client's own `user=`).
-    private lazy var presence = SessionPresence(
-        service: presenceService,
-        identity: identity.map { PresenceIdentity(user: $0.user, info: $0.info) } ?? grant.identity ?? PresenceIdentity(), client: clientID
-    ) { [weak self] in self?.sendJSON($0) }
+    /// The channels this connection is a presence member of, made when presence is first used:
+    /// a subscriber that never asks for presence costs no id and no object for it.
+    private var presenceState: SessionPresence?
+    /// This connection's presence. Its id is the one the backend's hook was asked with; its
+    /// identity what the hook's connect answer said, else the token's (or the client's `user=`).
+    private var presence: SessionPresence {
+        if let presenceState { return presenceState }
+        let made = SessionPresence(
+            service: presenceService,
+            identity: identity.map { PresenceIdentity(user: $0.user, info: $0.info) } ?? grant.identity ?? PresenceIdentity(),
+            client: gate?.caller.client ?? PresenceService.newClientID()
+        ) { [weak self] in self?.sendJSON($0) }
+        presenceState = made
+        return made
+    }
     /// `--max-subscriptions`: of every kind together.
     private let maxSubscriptions: Int
     /// The backend's hook, asked before each subscription and publish (nil: no hook).
@@ -53,7 +60,6 @@ final class SubscriberSession: SessionApp, Subscriber {
         self.grant = grant
         self.gate = gate
         self.identity = identity
-        clientID = gate?.caller.client ?? PresenceService.newClientID()
         hub = services.hub
         publisher = services.publisher
         streams = services.streams
@@ -79,7 +85,7 @@ final class SubscriberSession: SessionApp, Subscriber {
         isClosed = true
         tokenClock?.stop()
         tokenClock = nil
-        presence.leaveAll()
+        presenceState?.leaveAll()
         for (kind, names) in subscriptions { hub.unsubscribe(self, kind: kind, names: Array(names), leaving: true) }
         subscriptions = [:]
         for reader in readers { reader.stop() }
