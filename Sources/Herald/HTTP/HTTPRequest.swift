@@ -29,18 +29,22 @@ public struct HTTPRequest: Sendable {
         self.body = body
     }
 
-    /// The first value of a header, by case-insensitive name.
-    /// Whether a header named `lowercased` (already lowercase) is present: for the hot path,
-    /// where most requests have none of the header asked about (a length check first).
-    public func hasHeader(lowercased name: String) -> Bool {
-        let length = name.utf8.count
-        return headers.contains { $0.name.utf8.count == length && $0.name == name }
+    /// The first value of the header named `name`, which must be given in lowercase (the
+    /// parser stores names lowercased; every caller asks with a literal). Every request asks
+    /// for a few headers most do not carry (Origin, Host, Authorization): a length compare per
+    /// field, no copy.
+    public func header(_ name: String) -> String? {
+        assert(!name.utf8.contains { $0 >= 65 && $0 <= 90 }, "header names are looked up in lowercase")
+        return index(ofHeader: name).map { headers[$0].value }
     }
 
-    public func header(_ name: String) -> String? {
-        // Names are stored lowercased; callers mostly ask in lowercase, which needs no copy.
-        let lower = name.utf8.contains { $0 >= 65 && $0 <= 90 } ? name.lowercased() : name
-        return headers.first { $0.name == lower }?.value
+    /// The index of the first field named `lowercased` (names are stored lowercased).
+    private func index(ofHeader lowercased: String) -> Int? {
+        let length = lowercased.utf8.count
+        for i in headers.indices where headers[i].name.utf8.count == length && headers[i].name == lowercased {
+            return i
+        }
+        return nil
     }
 
     /// Path and query of the target. An absolute-form target (`http://host/path?query`,

@@ -30,7 +30,8 @@ public enum PercentDecoding {
     /// are taken as they are (a `Substring` is UTF-8 already).
     public static func decodeUTF8(_ text: Substring, plusIsSpace: Bool = false) -> [UInt8]? {
         guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || ($0 == UInt8(ascii: "+") && plusIsSpace) }) else {
-            return Array(text.utf8)
+            // A native string's bytes are contiguous: one copy, not the generic element loop.
+            return text.utf8.withContiguousStorageIfAvailable(Array.init) ?? Array(text.utf8)
         }
         guard let bytes = decode(text, plusIsSpace: plusIsSpace), UTF8Validation.isValid(bytes) else { return nil }
         return bytes
