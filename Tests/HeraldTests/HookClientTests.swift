@@ -103,6 +103,9 @@ private extension String {
 }
 
 final class HookClientTests: XCTestCase {
+    /// The client connection the calls are made for (one: these tests are not about turns).
+    private static let caller = ObjectIdentifier(HookClientTests.self)
+
     private var loop: EventLoop!
     private var backend: Backend?
 
@@ -122,7 +125,7 @@ final class HookClientTests: XCTestCase {
 
     private func call(_ client: HookClient, _ body: String = "{}") -> Result<HookResponse, HookFailure>? {
         var result: Result<HookResponse, HookFailure>?
-        client.call(Array(body.utf8)) { result = $0 }
+        client.call(Array(body.utf8), for: Self.caller) { result = $0 }
         loop.run(until: { result != nil }, timeoutMs: 10_000)
         return result
     }
@@ -144,7 +147,7 @@ final class HookClientTests: XCTestCase {
             }, connections: 3)
         var answered = 0
         for _ in 0..<40 {
-            client.call(Array("{}".utf8)) { result in
+            client.call(Array("{}".utf8), for: Self.caller) { result in
                 if case .success(let r) = result, r.status == 200 { answered += 1 }
             }
         }

@@ -399,3 +399,57 @@ def test_bad_hook_urls_are_refused_at_start(url, why):
 def test_a_hook_host_that_does_not_resolve_stops_the_start(redis_server):
     done = run_herald("--redis", redis_server.url, "--port", free_port(), "--hook-url", "http://no-such-host.invalid/a")
     assert done.returncode != 0 and "no-such-host.invalid" in done.stderr + done.stdout, (done.stdout, done.stderr)
+
+
+# --- Hostile: one client must not starve others of the hook ---------------------------------
+
+
+def test_flooding_clients_do_not_starve_others_of_the_hook(hooked, backend):
+    """Eight WebSockets each subscribe to 999 names at once (7,992 hook questions) at a backend
+    that takes 40 ms per answer (16 connections: 400 answers a second, 20 s for the flood).
+    Another client's questions must still be asked in their turn, not behind the whole flood: a
+    second browser connects and subscribes as usual within --hook-timeout. (Before: the loop
+    kept one queue of waiting calls, first come first served, capped at 4,096: the other
+    browser's connect waited behind the flood until its deadline and was closed 1013.)"""
+    def slow_allow(q):
+        time.sleep(0.04)
+        return (200, b"")
+
+    server = hooked("--hook-timeout", "3")
+    floods = []
+    for n in range(8):
+        ws = subscribe_ws(server, f"channel=flood-{n}")
+        wait_subscribed(ws, {"channel": [f"flood-{n}"]})
+        floods.append(ws)
+    backend.policy = slow_allow
+    for n, ws in enumerate(floods):
+        ws.send(json.dumps({"op": "subscribe", "channels": [f"flood-{n}-{i}" for i in range(999)], "id": 1}))
+    wait_until(lambda: len(backend.questions) >= 100, timeout=10, what="the flood reaching the backend")
+
+    started = time.monotonic()
+    victim = subscribe_ws(server, "channel=victim")
+    wait_subscribed(victim, {"channel": ["victim"]}, timeout=3)
+    elapsed = time.monotonic() - started
+    publish(server, "victim", "still served")
+    message = recv_json(victim, 3)
+    assert message["data"] == "still served", message
+    print(f"the other client was subscribed {elapsed * 1000:.0f} ms after connecting, mid-flood")
+    victim.close()
+    for ws in floods:
+        ws.close()
+
+
+def test_a_refusal_stops_the_questions_of_its_subscribe(hooked, backend):
+    """A subscribe of many names asks 16 at a time and stops asking after a refusal: a client
+    that lists 500 names it may not have costs the backend a few questions, not 500."""
+    server = hooked()
+    ws = subscribe_ws(server, "channel=start")
+    wait_subscribed(ws, {"channel": ["start"]})
+    backend.policy = lambda q: (403, {"error": "no"}) if q.get("name", "").startswith("nope-") else (200, b"")
+    before = len(backend.asked(event="subscribe"))
+    ws.send(json.dumps({"op": "subscribe", "channels": [f"nope-{i}" for i in range(500)], "id": 5}))
+    answer = recv_json(ws, 5)
+    assert answer["type"] == "error" and answer["code"] == "forbidden", answer
+    asked = len(backend.asked(event="subscribe")) - before
+    assert 1 <= asked <= 32, f"{asked} questions asked for a subscribe refused at its first name"
+    ws.close()

@@ -60,7 +60,9 @@ public struct Router {
                 var caller = Caller(grant: try access.grant(for: request, query: query), query: query)
                 caller.idempotencyTtlMs = services.idempotencyTtlMs
                 if let hooks = services.hooks {
-                    caller.gate = HookGate(hooks: hooks, caller: HookCaller(client: nil, remote: responder.connection.remoteAddress, request: request))
+                    let asking = HookCaller(
+                        client: nil, connection: ObjectIdentifier(responder.connection), remote: responder.connection.remoteAddress, request: request)
+                    caller.gate = HookGate(hooks: hooks, caller: asking)
                 }
                 handler(caller)
             } catch {

@@ -137,7 +137,10 @@ enum SubscribeAPI {
             return
         }
         let gate = HookGate(
-            hooks: hooks, caller: HookCaller(client: PresenceService.newClientID(), remote: responder.connection.remoteAddress, request: request))
+            hooks: hooks,
+            caller: HookCaller(
+                client: PresenceService.newClientID(), connection: ObjectIdentifier(responder.connection),
+                remote: responder.connection.remoteAddress, request: request))
         var names: [(kind: String, names: [RedisName])] = SubscriptionKind.allCases.compactMap { kind in
             initial[kind].map { (kind.rawValue, $0) }
         }

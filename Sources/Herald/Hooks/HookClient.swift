@@ -1,8 +1,10 @@
 // Calls to the backend's authorization hook from one event loop: a small pool of keep-alive
-// HTTP/1.1 connections (one call on a connection at a time), a queue of calls waiting for a
-// connection (capped), and a deadline on every call. Nothing blocks the loop and no thread is
-// made per call. A connection the backend closed while idle is noticed and dropped; a call
-// that found its reused connection closed before any answer byte is retried once on a new one.
+// HTTP/1.1 connections (one call on a connection at a time), the calls waiting for a connection
+// (one queue per client connection, served in turn, so a client that floods the hook waits
+// behind itself and not in front of everyone; capped), and a deadline on every call. Nothing
+// blocks the loop and no thread is made per call. A connection the backend closed while idle is
+// noticed and dropped; a call that found its reused connection closed before any answer byte is
+// retried once on a new one.
 import Glibc
 import Logging
 
@@ -14,12 +16,15 @@ final class HookClient {
     private let timeoutMs: Int64
     private let maxConnections: Int
     private let maxWaiting: Int
+    private let maxWaitingPerCaller: Int
     private let maxBody: Int
     private let logger: Logger
     private var idle: [HookConnection] = []
+    private var busy: [ObjectIdentifier: HookConnection] = [:]
     private var open = 0
-    private var waiting: [PendingCall] = []
-    private var waitingHead = 0
+    private var waiting = FairQueue<ObjectIdentifier, PendingCall>()
+    /// Where every connection reads into (the loop runs one read at a time).
+    fileprivate var readBuffer = [UInt8](repeating: 0, count: 16 * 1024)
 
     struct PendingCall {
         let request: [UInt8]
@@ -30,8 +35,8 @@ final class HookClient {
     }
 
     init(
-        loop: EventLoop, target: HookTarget, address: HookAddress, timeoutMs: Int64, maxConnections: Int = 16, maxWaiting: Int = 4096,
-        maxBody: Int = 64 * 1024, logger: Logger
+        loop: EventLoop, target: HookTarget, address: HookAddress, timeoutMs: Int64, maxConnections: Int = 16,
+        maxWaiting: Int = 65_536, maxWaitingPerCaller: Int = 1024, maxBody: Int = 64 * 1024, logger: Logger
     ) {
         self.loop = loop
         self.target = target
@@ -39,6 +44,7 @@ final class HookClient {
         self.timeoutMs = timeoutMs
         self.maxConnections = maxConnections
         self.maxWaiting = maxWaiting
+        self.maxWaitingPerCaller = maxWaitingPerCaller
         self.maxBody = maxBody
         self.logger = logger
     }
@@ -46,85 +52,84 @@ final class HookClient {
     /// Connections open now (idle or busy), for metrics and tests.
     var openConnections: Int { open }
 
-    /// POSTs `body` (JSON) to the hook; `done` runs once, on this loop, with the answer or why
-    /// there is none (connect failure, deadline, malformed or oversized answer).
-    func call(_ body: [UInt8], _ done: @escaping (Result<HookResponse, HookFailure>) -> Void) {
+    /// POSTs `body` (JSON) to the hook for the client connection `caller`; `done` runs once, on
+    /// this loop, with the answer or why there is none (connect failure, deadline, malformed or
+    /// oversized answer, too many of this client's calls waiting).
+    func call(_ body: [UInt8], for caller: ObjectIdentifier, _ done: @escaping (Result<HookResponse, HookFailure>) -> Void) {
         var request = Array("POST \(target.path) HTTP/1.1\r\nHost: \(target.hostHeader)\r\nUser-Agent: Herald\r\n".utf8)
         request += Array("Content-Type: application/json\r\nAccept: application/json\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
         request += body
         let call = PendingCall(request: request, deadline: Clock.nowMs() + timeoutMs, done: done)
-        if waiting.count - waitingHead >= maxWaiting {
+        if let connection = idle.popLast() {
+            run(call, on: connection, reused: true)
+        } else if open < maxConnections {
+            connect(call)
+        } else if waiting.count(of: caller) >= maxWaitingPerCaller {
+            done(.failure(HookFailure("\(maxWaitingPerCaller) hook calls of this client are already waiting")))
+        } else if waiting.count >= maxWaiting {
             done(.failure(HookFailure("\(maxWaiting) hook calls are already waiting for a connection")))
-            return
+        } else {
+            waiting.append(call, for: caller)
         }
-        start(call)
     }
 
-    private func start(_ call: PendingCall) {
-        if let connection = idle.popLast() {
-            connection.run(call, reused: true)
-            return
-        }
-        guard open < maxConnections else {
-            waiting.append(call)
-            return
-        }
+    private func connect(_ call: PendingCall) {
         switch HookConnection.open(to: address, client: self, loop: loop, maxBody: maxBody) {
         case .success(let connection):
             open += 1
-            connection.run(call, reused: false)
+            run(call, on: connection, reused: false)
         case .failure(let failure):
             call.done(.failure(failure))
         }
     }
 
+    private func run(_ call: PendingCall, on connection: HookConnection, reused: Bool) {
+        busy[ObjectIdentifier(connection)] = connection
+        connection.run(call, reused: reused)
+    }
+
+    /// The next waiting call still within its deadline (the next client's turn); the ones past
+    /// it are failed on the way.
+    private func nextWaiting() -> PendingCall? {
+        while let next = waiting.next() {
+            if Clock.nowMs() < next.deadline { return next }
+            next.done(.failure(HookFailure("no connection to the hook within \(timeoutMs) ms")))
+        }
+        return nil
+    }
+
     /// A connection finished its call and may be kept.
     fileprivate func release(_ connection: HookConnection) {
-        while waitingHead < waiting.count {
-            let next = waiting[waitingHead]
-            waitingHead += 1
-            if waitingHead == waiting.count {
-                waiting.removeAll(keepingCapacity: true)
-                waitingHead = 0
-            }
-            if Clock.nowMs() >= next.deadline {
-                next.done(.failure(HookFailure("no connection to the hook within \(timeoutMs) ms")))
-                continue
-            }
-            connection.run(next, reused: true)
-            return
+        busy[ObjectIdentifier(connection)] = nil
+        if let next = nextWaiting() {
+            run(next, on: connection, reused: true)
+        } else {
+            idle.append(connection)
         }
-        idle.append(connection)
     }
 
     /// A connection closed (by either side); its call, if any, has been answered or is retried.
     fileprivate func closed(_ connection: HookConnection, retry: PendingCall?) {
         open -= 1
+        busy[ObjectIdentifier(connection)] = nil
         idle.removeAll { $0 === connection }
         if let retry {
-            start(retry)
-        } else if waitingHead < waiting.count, open < maxConnections {
-            // A slot opened: the oldest waiting call gets a new connection.
-            let next = waiting[waitingHead]
-            waitingHead += 1
-            if waitingHead == waiting.count {
-                waiting.removeAll(keepingCapacity: true)
-                waitingHead = 0
-            }
-            start(next)
+            if let connection = idle.popLast() { run(retry, on: connection, reused: true) } else { connect(retry) }
+        } else if open < maxConnections, let next = nextWaiting() {
+            // A slot opened: the next client's waiting call gets a new connection.
+            connect(next)
         }
     }
 
     var callTimeoutMs: Int64 { timeoutMs }
 
-    /// Closes every connection and fails what waits (loop shutdown).
+    /// Closes every connection, failing the calls on them and those waiting (loop shutdown).
     func stop() {
+        let shuttingDown = HookFailure("Herald is shutting down")
+        while let call = waiting.next() { call.done(.failure(shuttingDown)) }
+        for connection in Array(busy.values) { connection.abort(shuttingDown) }
         for connection in idle { connection.close() }
         idle = []
-        let left = waiting[waitingHead...]
-        waiting = []
-        waitingHead = 0
-        for call in left { call.done(.failure(HookFailure("Herald is shutting down"))) }
     }
 }
 
@@ -143,7 +148,6 @@ private final class HookConnection: IOHandler {
     private var written = 0
     private var receivedAny = false
     private var timer: Int?
-    private static let readSize = 16 * 1024
 
     private init(fd: Int32, loop: EventLoop, client: HookClient, maxBody: Int) {
         self.fd = fd
@@ -237,9 +241,8 @@ private final class HookConnection: IOHandler {
     }
 
     private func read() {
-        var buffer = [UInt8](repeating: 0, count: Self.readSize)
         while state == .reading || state == .idle {
-            let result = buffer.withUnsafeMutableBytes { Socket.read(fd, into: $0) }
+            let result = client.readBuffer.withUnsafeMutableBytes { Socket.read(fd, into: $0) }
             switch result {
             case .bytes(let n):
                 guard state == .reading else {
@@ -248,7 +251,7 @@ private final class HookConnection: IOHandler {
                     return
                 }
                 receivedAny = true
-                let outcome = buffer.withUnsafeBytes { parser.feed(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+                let outcome = client.readBuffer.withUnsafeBytes { parser.feed(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
                 if handle(outcome) { return }
             case .wouldBlock:
                 return
@@ -321,6 +324,11 @@ private final class HookConnection: IOHandler {
         }
         closeSocket()
         client.closed(self, retry: retry)
+    }
+
+    /// Ends the call in flight with `failure`, without a retry, and closes.
+    func abort(_ failure: HookFailure) {
+        fail(failure, mayRetry: false)
     }
 
     func close() {

@@ -19,26 +19,34 @@ struct HookGate {
     /// Whether `event` is asked about at all.
     func asks(_ event: HookEvents) -> Bool { hooks?.asks(event) ?? false }
 
-    /// Asks about each of `names` (all at once) for `event`; `done` gets nil when every one is
-    /// allowed, else the refusal (`forbidden`) or, when some answer is missing and none refused,
-    /// `hook_unavailable`. Runs `done` at once when the hook does not take `event`.
+    /// Asks about each of `names` for `event`, at most `questionsInFlight` at a time; `done`
+    /// gets nil when every one is allowed, else the refusal (`forbidden`, and nothing more is
+    /// asked after one) or, when some answer is missing and none refused, `hook_unavailable`.
+    /// Runs `done` at once when the hook does not take `event`.
     func check(_ event: HookEvents, kind: String, names: [RedisName], verb: String, _ done: @escaping (HTTPError?) -> Void) {
         guard let hooks, hooks.asks(event), !names.isEmpty else {
             done(nil)
             return
         }
-        var left = names.count
+        var asked = 0
+        var answered = 0
         var refused: RedisName?
         var missing: String?
-        for name in names {
+        func askNext() {
+            let name = names[asked]
+            asked += 1
             hooks.ask(event, kind: kind, name: name.text, caller: caller) { verdict in
                 switch verdict {
                 case .allowed: break
                 case .refused: if refused == nil { refused = name }
                 case .unavailable(let reason): if missing == nil { missing = reason }
                 }
-                left -= 1
-                guard left == 0 else { return }
+                answered += 1
+                if refused == nil && asked < names.count {
+                    askNext()
+                    return
+                }
+                guard answered == asked else { return }
                 if let refused {
                     done(.refusedByHook("\(verb) \(refused)"))
                 } else if let missing {
@@ -48,7 +56,12 @@ struct HookGate {
                 }
             }
         }
+        while asked < min(names.count, Self.questionsInFlight) && refused == nil { askNext() }
     }
+
+    /// Questions one check has at the hook at once: a subscribe of a thousand names neither
+    /// waits for them one by one nor puts a thousand in the loop's queue at once.
+    static let questionsInFlight = 16
 
     /// `check` for several kinds of names, one kind after another; stops at the first refusal.
     func check(_ event: HookEvents, _ groups: ArraySlice<(kind: String, names: [RedisName])>, verb: String, _ done: @escaping (HTTPError?) -> Void) {

@@ -38,6 +38,8 @@ public struct HookEvents: OptionSet, Sendable, Equatable {
 struct HookCaller {
     /// The connection's id (the same one presence reports), or nil for a plain HTTP request.
     let client: String?
+    /// The TCP connection asking: its calls wait for a hook connection in its own turn.
+    let connection: ObjectIdentifier
     /// The peer's address.
     let remote: String
     /// The headers the backend decides by: cookie, authorization, origin, user-agent.
@@ -46,8 +48,9 @@ struct HookCaller {
     /// The headers passed on to the backend.
     static let forwarded = ["cookie", "authorization", "origin", "user-agent"]
 
-    init(client: String?, remote: String, request: HTTPRequest) {
+    init(client: String?, connection: ObjectIdentifier, remote: String, request: HTTPRequest) {
         self.client = client
+        self.connection = connection
         self.remote = remote
         self.headers = Self.forwarded.compactMap { name in request.header(name).map { (name, $0) } }
     }
@@ -97,7 +100,7 @@ final class Hooks {
         }
         let started = Clock.nowMicros()
         stats.hookCalls.bump()
-        client.call(json.bytes) { result in
+        client.call(json.bytes, for: caller.connection) { result in
             self.stats.hookLatency.observe(micros: Int(Clock.nowMicros() - started))
             let verdict = Self.verdict(result, event: event)
             switch verdict {
