@@ -9,12 +9,14 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 import urllib.parse
 
 import pytest
 
 from conftest import (
+    http,
     http_json,
     launch_herald,
     launch_redis,
@@ -203,6 +205,30 @@ def test_subscribers_without_presence_are_not_members(pair):
     assert plain.events("join") == []  # presence events go only to members
     plain.close()
     listener.close()
+
+
+def test_presence_metrics_count_members_and_channels(pair):
+    a, _ = pair
+    def gauge(name):
+        status, _, body = http("GET", a.base_url + "/metrics")
+        assert status == 200
+        match = re.search(rf"^{name} (\d+)$", body.decode(), re.M)
+        assert match, f"{name} missing from /metrics"
+        return int(match.group(1))
+    rooms = [unique("room"), unique("room")]
+    alice = member(a, rooms, user="alice")
+    bob = member(a, rooms[:1], user="bob")
+    for room in rooms:
+        alice.joined(room)
+    bob.joined(rooms[0])
+    wait_until(lambda: gauge("herald_presence_members") == 3, what="3 memberships counted")
+    assert gauge("herald_presence_channels") == 2
+    bob.close()
+    wait_until(lambda: gauge("herald_presence_members") == 2, what="bob's membership gone")
+    alice.close()
+    wait_until(lambda: gauge("herald_presence_members") == 0 and gauge("herald_presence_channels") == 0,
+               what="every membership gone")
+    assert gauge("herald_presence_errors_total") == 0
 
 
 def test_sse_presence_member(pair):

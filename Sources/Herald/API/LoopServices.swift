@@ -46,7 +46,7 @@ public final class LoopServices {
         queues = QueueServices(redis: redis, blocking: blocking, leases: leases, loop: loop, logger: logger, drain: drain)
         tokens = TokenServices(access: config.access, warningMs: config.tokenWarningMs, loop: loop)
         self.hub = hub
-        presence = PresenceService(redis: redis, hub: hub, loop: loop, ttlMs: config.presenceTtlMs, logger: logger)
+        presence = PresenceService(redis: redis, hub: hub, loop: loop, ttlMs: config.presenceTtlMs, stats: stats, logger: logger)
         self.redis = redis
         maxSubscriptions = config.maxSubscriptions
         maxConnections = config.maxConnections

@@ -40,6 +40,11 @@ public final class LoopStats: Sendable {
     public let hookRefusals = Atomic<Int>(0)
     public let hookFailures = Atomic<Int>(0)
     public let hookLatency = LatencyHistogram()
+    /// Presence members held by this loop's connections, and the channels they are in.
+    public let presenceMembers = Atomic<Int>(0)
+    public let presenceChannels = Atomic<Int>(0)
+    /// Presence scripts Redis refused (the next refresh repairs what they left).
+    public let presenceErrors = Atomic<Int>(0)
     /// Under Sentinel, what the loop knows of the master (or why it has none), for `/readyz`.
     private let redisStatus = Mutex("")
 

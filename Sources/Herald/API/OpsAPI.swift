@@ -90,6 +90,11 @@ enum OpsAPI {
         metric(
             "herald_hook_failures_total", "counter", "Hook calls without a usable answer (failed, timed out, another status): refused as unavailable.",
             [("", p.total { $0.hookFailures.value })])
+        metric("herald_presence_members", "gauge", "Presence members held by this Herald's connections.", [("", p.total { $0.presenceMembers.value })])
+        metric("herald_presence_channels", "gauge", "Channels with presence members on this Herald.", [("", p.total { $0.presenceChannels.value })])
+        metric(
+            "herald_presence_errors_total", "counter", "Presence scripts Redis refused; the next refresh repairs what they left.",
+            [("", p.total { $0.presenceErrors.value })])
         histogram("herald_publish_duration_seconds", "Time from a publish request to Redis's reply.", p.loops.map(\.publishLatency.snapshot))
         histogram("herald_hook_duration_seconds", "Time from a hook call to the backend's answer (or its failure).", p.loops.map(\.hookLatency.snapshot))
         responder.respond(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: Array(text.utf8)))

@@ -37,6 +37,7 @@ final class PresenceService: Subscriber {
     private let hub: Hub
     private let loop: EventLoop
     private let logger: Logger
+    private let stats: LoopStats
     /// `--presence-ttl`, ms: how long members of a Herald that died stay listed at most.
     let ttlMs: Int64
     private var rooms: [RedisName: Room] = [:]
@@ -52,8 +53,9 @@ final class PresenceService: Subscriber {
     /// of Heralds still reconnecting after the same outage are not announced as gone.
     private var quietUntil: Int64 = 0
 
-    init(redis: CommandSender, hub: Hub, loop: EventLoop, ttlMs: Int64, logger: Logger) {
+    init(redis: CommandSender, hub: Hub, loop: EventLoop, ttlMs: Int64, stats: LoopStats, logger: Logger) {
         self.redis = redis
+        self.stats = stats
         self.hub = hub
         self.loop = loop
         self.ttlMs = ttlMs
@@ -89,9 +91,11 @@ final class PresenceService: Subscriber {
     func join(_ listener: PresenceListener, member: PresenceMember, channel: String) {
         loop.assertConfined()
         let name = RedisName(channel)
+        let isNew = rooms[name] == nil
         var room = rooms[name] ?? Room(channel: channel, keys: PresenceKeys(channel: channel), channelJSON: PresenceMember.channelJSON(channel))
         let json = member.json
-        room.members[member.client] = (listener, json)
+        if room.members.updateValue((listener, json), forKey: member.client) == nil { stats.presenceMembers.bump() }
+        if isNew { stats.presenceChannels.bump() }
         rooms[name] = room
         byEventChannel[Array(room.keys.events.utf8)] = name
         startTicking()
@@ -109,8 +113,10 @@ final class PresenceService: Subscriber {
         loop.assertConfined()
         let name = RedisName(channel)
         guard var room = rooms[name], room.members.removeValue(forKey: client) != nil else { return }
+        stats.presenceMembers.bump(-1)
         run(PresenceScripts.leave, room, extra: [Array(client.utf8)], script: "leave")
         if room.members.isEmpty {
+            stats.presenceChannels.bump(-1)
             rooms[name] = nil
             byEventChannel[Array(room.keys.events.utf8)] = nil
             hub.unsubscribe(self, kind: .channel, names: [RedisName(room.keys.events)])
@@ -188,7 +194,10 @@ final class PresenceService: Subscriber {
         let arguments: [[UInt8]] =
             .command("EVAL", script, "2", room.keys.members, room.keys.leases, room.keys.events) + [room.channelJSON] + extra
         redis.send(key: Array(room.keys.members.utf8), arguments) { [self] reply in
-            if let error = reply.errorMessage { logFailure(label, room.channel, error) }
+            if let error = reply.errorMessage {
+                stats.presenceErrors.bump()
+                logFailure(label, room.channel, error)
+            }
             then(reply)
         }
     }
