@@ -220,3 +220,32 @@ def test_a_group_ack_over_websocket_can_wait_for_replicas(pair):
         assert pending[0] == "0", f"the ack is on the replica: {pending}"
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize("kind", ["queue", "group"])
+def test_a_websocket_that_leaves_frees_its_waiting_acks(herald, redis_server, kind):
+    """An ack that waits for replicas holds one of the loop's blocking connections in WAIT; a
+    client that sends such acks and goes away frees them at once (CLIENT UNBLOCK), as an HTTP
+    client that leaves does, not when their 60 s timeout runs out."""
+    name = unique(f"rep-ws-leave-{kind}")
+    if kind == "queue":
+        push(herald, name, b"a")
+        ws = ws_connect(f"{herald.ws_url}/subscribe?queue={quoted(name)}")
+        ws.send(json.dumps({"op": "pop", "wait": 0}))
+        tag = recv_json(ws)["tag"]
+        ack = {"op": "ack", "queue": name, "tag": tag}
+    else:
+        assert append(herald, name)[0] == 200
+        ws = ws_connect(f"{herald.ws_url}/subscribe?" + urllib.parse.urlencode(
+            [("stream", name), ("group", "g"), ("consumer", "c"), ("from", "0")]))
+        entry = recv_json(ws)
+        assert entry["type"] == "entry", entry
+        ack = {"op": "ack", "stream": name, "ids": [entry["id"]]}
+    try:
+        # No replica at all: WAIT 1 waits out its whole timeout.
+        ws.send(json.dumps({**ack, "replicas": 1, "timeout": 60000, "id": 1}))
+        wait_until(lambda: blocked(redis_server, "wait") == 1, timeout=5, what="the WAIT blocked in Redis")
+    finally:
+        ws.close()
+    wait_until(lambda: blocked(redis_server, "wait") == 0, timeout=3,
+               what="the WAIT cut short when its client left (not after 60 s)")

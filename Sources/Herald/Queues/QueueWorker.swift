@@ -17,6 +17,8 @@ final class QueueWorker {
     private var popping = false
     /// The waiting pop's place in the blocking pool, to cut it short if the client leaves.
     private var waiting: BlockingPool.Ticket?
+    /// Acks waiting for replicas (WAIT), cut short when the client leaves.
+    private var replicaWaits: [BlockingPool.Ticket] = []
     private var stopped = false
 
     private let services: QueueServices
@@ -125,10 +127,13 @@ final class QueueWorker {
         let started = wait.run(remove, key: key, on: services.blocking) { reply, replicas in
             self.acked(tag, item, reply, id: id, wait: wait, replicas: replicas)
         }
-        if started == nil {
+        guard let started else {
             held[tag] = item
             sendJSON(Envelope.error(code: "too_many_waiters", message: "all blocking Redis connections of this loop are waiting", id: id))
+            return
         }
+        replicaWaits.removeAll { !services.blocking.isRunning($0) }
+        replicaWaits.append(started)
     }
 
     /// Answers an ack from LREM's reply (and, with `wait`, the replicas WAIT counted).
@@ -179,6 +184,8 @@ final class QueueWorker {
         // With a pop still waiting, the list stays registered (and leased) until it answers.
         services.leases.putBack(processing, of: queue, unregister: !popping)
         if let waiting { services.blocking.cancel(waiting) }
+        for ticket in replicaWaits { services.blocking.cancel(ticket) }
+        replicaWaits = []
     }
 
     private func sendJSON(_ bytes: [UInt8]) {

@@ -181,6 +181,11 @@ public final class BlockingPool {
     /// the command's callback: nil, or what Redis had already popped (the caller puts it back).
     /// An UNBLOCK still on its way when its command ends anyway may, rarely, cut short the next
     /// wait on the same connection: that one then ends empty early, and nothing is lost.
+    /// Whether the command of `ticket` is still queued or running (not answered or cut short).
+    public func isRunning(_ ticket: Ticket) -> Bool {
+        ticket.member.busy && ticket.member.started == ticket.number
+    }
+
     public func cancel(_ ticket: Ticket) {
         let member = ticket.member
         guard member.busy, member.started == ticket.number else { return }

@@ -19,6 +19,8 @@ final class GroupReader: StreamListener {
     private var claiming = false
     private var started = false
     private var stopped = false
+    /// Acks waiting for replicas (WAIT), cut short when the client leaves.
+    private var replicaWaits: [BlockingPool.Ticket] = []
 
     private let services: StreamServices
 
@@ -68,6 +70,10 @@ final class GroupReader: StreamListener {
         guard !stopped else { return }
         stopped = true
         services.tailer.stopListening(self, stream: stream)
+        // Acks still waiting for replicas free their blocking connections now (CLIENT UNBLOCK
+        // ends the WAIT), not when its timeout runs out.
+        if let pool = services.blocking { for ticket in replicaWaits { pool.cancel(ticket) } }
+        replicaWaits = []
     }
 
     /// The tail saw new entries: this consumer asks the group for its share.
@@ -172,7 +178,12 @@ final class GroupReader: StreamListener {
             done(.success(count), replicas)
             self.fetch()
         }
-        if started == nil { done(.failure(.tooManyWaiters(capacity: pool.capacity)), nil) }
+        guard let started else {
+            done(.failure(.tooManyWaiters(capacity: pool.capacity)), nil)
+            return
+        }
+        replicaWaits.removeAll { !pool.isRunning($0) }
+        replicaWaits.append(started)
     }
 
     /// Sends a command about the group. `failed` hears an error reply (which the client has
