@@ -40,6 +40,12 @@ public final class LoopStats: Sendable {
     public let hookRefusals = Atomic<Int>(0)
     public let hookFailures = Atomic<Int>(0)
     public let hookLatency = LatencyHistogram()
+    /// Distinct watched keys and patterns held, keyspace notifications heard, and watched
+    /// values read (after coalescing).
+    public let watchKeys = Atomic<Int>(0)
+    public let watchPatterns = Atomic<Int>(0)
+    public let watchNotifications = Atomic<Int>(0)
+    public let watchReads = Atomic<Int>(0)
     /// Under Sentinel, what the loop knows of the master (or why it has none), for `/readyz`.
     private let redisStatus = Mutex("")
 
