@@ -37,6 +37,8 @@ final class WatchRegistry {
     private let stats: LoopStats
     private let logger: Logger
     private let limits: WatchLimits
+    /// The notifications check and pattern SCANs.
+    private let commands: WatchCommands
     /// The subscriber links, made on the first watch.
     private let links: KeyspaceLinks
     private var linksStarted = false
@@ -51,17 +53,14 @@ final class WatchRegistry {
     private var nextTicket = 0
     /// Keys a value of which did not fit a watcher's queue, read again when it drains.
     private var behind: [ObjectIdentifier: Set<[UInt8]>] = [:]
-    /// Whether every node's `notify-keyspace-events` was found sufficient since the links were
-    /// last lost (a restarted Redis may have lost a setting made with CONFIG SET).
-    private var eventsChecked = false
-    /// Ops waiting for a check under way.
-    private var eventsWaiters: [(HTTPError?) -> Void] = []
-    private var checking = false
+    /// Patterns whose changes came faster than the cap on waiting keys: resynced once it clears.
+    private var overflowed: Set<WatchTarget> = []
+    /// Keys that may wait for a read at once (about 100 bytes each, plus their audience).
+    static let maxWaiting = 100_000
+    private static let expireEvent = Array("expire".utf8)
+    private static let expiredEvent = Array("expired".utf8)
     /// Reads at most per tick: a burst of changes to many keys is spread over ticks.
     static let readsPerTick = 1000
-    /// SCAN calls one pattern's snapshot may make (COUNT 1000 each): about a million keys
-    /// looked at; a larger key space needs a pattern with a literal part.
-    static let scanBudget = 1000
 
     init(
         loop: EventLoop, redis: CommandSender, cluster: ClusterCommands?, endpoint: RedisEndpoint, limits: WatchLimits,
@@ -74,6 +73,7 @@ final class WatchRegistry {
         self.stats = stats
         self.logger = logger
         links = KeyspaceLinks(loop: loop, endpoint: endpoint, cluster: cluster, logger: logger)
+        commands = WatchCommands(redis: redis, cluster: cluster, limits: limits, logger: logger)
         links.onConfirmed = { [unowned self] target in confirmed(target) }
         links.onLost = { [unowned self] lost in self.lost(lost) }
         links.onChange = { [unowned self] key, event, target in changed(key, event: event, via: target) }
@@ -106,12 +106,12 @@ final class WatchRegistry {
     /// error that stopped the watch (nothing is then held for it).
     func watch(_ watcher: Watcher, keys: [RedisName], patterns: [RedisName], done: @escaping (HTTPError?) -> Void) {
         loop.assertConfined()
-        ensureEvents { [self] error in
+        commands.ensureEvents { [self] error in
             if let error { return done(error) }
             let wanted = keys.map { WatchTarget.key($0.bytes) } + patterns.map { WatchTarget.pattern($0.bytes) }
             hold(wanted)
             whenConfirmed(wanted[...]) { [self] in
-                scanAll(patterns.map(\.bytes)[...], found: []) { [self] result in
+                commands.scanAll(patterns.map(\.bytes)[...], found: []) { [self] result in
                     switch result {
                     case .failure(let error):
                         release(wanted)
@@ -234,8 +234,14 @@ final class WatchRegistry {
         // stay unseen.
         guard targets[target] != nil, !InternalKeys.isReserved(RedisName(bytes: key)), UTF8Validation.isValid(key) else { return }
         // A time to live set leaves the value as it was: nothing to read.
-        if event == Array("expire".utf8) { return }
-        schedule.changed(key, via: target, expired: event == Array("expired".utf8))
+        if event == Self.expireEvent { return }
+        // A pattern over keys written faster than they can be read would queue keys without
+        // bound: past the cap it is read again as a whole once the backlog is down.
+        if case .pattern = target, schedule.waiting.count >= Self.maxWaiting, schedule.waiting[key] == nil {
+            overflowed.insert(target)
+            return
+        }
+        schedule.changed(key, via: target, expired: event == Self.expiredEvent)
         flushSoon()
     }
 
@@ -247,15 +253,21 @@ final class WatchRegistry {
         state.lost = false
         targets[target] = state
         for waiter in waiters { waiter() }
-        guard resync else { return }
         // Changes made while the link was down were not heard: every watcher gets fresh values.
+        if resync { self.resync(target) }
+    }
+
+    /// Fresh values of `target` for every watcher of it: a key is read again; a pattern's
+    /// watchers are told the gap, then its keys are found again (SCAN) and read.
+    private func resync(_ target: WatchTarget) {
+        guard let state = targets[target] else { return }
         switch target {
         case .key(let key):
             schedule.add(key, ReadAudience(snapshots: state.members.mapValues { _ in [] }))
             flushSoon()
         case .pattern(let pattern):
             for member in state.members.values { member.patternLost(pattern) }
-            scan(pattern, found: [], capped: true) { [self] result in
+            commands.scan(pattern, found: [], capped: true) { [self] result in
                 guard case .success(let keys) = result else { return }
                 for member in state.members.values where member.isWatching {
                     snapshot(keys, for: member) { member.patternResynced(pattern) }
@@ -265,7 +277,7 @@ final class WatchRegistry {
     }
 
     private func lost(_ lost: [WatchTarget]) {
-        eventsChecked = false
+        commands.eventsChecked = false
         for target in lost where targets[target] != nil {
             if !(targets[target]?.members.isEmpty ?? true) { targets[target]?.lost = true }
         }
@@ -290,6 +302,11 @@ final class WatchRegistry {
     private func flush() {
         let room = max(0, limits.maxPending - redis.pendingCount)
         for key in schedule.take(limit: min(room, Self.readsPerTick)) { read(key) }
+        if !overflowed.isEmpty && schedule.waiting.count < Self.maxWaiting / 2 {
+            let patterns = overflowed
+            overflowed = []
+            for target in patterns { resync(target) }
+        }
         if schedule.hasReadable { retryLater(afterMs: room == 0 ? 10 : 1) }
     }
 
@@ -326,7 +343,7 @@ final class WatchRegistry {
             let error = HTTPError.redisError("reading \(String(decoding: key, as: UTF8.self)): \(reply.errorMessage ?? "unexpected reply")")
             deliver(key, audience) { _ in Envelope.watchError(error, key: key) }
         }
-        if schedule.waiting[key] != nil { flushSoon() }
+        if schedule.waiting[key] != nil || !overflowed.isEmpty { flushSoon() }
     }
 
     /// Sends one read's result: snapshots to the watchers that asked for one, the change to
@@ -375,115 +392,5 @@ final class WatchRegistry {
             tickets[ticket] = nil
             held.done()
         }
-    }
-
-    // MARK: Keyspace notifications setting
-
-    /// Checks (once per link period) that every node sends the notifications watches need;
-    /// with `--keyspace-events`, turns on what is missing.
-    private func ensureEvents(_ done: @escaping (HTTPError?) -> Void) {
-        if eventsChecked { return done(nil) }
-        eventsWaiters.append(done)
-        guard !checking else { return }
-        checking = true
-        let nodes: [String?] = cluster.map { $0.map?.nodes ?? [] } ?? [nil]
-        guard !nodes.isEmpty else { return eventsDone(.redisUnavailable("the cluster's masters are not known yet")) }
-        var left = nodes.count
-        var failure: HTTPError?
-        for node in nodes {
-            checkEvents(on: node) { [self] error in
-                failure = failure ?? error
-                left -= 1
-                if left == 0 { eventsDone(failure) }
-            }
-        }
-    }
-
-    private func eventsDone(_ error: HTTPError?) {
-        checking = false
-        eventsChecked = error == nil
-        let waiters = eventsWaiters
-        eventsWaiters = []
-        for waiter in waiters { waiter(error) }
-    }
-
-    private func send(_ node: String?, _ command: [[UInt8]], _ callback: @escaping (RedisReply) -> Void) -> Bool {
-        if let node, let cluster { return cluster.send(node: node, command, callback) }
-        return redis.send(key: nil, command, callback)
-    }
-
-    private func checkEvents(on node: String?, _ done: @escaping (HTTPError?) -> Void) {
-        let asked = send(node, .command("CONFIG", "GET", "notify-keyspace-events")) { [self] reply in
-            if reply.linkLoss != nil { return done(.redisUnavailable("Redis did not answer CONFIG GET")) }
-            guard case .array(let pair) = reply, pair.count == 2, let current = pair[1].text else {
-                // CONFIG is refused on some managed Redis services: the setting cannot be
-                // checked, so it is trusted (their console sets it).
-                logger.warning(
-                    "cannot read notify-keyspace-events; watches assume it is set",
-                    metadata: ["reply": "\(reply.errorMessage ?? "unexpected")", "node": "\(node ?? "main")"])
-                return done(nil)
-            }
-            guard !KeyspaceSetting.missing(from: current).isEmpty else { return done(nil) }
-            guard limits.setEvents else { return done(.watchUnavailable(KeyspaceSetting.unavailableMessage(current, node: node))) }
-            let merged = KeyspaceSetting.merged(current)
-            let set = send(node, .command("CONFIG", "SET", "notify-keyspace-events", merged)) { [self] reply in
-                if let error = reply.errorMessage ?? reply.linkLoss?.reason {
-                    return done(.watchUnavailable("\(KeyspaceSetting.unavailableMessage(current, node: node)); CONFIG SET failed: \(error)"))
-                }
-                logger.notice("turned on keyspace notifications", metadata: ["notify-keyspace-events": "\(merged)", "node": "\(node ?? "main")"])
-                done(nil)
-            }
-            if !set { done(.redisUnavailable("the link to Redis is down")) }
-        }
-        if !asked { done(.redisUnavailable("the link to Redis is down")) }
-    }
-
-    // MARK: Pattern snapshots
-
-    /// The keys each pattern matches now, together; `watch_too_broad` when one matches more
-    /// than `--max-watch-keys`.
-    private func scanAll(_ patterns: ArraySlice<[UInt8]>, found: Set<[UInt8]>, _ done: @escaping (Result<Set<[UInt8]>, HTTPError>) -> Void) {
-        guard let pattern = patterns.first else { return done(.success(found)) }
-        scan(pattern, found: []) { [self] result in
-            switch result {
-            case .failure(let error): done(.failure(error))
-            case .success(let keys): scanAll(patterns.dropFirst(), found: found.union(keys), done)
-            }
-        }
-    }
-
-    /// SCAN MATCH `pattern` on every master (or the one Redis), within the budget.
-    /// `capped`: a resync after a lost link keeps the first `--max-watch-keys` keys rather than
-    /// failing a watch that was accepted.
-    private func scan(
-        _ pattern: [UInt8], found: Set<[UInt8]>, capped: Bool = false, _ done: @escaping (Result<Set<[UInt8]>, HTTPError>) -> Void
-    ) {
-        let nodes: [String?] = cluster.map { $0.map?.nodes ?? [] } ?? [nil]
-        var found = found
-        var calls = 0
-        func step(_ nodeIndex: Int, _ cursor: [UInt8]) {
-            guard nodeIndex < nodes.count else { return done(.success(found)) }
-            calls += 1
-            guard calls <= Self.scanBudget else {
-                return done(.failure(.watchTooBroad("the pattern's SCAN did not end within \(Self.scanBudget) steps: give it a longer literal part")))
-            }
-            let asked = send(nodes[nodeIndex], [Array("SCAN".utf8), cursor, Array("MATCH".utf8), pattern, Array("COUNT".utf8), Array("1000".utf8)]) {
-                [self] reply in
-                guard case .array(let parts) = reply, parts.count == 2, let next = parts[0].bytes, case .array(let keys) = parts[1] else {
-                    return done(.failure(.redisUnavailable("SCAN failed: \(reply.errorMessage ?? reply.linkLoss?.reason ?? "unexpected reply")")))
-                }
-                for case .string(let key) in keys where !InternalKeys.isReserved(RedisName(bytes: key)) && UTF8Validation.isValid(key) {
-                    if capped && found.count >= limits.maxKeys { return done(.success(found)) }
-                    found.insert(key)
-                }
-                if found.count > limits.maxKeys {
-                    return done(
-                        .failure(.watchTooBroad("'\(String(decoding: pattern, as: UTF8.self))' matches more than \(limits.maxKeys) keys (--max-watch-keys)")))
-                }
-                if next == Array("0".utf8) { step(nodeIndex + 1, Array("0".utf8)) } else { step(nodeIndex, next) }
-            }
-            if !asked { done(.failure(.redisUnavailable("the link to Redis is down"))) }
-        }
-        step(0, Array("0".utf8))
     }
 }
