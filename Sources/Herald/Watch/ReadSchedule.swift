@@ -91,10 +91,12 @@ struct ReadSchedule {
             var merged = audience
             merged.merge(later)
             waiting[key] = merged
+            queue.removeAll { $0 == key }
         } else {
             waiting[key] = audience
-            queue.insert(key, at: 0)
         }
+        // First again: it waited longest (and retries are rare, so the shift costs little).
+        queue.insert(key, at: 0)
     }
 
     /// Whether `watcher` waits for a snapshot (or a catch-up) of `key` from a read not started:
