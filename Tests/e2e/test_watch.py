@@ -299,6 +299,41 @@ def metric(server, name):
     raise AssertionError(f"no {name} in /metrics")
 
 
+def test_a_client_that_stops_reading_still_ends_on_the_last_value(watcher_herald, r):
+    """Values that do not fit a slow client's queue are not piled up: the key is read again
+    for it once its queue drains, so it still ends on Redis's value."""
+    server = watcher_herald("--max-outbound", "16k", loops=1)
+    key = unique("slow")
+    ws = ws_connect(watch_url(server, keys=[key]), max_queue=1)
+    watched(ws)
+    for i in range(200):
+        r("SET", key, f"{i:04d}" + "x" * 8000)
+        time.sleep(0.002)
+    last = f"{199:04d}" + "x" * 8000
+    count = 0
+    value = None
+    deadline = time.monotonic() + 15
+    while value != last and time.monotonic() < deadline:
+        value = next_of(ws, timeout=15)["value"]
+        count += 1
+    assert value == last
+    ws.close()
+
+
+def test_a_refreshed_token_that_drops_a_watch_ends_it(watcher_herald, r):
+    server = watcher_herald("--jwt-secret", SECRET.decode())
+    key = "order:" + unique("r")
+    ws = ws_connect(f"{server.ws_url}/subscribe?watch={key}&token=" + make_jwt(claims(watch=["order:*"])))
+    watched(ws)
+    ws.send(json.dumps({"op": "refresh", "token": make_jwt(claims(watch=["other:*"])), "id": 1}))
+    assert recv_json(ws) == {"type": "unsubscribed", "kind": "watch", "names": [key], "reason": "forbidden"}
+    assert recv_json(ws)["type"] == "refreshed"
+    r("SET", key, "after")
+    with pytest.raises(TimeoutError):
+        ws.recv(timeout=0.5)
+    ws.close()
+
+
 # --------------------------------------------------------------------------- patterns
 
 def test_pattern_snapshots_through_scan_then_follows_new_keys(watcher_herald, r):
