@@ -28,7 +28,6 @@ final class ReadScheduleTests: XCTestCase {
         XCTAssertEqual(schedule.take(limit: 10), [a], "the last read starts after the last change")
         _ = schedule.finished(a)
         XCTAssertEqual(schedule.take(limit: 10), [])
-        XCTAssertFalse(schedule.hasReadable)
     }
 
     func testAudiencesMergeAndExpiryIsKept() {
@@ -50,7 +49,18 @@ final class ReadScheduleTests: XCTestCase {
         for key in keys { schedule.changed(key, via: .key(key), expired: false) }
         XCTAssertEqual(schedule.take(limit: 2), Array(keys[0..<2]))
         XCTAssertEqual(schedule.take(limit: 2), Array(keys[2..<4]))
-        XCTAssertEqual(schedule.take(limit: 2), [keys[4]])
+        XCTAssertEqual(schedule.take(limit: 2), [keys[4]], "fewer than the limit: nothing more to read")
+    }
+
+    func testAKeyBeingReadKeepsItsPlaceInLine() {
+        var schedule = ReadSchedule()
+        schedule.changed(a, via: .key(a), expired: false)
+        XCTAssertEqual(schedule.take(limit: 1), [a])
+        schedule.changed(a, via: .key(a), expired: false)
+        schedule.changed(b, via: .key(b), expired: false)
+        XCTAssertEqual(schedule.take(limit: 1), [b], "a, being read, is passed over")
+        _ = schedule.finished(a)
+        XCTAssertEqual(schedule.take(limit: 1), [a])
     }
 
     func testARetriedReadKeepsItsAudience() {

@@ -39,9 +39,6 @@ struct ReadSchedule {
     /// Keys whose read is in flight, with who gets its result.
     private(set) var reading: [[UInt8]: ReadAudience] = [:]
 
-    /// Whether some key waits and is not being read.
-    var hasReadable: Bool { waiting.keys.contains { reading[$0] == nil } }
-
     /// Adds `audience` to `key`'s next read.
     mutating func add(_ key: [UInt8], _ audience: ReadAudience) {
         if var held = waiting[key] {
@@ -61,13 +58,17 @@ struct ReadSchedule {
     }
 
     /// Up to `limit` keys to read now, oldest first; each moves to `reading`. A key whose read
-    /// is in flight stays waiting until that read is finished.
+    /// is in flight stays waiting until that read is finished. Fewer than `limit` keys taken
+    /// means none is left to read now.
     mutating func take(limit: Int) -> [[UInt8]] {
         var taken: [[UInt8]] = []
         var kept: [[UInt8]] = []
-        for key in queue {
+        var index = queue.startIndex
+        while index < queue.endIndex && taken.count < limit {
+            let key = queue[index]
+            index += 1
             guard let audience = waiting[key] else { continue }
-            if taken.count < limit && reading[key] == nil {
+            if reading[key] == nil {
                 waiting[key] = nil
                 reading[key] = audience
                 taken.append(key)
@@ -75,7 +76,7 @@ struct ReadSchedule {
                 kept.append(key)
             }
         }
-        queue = kept
+        queue = kept + queue[index...]
         return taken
     }
 

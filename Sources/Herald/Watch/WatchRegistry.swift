@@ -43,6 +43,8 @@ final class WatchRegistry {
     private let links: KeyspaceLinks
     private var linksStarted = false
     private var targets: [WatchTarget: Target] = [:]
+    /// How many of `targets` are keys (the rest are patterns), for the gauges.
+    private var keyTargets = 0
     /// Every watcher that holds a watch, by identity (snapshots and catch-ups name them so).
     private var watchers: [ObjectIdentifier: Watcher] = [:]
     private var schedule = ReadSchedule()
@@ -167,7 +169,10 @@ final class WatchRegistry {
     private func hold(_ wanted: [WatchTarget]) {
         var fresh: [WatchTarget] = []
         for target in wanted {
-            if targets[target] == nil { fresh.append(target) }
+            if targets[target] == nil {
+                fresh.append(target)
+                if case .key = target { keyTargets += 1 }
+            }
             targets[target, default: Target()].holds += 1
         }
         if !linksStarted {
@@ -196,16 +201,16 @@ final class WatchRegistry {
 
     private func drop(_ emptied: [WatchTarget]) {
         guard !emptied.isEmpty else { return }
-        for target in emptied { targets[target] = nil }
+        for target in emptied where targets.removeValue(forKey: target) != nil {
+            if case .key = target { keyTargets -= 1 }
+        }
         links.remove(emptied)
         countTargets()
     }
 
     private func countTargets() {
-        var keys = 0
-        for target in targets.keys { if case .key = target { keys += 1 } }
-        stats.watchKeys.set(keys)
-        stats.watchPatterns.set(targets.count - keys)
+        stats.watchKeys.set(keyTargets)
+        stats.watchPatterns.set(targets.count - keyTargets)
     }
 
     /// Runs `then` once every target is subscribed on every link.
@@ -301,13 +306,15 @@ final class WatchRegistry {
 
     private func flush() {
         let room = max(0, limits.maxPending - redis.pendingCount)
-        for key in schedule.take(limit: min(room, Self.readsPerTick)) { read(key) }
+        let limit = min(room, Self.readsPerTick)
+        let keys = schedule.take(limit: limit)
+        for key in keys { read(key) }
         if !overflowed.isEmpty && schedule.waiting.count < Self.maxWaiting / 2 {
             let patterns = overflowed
             overflowed = []
             for target in patterns { resync(target) }
         }
-        if schedule.hasReadable { retryLater(afterMs: room == 0 ? 10 : 1) }
+        if keys.count == limit { retryLater(afterMs: room == 0 ? 10 : 1) }
     }
 
     private func retryLater(afterMs: Int64) {
