@@ -28,9 +28,15 @@ final class SessionWatches: Watcher {
 
     func hasRoom(for bytes: Int) -> Bool { connection.hasRoom(for: bytes) }
 
-    func send(_ message: [UInt8]) {
+    func send(_ message: SharedMessage) {
         guard !closed else { return }
         connection.sendMessage(message)
+    }
+
+    /// A message for this connection alone (an answer, a notice).
+    private func send(_ json: [UInt8]) {
+        guard !closed else { return }
+        connection.sendMessage(json)
     }
 
     func patternLost(_ pattern: [UInt8]) { send(Envelope.watchGap(pattern: pattern)) }

@@ -357,13 +357,13 @@ final class WatchRegistry {
     /// every other watcher of the targets it came through, each once, each message encoded once.
     private func deliver(_ key: [UInt8], _ audience: ReadAudience, message: (Bool) -> [UInt8]) {
         var sent: Set<ObjectIdentifier> = []
-        var snapshotMessage: [UInt8]?
-        var changeMessage: [UInt8]?
+        var snapshotMessage: SharedMessage?
+        var changeMessage: SharedMessage?
         let members = audience.targets.compactMap { targets[$0]?.members }
         for (id, held) in audience.snapshots {
             sent.insert(id)
             if let w = watchers[id] {
-                if snapshotMessage == nil { snapshotMessage = message(true) }
+                if snapshotMessage == nil { snapshotMessage = SharedMessage(message(true)) }
                 put(snapshotMessage!, key: key, to: w, id: id)
             }
             for ticket in held { finish(ticket) }
@@ -371,19 +371,21 @@ final class WatchRegistry {
         for group in members {
             for (id, w) in group where !sent.contains(id) && !schedule.awaitsLaterRead(id, of: key) {
                 sent.insert(id)
-                if changeMessage == nil { changeMessage = message(false) }
+                if changeMessage == nil { changeMessage = SharedMessage(message(false)) }
                 put(changeMessage!, key: key, to: w, id: id)
             }
         }
         for id in audience.catchUps where !sent.contains(id) {
             guard let w = watchers[id] else { continue }
-            if changeMessage == nil { changeMessage = message(false) }
+            if changeMessage == nil { changeMessage = SharedMessage(message(false)) }
             put(changeMessage!, key: key, to: w, id: id)
         }
     }
 
-    private func put(_ message: [UInt8], key: [UInt8], to watcher: Watcher, id: ObjectIdentifier) {
-        if watcher.hasRoom(for: message.count + 16) {
+    private func put(_ message: SharedMessage, key: [UInt8], to watcher: Watcher, id: ObjectIdentifier) {
+        // The frame or event adds a few bytes of its own (at most 14, or `data: ` and two line
+        // ends per line of JSON, which has none).
+        if watcher.hasRoom(for: message.json.count + 16) {
             watcher.send(message)
         } else {
             behind[id, default: []].insert(key)

@@ -9,8 +9,8 @@ protocol Watcher: AnyObject {
     /// a value is a state and only the latest matters), so a client that stops reading makes
     /// Herald hold no pile of values.
     func hasRoom(for bytes: Int) -> Bool
-    /// Queues one message (a value, a deletion, a notice).
-    func send(_ message: [UInt8])
+    /// Queues one message (a value, a deletion, a notice), encoded once for every watcher.
+    func send(_ message: SharedMessage)
     /// The link to Redis for `pattern` was lost and is back: what the watcher holds for keys
     /// of the pattern is stale; fresh values follow, then `patternResynced`.
     func patternLost(_ pattern: [UInt8])
