@@ -19,9 +19,18 @@ final class KeyspaceSettingTests: XCTestCase {
         XCTAssertTrue(KeyspaceSetting.missing(from: KeyspaceSetting.merged("Em")).isEmpty)
     }
 
+    func testAdviceKeepsWhatIsOn() {
+        XCTAssertEqual(KeyspaceSetting.advice(""), "KA")
+        XCTAssertEqual(KeyspaceSetting.advice("Ex"), "ExKA")
+        XCTAssertEqual(KeyspaceSetting.advice("Kx"), "KxA")
+        XCTAssertEqual(KeyspaceSetting.advice("AE"), "AEK")
+        XCTAssertEqual(KeyspaceSetting.advice("KA"), "KA")
+    }
+
     func testMessageNamesTheSetting() {
         let message = KeyspaceSetting.unavailableMessage("", node: nil)
         XCTAssertTrue(message.contains("notify-keyspace-events to KA"), message)
+        XCTAssertTrue(KeyspaceSetting.unavailableMessage("xE", node: nil).contains("CONFIG SET notify-keyspace-events xEKA"))
         XCTAssertTrue(message.contains("--keyspace-events"), message)
         XCTAssertTrue(KeyspaceSetting.unavailableMessage("Ex", node: "10.0.0.1:7000").contains("10.0.0.1:7000"))
     }

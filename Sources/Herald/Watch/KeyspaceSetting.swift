@@ -8,8 +8,6 @@ enum KeyspaceSetting {
     /// `g$lshzxet` (and `d`, module types) in Redis's own syntax.
     static let needed: [Character] = ["K", "g", "$", "l", "s", "h", "z", "x", "e", "t"]
 
-    /// What to tell an operator to set.
-    static let advice = "KA"
 
     /// The classes `current` (CONFIG GET's value) lacks; empty when watching works.
     static func missing(from current: String) -> [Character] {
@@ -23,10 +21,19 @@ enum KeyspaceSetting {
         current + String(missing(from: current))
     }
 
+    /// The value to tell an operator to set: `current` with `K` and `A` (every class) added,
+    /// so nothing that was on is turned off (`KA` when nothing was).
+    static func advice(_ current: String) -> String {
+        let missing = Self.missing(from: current)
+        guard !missing.isEmpty else { return current }
+        return current + (missing.contains("K") ? "K" : "") + (missing.contains { $0 != "K" } ? "A" : "")
+    }
+
     /// The `watch_unavailable` message for a server whose setting is `current`.
     static func unavailableMessage(_ current: String, node: String?) -> String {
         let missing = String(Self.missing(from: current))
         let shown = current.isEmpty ? "\"\"" : current
+        let advice = advice(current)
         return "keyspace notifications lack '\(missing)' on Redis\(node.map { " \($0)" } ?? "") (notify-keyspace-events is \(shown)): "
             + "set notify-keyspace-events to \(advice) (CONFIG SET notify-keyspace-events \(advice), or in redis.conf), "
             + "or start Herald with --keyspace-events to let it add them"
