@@ -8,7 +8,6 @@ enum KeyspaceSetting {
     /// `g$lshzxet` (and `d`, module types) in Redis's own syntax.
     static let needed: [Character] = ["K", "g", "$", "l", "s", "h", "z", "x", "e", "t"]
 
-
     /// The classes `current` (CONFIG GET's value) lacks; empty when watching works.
     static func missing(from current: String) -> [Character] {
         let has = Set(current)

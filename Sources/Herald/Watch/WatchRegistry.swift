@@ -95,7 +95,7 @@ final class WatchRegistry {
         set { links.prepare = newValue }
     }
 
-    /// The links, for the loop's readiness, reconnect counts and a Sentinel relocation.
+    /// The links, for the loop's reconnect count.
     var subscriberLinks: [RedisConnection] { links.all }
 
     func stop() { links.stop() }
@@ -137,10 +137,10 @@ final class WatchRegistry {
         let id = ObjectIdentifier(watcher)
         var emptied: [WatchTarget] = []
         for target in keys.map({ WatchTarget.key($0.bytes) }) + patterns.map({ WatchTarget.pattern($0.bytes) }) {
-            guard var state = targets[target] else { continue }
-            state.members[id] = nil
-            targets[target] = state
-            if state.members.isEmpty && state.holds == 0 { emptied.append(target) }
+            // In place: a copy of the target would copy its members (10,000 watchers of one key
+            // leaving would cost 10,000 squared).
+            targets[target]?.members[id] = nil
+            if let state = targets[target], state.members.isEmpty && state.holds == 0 { emptied.append(target) }
         }
         drop(emptied)
     }
@@ -186,10 +186,8 @@ final class WatchRegistry {
     private func release(_ wanted: [WatchTarget]) {
         var emptied: [WatchTarget] = []
         for target in wanted {
-            guard var state = targets[target] else { continue }
-            state.holds -= 1
-            targets[target] = state
-            if state.members.isEmpty && state.holds == 0 { emptied.append(target) }
+            targets[target]?.holds -= 1
+            if let state = targets[target], state.members.isEmpty && state.holds == 0 { emptied.append(target) }
         }
         drop(emptied)
     }
@@ -251,12 +249,11 @@ final class WatchRegistry {
     }
 
     private func confirmed(_ target: WatchTarget) {
-        guard var state = targets[target] else { return }
+        guard let state = targets[target] else { return }
         let waiters = state.waiters
         let resync = state.lost && !state.members.isEmpty
-        state.waiters = []
-        state.lost = false
-        targets[target] = state
+        targets[target]?.waiters = []
+        targets[target]?.lost = false
         for waiter in waiters { waiter() }
         // Changes made while the link was down were not heard: every watcher gets fresh values.
         if resync { self.resync(target) }
