@@ -61,6 +61,8 @@ http = {
                       "Upgrade: websocket", "Connection: keep-alive, Upgrade",
                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13",
                       "Origin: http://localhost:8080"),
+    "watch-query": req("GET /events?watch=order%3A42&watch=order:42&watch_pattern=cart%3A*&watch_pattern=* HTTP/1.1", H,
+                       "Accept: text/event-stream"),
     # Names equal as text but not as bytes (precomposed and decomposed), raw and escaped.
     "names-by-bytes": req("GET /events?channel=caf%C3%A9&channel=cafe%CC%81&stream=caf\u00e9+x&queue=%FF HTTP/1.1", H)
     + req("POST /publish/cafe%CC%81 HTTP/1.1", H, "Content-Length: 1", body=b"1"),
@@ -188,6 +190,10 @@ json_seeds = {
     "refresh": '{"op":"refresh","token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIiwiZXhwIjoxfQ.c2ln","id":2}',
     "presence": '{"op":"presence","channel":"room","id":3}',
     "subscribe-presence": '{"op":"subscribe","channel":"room","presence":true,"id":4}',
+    "watch": '{"op":"watch","keys":["order:42","leaderboard"],"patterns":["cart:*"],"id":5}',
+    "watch-single": '{"op":"watch","key":"k","pattern":"p?[ab]*"}',
+    "unwatch": '{"op":"unwatch","keys":["order:42"],"patterns":["cart:*"],"id":6}',
+    "watch-value": '{"type":"value","key":"z","kind":"zset","value":[["a",1.5],["top","inf"]]}',
     "presence-event": '{"type":"join","channel":"room","client":"00ab12cd34ef5678","user":null,"info":{"n":1},"since":1732460000000}',
     "escapes": '{"s":"quote \\" backslash \\\\ slash \\/ \\b\\f\\n\\r\\t \\u0000 \\u001f \\u007f"}',
     "unicode": '{"snow":"\\u2603","pair":"\\ud83d\\ude00","raw":"h\u00e9 \u2603 \U0001f600"}',
@@ -297,6 +303,8 @@ config = {
     "limits-flags": "max-connections=10000\nmax-subscriptions=1000\nmax-pending=10000\nmax-blocking=64\n"
                     "claim-idle=30\npresence-ttl=1.5\nHERALD_PRESENCE_TTL=0.5\nslow-consumer=close\nlog-format=json\naccess-log=1\n"
                     "HERALD_MAX_CONNECTIONS=0\nHERALD_SLOW_CONSUMER=block",
+    "watch-flags": "max-watch-keys=1000\nmax-watch-value=1m\nkeyspace-events=1\nHERALD_MAX_WATCH_KEYS=0\n"
+                   "HERALD_MAX_WATCH_VALUE=100\nHERALD_KEYSPACE_EVENTS=maybe",
     "cluster-url": "redis+cluster://10.0.0.1:7000\nredis=redis://a:7000,redis://b:7001/3",
     "sentinel-url": "redis+sentinel://app:p%40ss@10.0.0.1:26379,10.0.0.2,[::1]:26380/my%40master/3",
     "sentinel-flags": "redis=redis+sentinel://127.0.0.1:26379/m\nsentinel-password=s3cret\n"

@@ -168,6 +168,15 @@ extension Config {
             "max-subscriptions", "HERALD_MAX_SUBSCRIPTIONS", \.maxSubscriptions, in: 1...1_000_000,
             help: "Most subscriptions per WebSocket or event stream."),
         .integer(
+            "max-watch-keys", "HERALD_MAX_WATCH_KEYS", \.maxWatchKeys, in: 1...1_000_000,
+            help: "Most keys one watched pattern may match when it is watched (SCAN); beyond, watch_too_broad."),
+        .size(
+            "max-watch-value", "HERALD_MAX_WATCH_VALUE", \.maxWatchValue, in: 1024...(1 << 30),
+            help: "Largest watched value sent; a larger one is told by its size only (truncated)."),
+        .switch(
+            "keyspace-events", "HERALD_KEYSPACE_EVENTS", \.keyspaceEvents,
+            help: "Let Herald add the keyspace notifications watches need to Redis's notify-keyspace-events (CONFIG SET)."),
+        .integer(
             "max-pending", "HERALD_MAX_PENDING", \.maxPending, in: 1...10_000_000,
             help: "Most commands per loop waiting on Redis; beyond, publishes answer 503."),
         Option(

@@ -71,6 +71,12 @@ public struct Config: Sendable {
     public var maxConnections = 0
     /// Most pub/sub subscriptions one WebSocket may hold.
     public var maxSubscriptions = 1000
+    /// Most keys one watched pattern may match at its snapshot (SCAN); beyond, `watch_too_broad`.
+    public var maxWatchKeys = 1000
+    /// Largest watched value sent, bytes; a larger one is told by its size only.
+    public var maxWatchValue = 1 << 20
+    /// Let Herald turn on the keyspace notifications watches need (CONFIG SET).
+    public var keyspaceEvents = false
     /// Most commands one loop may have waiting on Redis; beyond, publishes answer 503.
     public var maxPending = 10_000
     /// What happens to a subscriber whose queue is full: drop deliveries (and say how many) or

@@ -23,6 +23,8 @@ public final class LoopServices {
     let hub: Hub
     /// Presence members, leases and events of this loop.
     let presence: PresenceService
+    /// Watched keys of this loop.
+    let watches: WatchRegistry
     /// For the endpoints that answer straight from one command (stream appends and ranges).
     let redis: CommandSender
     /// `--max-subscriptions` and `--max-connections`.
@@ -39,6 +41,11 @@ public final class LoopServices {
         config: Config, loop: EventLoop, logger: Logger, stats: LoopStats, process: ProcessStats, redis: CommandSender,
         hub: Hub, tailer: StreamTailer, blocking: BlockingPool, leases: QueueLeases, drain: DrainClock
     ) {
+        watches = WatchRegistry(
+            loop: loop, redis: redis, cluster: redis as? ClusterCommands, endpoint: config.redis[0],
+            limits: WatchLimits(
+                maxKeys: config.maxWatchKeys, maxValue: config.maxWatchValue, setEvents: config.keyspaceEvents, maxPending: config.maxPending),
+            stats: stats, logger: logger)
         publisher = Publisher(redis: redis, maxPending: config.maxPending, stats: stats, idempotencyTtlMs: config.idempotencyTtlMs)
         streams = StreamServices(
             redis: redis, tailer: tailer, loop: loop, claimIdleMs: config.claimIdleMs, maxOutbound: config.maxOutbound,

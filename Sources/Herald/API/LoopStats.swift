@@ -45,6 +45,12 @@ public final class LoopStats: Sendable {
     public let presenceChannels = Atomic<Int>(0)
     /// Presence scripts Redis refused (the next refresh repairs what they left).
     public let presenceErrors = Atomic<Int>(0)
+    /// Distinct watched keys and patterns held, keyspace notifications heard, and watched
+    /// values read (after coalescing).
+    public let watchKeys = Atomic<Int>(0)
+    public let watchPatterns = Atomic<Int>(0)
+    public let watchNotifications = Atomic<Int>(0)
+    public let watchReads = Atomic<Int>(0)
     /// Under Sentinel, what the loop knows of the master (or why it has none), for `/readyz`.
     private let redisStatus = Mutex("")
 

@@ -66,6 +66,18 @@ enum OpsAPI {
                 ("{kind=\"pattern\"}", p.total { $0.patterns.value }),
                 ("{kind=\"shard\"}", p.total { $0.shards.value }),
             ])
+        metric(
+            "herald_watch_keys", "gauge", "Distinct watched keys and patterns held (one keyspace subscription each per loop), summed over loops.",
+            [
+                ("{kind=\"key\"}", p.total { $0.watchKeys.value }),
+                ("{kind=\"pattern\"}", p.total { $0.watchPatterns.value }),
+            ])
+        metric(
+            "herald_watch_notifications_total", "counter", "Keyspace notifications received for watched keys.",
+            [("", p.total { $0.watchNotifications.value })])
+        metric(
+            "herald_watch_reads_total", "counter", "Reads of watched values (snapshots, and changes after coalescing).",
+            [("", p.total { $0.watchReads.value })])
         metric("herald_http_requests_total", "counter", "HTTP requests parsed.", [("", p.total { $0.requests.value })])
         metric("herald_published_total", "counter", "Messages published to Redis.", [("", p.total { $0.published.value })])
         metric("herald_publish_errors_total", "counter", "Publishes that failed.", [("", p.total { $0.publishErrors.value })])

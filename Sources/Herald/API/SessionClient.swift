@@ -26,6 +26,9 @@ protocol SessionClient: StreamClient, QueueClient {
     func deliver(_ delivery: Delivery, raw: Bool)
     /// An encoded frame or event (a control frame, an answer): never dropped.
     func send(_ frame: [UInt8])
+    /// A message many clients get (a watched value), in the client's wire form encoded once
+    /// for all of them: never dropped (senders check `hasRoom` first).
+    func sendMessage(_ message: SharedMessage)
     /// Starts the WebSocket closing handshake with `code`.
     func closeWebSocket(code: UInt16, reason: String)
     /// Ends the session from Herald's side: a WebSocket starts its closing handshake with
@@ -37,4 +40,6 @@ protocol SessionClient: StreamClient, QueueClient {
 extension SessionClient {
     /// A client that is only ever a WebSocket ends by closing.
     func end(code: UInt16, reason: String) { closeWebSocket(code: code, reason: reason) }
+    /// A client without a shared form encodes the message for itself.
+    func sendMessage(_ message: SharedMessage) { sendMessage(message.json) }
 }

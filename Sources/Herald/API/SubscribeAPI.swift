@@ -38,6 +38,7 @@ enum SubscribeAPI {
         // Each name once (by bytes), found with sets: a query of a megabyte is read in linear time.
         var seen: [SubscriptionKind: Set<RedisName>] = [:]
         var seenStreams: Set<RedisName> = []
+        var watch = WatchQuery()
         var single: [String: QueryItem] = [:]
         for item in query {
             let name = item.name
@@ -51,6 +52,12 @@ enum SubscribeAPI {
                     return
                 }
                 if seenStreams.insert(item.redisName).inserted { streams.append(item.redisName) }
+            } else if name == "watch" || name == "watch_pattern" {
+                guard !item.bytes.isEmpty else {
+                    responder.fail(.badRequest("\(name) must not be empty"))
+                    return
+                }
+                watch.add(item.redisName, pattern: name == "watch_pattern")
             } else if name == "format" {
                 guard let f = Format(rawValue: item.value) else {
                     responder.fail(.badRequest("format must be json or raw, not '\(item.value)'"))
@@ -70,6 +77,7 @@ enum SubscribeAPI {
         do throws(HTTPError) {
             plan = try StreamPlan(streams: streams, options: single, lastEventID: request.header("last-event-id") ?? single["lastEventId"]?.value)
             presence = try PresenceQuery(query, channels: initial[.channel] ?? [])
+            try SessionWatches.check(keys: watch.keys, patterns: watch.patterns)
             if sse && (plan.group != nil || plan.queue != nil) {
                 throw HTTPError.badRequest("consumer groups and queues take acks: use a WebSocket")
             }
@@ -80,7 +88,7 @@ enum SubscribeAPI {
         if sse {
             openEventStream(
                 request, responder, access: access, services: services, query: query, format: format, initial: initial, plan: plan,
-                presence: presence)
+                presence: presence, watch: watch)
             return
         }
         let accepted: HTTPResponse
@@ -95,7 +103,7 @@ enum SubscribeAPI {
         let grant: Grant
         do throws(HTTPError) {
             grant = try authorize(
-                request, query: query, access: access, initial: initial, plan: plan,
+                request, query: query, access: access, initial: initial, plan: plan, watch: watch,
                 limit: services.maxSubscriptions, user: presence.user)
         } catch {
             let refusal = RefusedSession(
@@ -104,7 +112,7 @@ enum SubscribeAPI {
             if responder.upgrade(accepted, to: refusal) { refusal.start() } else { responder.fail(error) }
             return
         }
-        afterHooks(request, responder, services: services, kind: "websocket", initial: initial, plan: plan) { outcome in
+        afterHooks(request, responder, services: services, kind: "websocket", initial: initial, plan: plan, watch: watch) { outcome in
             switch outcome {
             case .failure(let error):
                 // Refused by the backend: close 1008; no answer from it: try again later (1013).
@@ -119,7 +127,7 @@ enum SubscribeAPI {
                     responder.fail(.badRequest("a WebSocket upgrade cannot follow pipelined requests still waiting for answers"))
                     return
                 }
-                session.start(initial, plan, presence: presence.enabled)
+                session.start(initial, plan, presence: presence.enabled, watch: watch)
             }
         }
     }
@@ -129,7 +137,7 @@ enum SubscribeAPI {
     /// questions and the identity the backend named. Without a hook, `done` runs at once.
     private static func afterHooks(
         _ request: HTTPRequest, _ responder: Responder, services: LoopServices, kind: String,
-        initial: [SubscriptionKind: [RedisName]], plan: StreamPlan,
+        initial: [SubscriptionKind: [RedisName]], plan: StreamPlan, watch: WatchQuery,
         _ done: @escaping (Result<(HookGate?, HookIdentity?), HTTPError>) -> Void
     ) {
         guard let hooks = services.hooks else {
@@ -147,6 +155,7 @@ enum SubscribeAPI {
         names.append(("stream", plan.streams))
         if let group = plan.group { names.append(("group", [group.name])) }
         if let queue = plan.queue { names.append(("queue", [queue])) }
+        names += [("key", watch.keys), ("key_pattern", watch.patterns)]
         gate.connect(kind: kind) { result in
             switch result {
             case .failure(let error):
@@ -163,7 +172,7 @@ enum SubscribeAPI {
     /// limit: one check for WebSockets and event streams alike.
     private static func authorize(
         _ request: HTTPRequest, query: [QueryItem], access: AccessPolicy,
-        initial: [SubscriptionKind: [RedisName]], plan: StreamPlan,
+        initial: [SubscriptionKind: [RedisName]], plan: StreamPlan, watch: WatchQuery,
         limit: Int, user: String?
     ) throws(HTTPError) -> Grant {
         var grant = try access.grant(for: request, query: query)
@@ -172,9 +181,12 @@ enum SubscribeAPI {
         // Every kind counts: channels, patterns, shards, each stream (read alone or in a group)
         // and a queue.
         let keys = plan.streams + (plan.queue.map { [$0] } ?? [])
-        if initial.values.reduce(0, { $0 + $1.count }) + keys.count > limit { throw .tooManySubscriptions(limit: limit) }
+        if initial.values.reduce(0, { $0 + $1.count }) + keys.count + watch.count > limit { throw .tooManySubscriptions(limit: limit) }
         if let denied = grant.firstDenied(initial) ?? keys.first(where: { !grant.maySubscribe($0) }) {
             throw HTTPError.forbidden("subscribing to \(denied)")
+        }
+        if let denied = SessionWatches.firstDenied(keys: watch.keys, patterns: watch.patterns, grant: grant) {
+            throw HTTPError.forbidden("watching \(denied)")
         }
         return grant
     }
@@ -182,18 +194,18 @@ enum SubscribeAPI {
     private static func openEventStream(
         _ request: HTTPRequest, _ responder: Responder, access: AccessPolicy, services: LoopServices,
         query: [QueryItem], format: Format,
-        initial: [SubscriptionKind: [RedisName]], plan: StreamPlan, presence: PresenceQuery
+        initial: [SubscriptionKind: [RedisName]], plan: StreamPlan, presence: PresenceQuery, watch: WatchQuery
     ) {
         let grant: Grant
         do throws(HTTPError) {
             grant = try authorize(
-                request, query: query, access: access, initial: initial, plan: plan,
+                request, query: query, access: access, initial: initial, plan: plan, watch: watch,
                 limit: services.maxSubscriptions, user: presence.user)
         } catch {
             responder.fail(error)
             return
         }
-        afterHooks(request, responder, services: services, kind: "sse", initial: initial, plan: plan) { outcome in
+        afterHooks(request, responder, services: services, kind: "sse", initial: initial, plan: plan, watch: watch) { outcome in
             switch outcome {
             case .failure(let error):
                 responder.fail(error)
@@ -204,8 +216,28 @@ enum SubscribeAPI {
                     responder.fail(.badRequest("an event stream cannot follow pipelined requests still waiting for answers"))
                     return
                 }
-                session.start(initial, plan, presence: presence.enabled)
+                session.start(initial, plan, presence: presence.enabled, watch: watch)
             }
+        }
+    }
+}
+
+/// The keys (`watch=`) and key patterns (`watch_pattern=`) a subscribe request watches, each
+/// once (by bytes), in the order given.
+struct WatchQuery {
+    private(set) var keys: [RedisName] = []
+    private(set) var patterns: [RedisName] = []
+    private var seen: Set<RedisName> = []
+    private var seenPatterns: Set<RedisName> = []
+
+    var isEmpty: Bool { keys.isEmpty && patterns.isEmpty }
+    var count: Int { keys.count + patterns.count }
+
+    mutating func add(_ name: RedisName, pattern: Bool) {
+        if pattern {
+            if seenPatterns.insert(name).inserted { patterns.append(name) }
+        } else if seen.insert(name).inserted {
+            keys.append(name)
         }
     }
 }

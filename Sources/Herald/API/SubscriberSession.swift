@@ -1,6 +1,6 @@
 // A subscribed WebSocket client: its subscriptions in the Hub, its control messages
-// (subscribe, psubscribe, ssubscribe, unsubscribe, publish, ping, refresh), its deliveries,
-// and its token's life (TokenLifetime.swift).
+// (subscribe, psubscribe, ssubscribe, unsubscribe, publish, ping, refresh, watch, unwatch), its
+// deliveries, and its token's life (TokenLifetime.swift).
 import FoundationEssentials
 
 /// One WebSocket subscriber; confined to its loop. Holds its connection until it closes.
@@ -29,6 +29,15 @@ final class SubscriberSession: SessionApp, Subscriber {
     private let queues: QueueServices
     private let tokens: TokenServices
     private let presenceService: PresenceService
+    private let watchRegistry: WatchRegistry
+    /// The keys and patterns this connection watches, made when watching is first used.
+    private var watchState: SessionWatches?
+    private var watches: SessionWatches {
+        if let watchState { return watchState }
+        let made = SessionWatches(registry: watchRegistry, connection: connection)
+        watchState = made
+        return made
+    }
     /// The channels this connection is a presence member of, made when presence is first used:
     /// a subscriber that never asks for presence costs no id and no object for it.
     private var presenceState: SessionPresence?
@@ -67,6 +76,7 @@ final class SubscriberSession: SessionApp, Subscriber {
         tokens = services.tokens
         maxSubscriptions = services.maxSubscriptions
         presenceService = services.presence
+        watchRegistry = services.watches
     }
 
     // MARK: Subscriber
@@ -86,6 +96,7 @@ final class SubscriberSession: SessionApp, Subscriber {
         tokenClock?.stop()
         tokenClock = nil
         presenceState?.leaveAll()
+        watchState?.close()
         for (kind, names) in subscriptions { hub.unsubscribe(self, kind: kind, names: Array(names), leaving: true) }
         subscriptions = [:]
         for reader in readers { reader.stop() }
@@ -98,12 +109,14 @@ final class SubscriberSession: SessionApp, Subscriber {
 
     func drained() {
         for reader in readers { reader.drained() }
+        watchState?.drained()
     }
 
     /// Starts what a subscribe request asked for: its pub/sub subscriptions, stream readers,
     /// group members and queue worker.
-    func start(_ initial: [SubscriptionKind: [RedisName]], _ plan: StreamPlan, presence joins: Bool = false) {
+    func start(_ initial: [SubscriptionKind: [RedisName]], _ plan: StreamPlan, presence joins: Bool = false, watch: WatchQuery = WatchQuery()) {
         followToken()
+        if !watch.isEmpty { watches.watch(keys: watch.keys, patterns: watch.patterns, id: nil) }
         for kind in SubscriptionKind.allCases {
             if let names = initial[kind] { subscribe(kind, names, id: nil) }
         }
@@ -146,7 +159,7 @@ final class SubscriberSession: SessionApp, Subscriber {
             return
         }
         do throws(HTTPError) {
-            if inFlight >= Self.maxInFlight && ["subscribe", "psubscribe", "ssubscribe", "publish", "ack"].contains(op) {
+            if inFlight >= Self.maxInFlight && ["subscribe", "psubscribe", "ssubscribe", "publish", "ack", "watch"].contains(op) {
                 throw HTTPError.overloaded("\(Self.maxInFlight) requests of this connection are waiting on Redis; wait for their answers")
             }
             switch op {
@@ -160,6 +173,8 @@ final class SubscriberSession: SessionApp, Subscriber {
             case "presence": try presence.answer(json, id: id, grant: grant)
             case "ping": sendJSON(Envelope.answer("pong", id: id))
             case "refresh": try refresh(json, id: id)
+            case "watch": try watches.answerWatch(json, id: id, grant: grant, gate: gate, held: heldCount, limit: maxSubscriptions)
+            case "unwatch": try watches.answerUnwatch(json, id: id)
             default:
                 sendJSON(Envelope.error(code: "unknown_op", message: "unknown op '\(op)'", id: id))
             }
@@ -171,7 +186,7 @@ final class SubscriberSession: SessionApp, Subscriber {
     /// Everything this connection is subscribed to, of every kind: what `--max-subscriptions`
     /// caps (a stream read, a group member and a queue worker each count one).
     private var heldCount: Int {
-        subscriptions.values.reduce(0) { $0 + $1.count } + readers.count + groups.count + (queueWorker == nil ? 0 : 1)
+        subscriptions.values.reduce(0) { $0 + $1.count } + readers.count + groups.count + (queueWorker == nil ? 0 : 1) + (watchState?.count ?? 0)
     }
 
     /// A subscribe op, within the per-connection limit and the credential's globs. The limit is
@@ -399,8 +414,10 @@ final class SubscriberSession: SessionApp, Subscriber {
         }
         let refreshed = try tokens.access.refreshedGrant(token, replacing: grant, now: Date().timeIntervalSince1970)
         let narrowed = refreshed.subscribe != grant.subscribe
+        let watchNarrowed = refreshed.watch != grant.watch
         grant = refreshed
         if narrowed { endUncovered() }
+        if watchNarrowed { watchState?.endUncovered(refreshed) }
         followToken()
         sendJSON(Envelope.refreshed(expiresAt: refreshed.token?.expiresAt, id: id))
     }

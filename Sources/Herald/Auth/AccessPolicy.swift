@@ -9,6 +9,9 @@ public struct Grant: Sendable {
     public let publish: [String]?
     /// Globs of channels, patterns, streams and queues the holder may read; nil = anything.
     public let subscribe: [String]?
+    /// Globs of keys the holder may watch (`watch` claim); nil = any. Keys are not channels: a
+    /// token's `subscribe` globs grant no watch.
+    public let watch: [String]?
     /// The token this grant came from; nil for an API key or with auth off (nothing expires).
     public let token: TokenClaims?
     /// Who a JWT says the holder is (its `sub` and `info` claims), for presence; nil when the
@@ -18,14 +21,19 @@ public struct Grant: Sendable {
     /// String equality treats canonically equivalent text, `é` and `e` + U+0301, as equal).
     private let publishGlobs: [[UInt8]]?
     private let subscribeGlobs: [[UInt8]]?
+    private let watchGlobs: [[UInt8]]?
 
-    public init(publish: [String]?, subscribe: [String]?, token: TokenClaims? = nil, identity: PresenceIdentity? = nil) {
+    public init(
+        publish: [String]?, subscribe: [String]?, token: TokenClaims? = nil, identity: PresenceIdentity? = nil, watch: [String]? = nil
+    ) {
         self.publish = publish
         self.subscribe = subscribe
+        self.watch = watch
         self.token = token
         self.identity = identity
         publishGlobs = publish?.map { Array($0.utf8) }
         subscribeGlobs = subscribe?.map { Array($0.utf8) }
+        watchGlobs = watch?.map { Array($0.utf8) }
     }
 
     public static let everything = Grant(publish: nil, subscribe: nil)
@@ -53,7 +61,17 @@ public struct Grant: Sendable {
     /// head starts with. Matching the pattern's text against the globs would be unsound:
     /// `room-?` matches the text `room-*`, which reaches `room-secret`.
     public func maySubscribe(pattern: RedisName) -> Bool {
-        guard let globs = subscribeGlobs else { return true }
+        Self.contains(subscribeGlobs, pattern: pattern)
+    }
+
+    /// Whether the holder may watch `key`.
+    public func mayWatch(_ key: RedisName) -> Bool { watchGlobs?.contains { Glob.matches($0, key.bytes) } ?? true }
+
+    /// Whether every key `pattern` can match may be watched (containment, as for patterns).
+    public func mayWatch(pattern: RedisName) -> Bool { Self.contains(watchGlobs, pattern: pattern) }
+
+    private static func contains(_ globs: [[UInt8]]?, pattern: RedisName) -> Bool {
+        guard let globs else { return true }
         let special: Set<UInt8> = [UInt8(ascii: "*"), UInt8(ascii: "?"), UInt8(ascii: "["), UInt8(ascii: "\\")]
         let bytes = pattern.bytes
         let head = bytes.prefix { !special.contains($0) }
@@ -145,7 +163,7 @@ public struct AccessPolicy: Sendable {
         return grant
     }
 
-    /// A verified token's grant: its `publish` and `subscribe` globs, `sub` and `exp`.
+    /// A verified token's grant: its `publish`, `subscribe` and `watch` globs, `sub` and `exp`.
     static func grant(token: String, secret: [UInt8], now: Double) throws(JWT.Failure) -> Grant {
         let claims = try JWT.verify(token, secret: secret, now: now)
         func globs(_ name: String) -> [String] { claims[name]?.arrayValue?.compactMap(\.stringValue) ?? [] }
@@ -154,7 +172,7 @@ public struct AccessPolicy: Sendable {
         return Grant(
             publish: globs("publish"), subscribe: globs("subscribe"),
             token: TokenClaims(subject: claims["sub"], expiresAt: expiresAt),
-            identity: PresenceIdentity(user: claims["sub"]?.stringValue, info: claims["info"]))
+            identity: PresenceIdentity(user: claims["sub"]?.stringValue, info: claims["info"]), watch: globs("watch"))
     }
 
     /// How a token that failed verification is answered (`unauthorized`, as at connect).

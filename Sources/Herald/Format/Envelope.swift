@@ -55,6 +55,33 @@ public enum Envelope {
         }
     }
 
+    /// `{"type":"error","code":..,"message":..,"key":..}`: a watched key could not be read.
+    public static func watchError(_ error: HTTPError, key: [UInt8]) -> [UInt8] {
+        answer("error", id: nil) { o in
+            o.field("code", error.code)
+            o.field("message", error.message)
+            o.field("key", utf8: key)
+        }
+    }
+
+    /// `{"type":"watching","keys":[..],"patterns":[..]}`: every snapshot value of a watch was
+    /// sent; changes follow.
+    public static func watching(_ type: String, keys: [RedisName], patterns: [RedisName], id: JSONValue?) -> [UInt8] {
+        answer(type, id: id) { o in
+            o.field("keys", names: keys)
+            o.field("patterns", names: patterns)
+        }
+    }
+
+    /// `{"type":"gap","kind":"watch","pattern":..}`: the link to Redis for a watched pattern
+    /// was lost and is back; fresh values of its keys follow, ended by `watching`.
+    public static func watchGap(pattern: [UInt8]) -> [UInt8] {
+        answer("gap", id: nil) { o in
+            o.field("kind", "watch")
+            o.field("pattern", utf8: pattern)
+        }
+    }
+
     /// `{"type":"gap","kind":..,"channel":..}`: the link to Redis was lost and restored.
     public static func gap(kind: SubscriptionKind, name: String) -> [UInt8] {
         answer("gap", id: nil) { o in

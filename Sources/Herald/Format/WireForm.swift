@@ -15,6 +15,14 @@ public enum WireForm: Sendable {
         }
     }
 
+    /// A message for many clients, encoded once for every client that takes this form.
+    public func message(_ shared: SharedMessage) -> Chunk {
+        switch self {
+        case .webSocket: shared.frame
+        case .eventStream: shared.event
+        }
+    }
+
     /// A pub/sub delivery as its JSON envelope or its bare payload, encoded once for every
     /// subscriber that takes this form.
     public func delivery(_ delivery: Delivery, raw: Bool) -> Chunk {

@@ -100,6 +100,15 @@ public struct HTTPError: Error, Equatable, Sendable {
     public static func tooManySubscriptions(limit: Int) -> HTTPError {
         HTTPError(status: 400, code: "too_many_subscriptions", message: "at most \(limit) subscriptions per connection")
     }
+    /// Redis does not send the keyspace notifications a watch needs (`notify-keyspace-events`);
+    /// the message names the setting.
+    public static func watchUnavailable(_ message: String) -> HTTPError {
+        HTTPError(status: 503, code: "watch_unavailable", message: message)
+    }
+    /// A watch pattern that matches everything, or more keys than `--max-watch-keys`.
+    public static func watchTooBroad(_ message: String) -> HTTPError {
+        HTTPError(status: 400, code: "watch_too_broad", message: message)
+    }
     /// No credential, or one Herald does not accept (`AccessPolicy`).
     public static func unauthorized(_ message: String) -> HTTPError {
         HTTPError(status: 401, code: "unauthorized", message: message, headers: ["WWW-Authenticate": "Bearer"])

@@ -16,6 +16,12 @@ extension ClientConnection {
         send(form.message(json))
     }
 
+    /// A message many clients get, in this connection's wire form, the chunk shared with all of
+    /// them: never dropped (its senders check `hasRoom`), counted.
+    func sendMessage(_ message: SharedMessage) {
+        send(form.message(message))
+    }
+
     /// An encoded frame or event (a control frame, an answer): never dropped, not counted.
     public func send(_ frame: [UInt8]) {
         guard !isClosed else { return }

@@ -27,6 +27,8 @@ public final class LoopContext: IOHandler {
     /// Under Sentinel: where the master is now, for every link of this loop.
     private let locator: SentinelLocator?
     private let hub: Hub
+    /// Watched keys (their links open on the first watch).
+    private let watches: WatchRegistry
     let router: Router
     private let listener: Int32
     private var connections: [ObjectIdentifier: ClientConnection] = [:]
@@ -89,11 +91,11 @@ public final class LoopContext: IOHandler {
                 loop: loop, endpoint: endpoint, mode: .commands, logger: logger,
                 replyTimeoutMs: Int64(StreamTailer.blockMs) + 10_000) : nil
         tailer = StreamTailer(loop: loop, link: tailLink, sender: redis, logger: logger)
-        router = Router(
-            config: config,
-            services: LoopServices(
-                config: config, loop: loop, logger: logger, stats: stats, process: process, redis: redis, hub: hub,
-                tailer: tailer, blocking: blocking, leases: queueLeases, drain: drain))
+        let services = LoopServices(
+            config: config, loop: loop, logger: logger, stats: stats, process: process, redis: redis, hub: hub,
+            tailer: tailer, blocking: blocking, leases: queueLeases, drain: drain)
+        watches = services.watches
+        router = Router(config: config, services: services)
         let stats = self.stats
         let redis = self.redis
         if let commandLink {
@@ -115,11 +117,14 @@ public final class LoopContext: IOHandler {
             // After the owners' callbacks are set: `follow` adds to their onDown.
             for link in [commandLink, hubLink, tailLink].compactMap({ $0 }) { locator.follow(link) }
             blocking.prepare = { [unowned locator] link in locator.follow(link) }
+            watches.prepare = { [unowned locator] link in locator.follow(link) }
             let blocking = self.blocking
+            let watches = self.watches
             locator.onMasterChange = { master in
                 let reason = "the master moved to \(master)"
                 for link in [commandLink, hubLink, tailLink].compactMap({ $0 }) { link.relocate(reason) }
                 blocking.relocate(to: master, reason)
+                watches.relocate(reason)
             }
         }
         try loop.register(fd: listener, handler: self, events: IOEvents.readable)
@@ -138,6 +143,7 @@ public final class LoopContext: IOHandler {
         loop.run()
         redis.stop()
         hub.stop()
+        watches.stop()
         blocking.stop()
         tailer.stop()
         locator?.stop()
@@ -222,7 +228,7 @@ public final class LoopContext: IOHandler {
         stats.channels.set(hub.topicCount(.channel))
         stats.patterns.set(hub.topicCount(.pattern))
         stats.shards.set(hub.topicCount(.shard))
-        stats.redisReconnects.set(redis.reconnects + hub.reconnects)
+        stats.redisReconnects.set(redis.reconnects + hub.reconnects + watches.subscriberLinks.reduce(0) { $0 + $1.reconnects })
         stats.delivered.set(deliveredCount)
         stats.dropped.set(droppedCount)
         stats.receivedChannel.set(hub.received[.channel] ?? 0)
