@@ -20,15 +20,12 @@ protocol ClientExchange: SessionClient {
 }
 
 /// A client a session runs on (a WebSocket or an event stream); confined to its loop.
-protocol SessionClient: StreamClient, QueueClient {
+protocol SessionClient: StreamClient, QueueClient, WatchClient {
     /// A pub/sub delivery in the client's wire form (JSON envelope or raw): dropped, and
     /// counted, when the client's queue is full.
     func deliver(_ delivery: Delivery, raw: Bool)
     /// An encoded frame or event (a control frame, an answer): never dropped.
     func send(_ frame: [UInt8])
-    /// A message many clients get (a watched value), in the client's wire form encoded once
-    /// for all of them: never dropped (senders check `hasRoom` first).
-    func sendMessage(_ message: SharedMessage)
     /// Starts the WebSocket closing handshake with `code`.
     func closeWebSocket(code: UInt16, reason: String)
     /// Ends the session from Herald's side: a WebSocket starts its closing handshake with

@@ -5,7 +5,7 @@
 /// A connection's watched keys and patterns; confined to its loop.
 final class SessionWatches: Watcher {
     private let registry: WatchRegistry
-    private let connection: any SessionClient
+    private let connection: any WatchClient
     private(set) var keys: Set<RedisName> = []
     private(set) var patterns: Set<RedisName> = []
     /// Watch ops waiting on Redis (their subscription, SCAN or snapshot).
@@ -14,7 +14,7 @@ final class SessionWatches: Watcher {
     static let maxPending = 16
     private var closed = false
 
-    init(registry: WatchRegistry, connection: any SessionClient) {
+    init(registry: WatchRegistry, connection: any WatchClient) {
         self.registry = registry
         self.connection = connection
     }

@@ -1,5 +1,16 @@
 // What the watch registry needs of a local watcher (a WebSocket client or an event stream).
 
+/// What a session's watches need of its client connection (declared here, implemented by the
+/// connection, so Watch/ depends on nothing above it); confined to its loop.
+protocol WatchClient: AnyObject {
+    /// Whether `bytes` more fit in the client's outbound queue.
+    func hasRoom(for bytes: Int) -> Bool
+    /// A message many clients get, in the client's wire form encoded once for all of them.
+    func sendMessage(_ message: SharedMessage)
+    /// An answer or notice as JSON, in the client's wire form: never dropped.
+    func sendMessage(_ json: [UInt8])
+}
+
 /// A local watcher of keys; confined to its loop.
 protocol Watcher: AnyObject {
     /// False once the client is gone: a watch op finishing after that takes nothing.
