@@ -14,6 +14,34 @@ struct Publisher {
     var idempotencyTtlMs: Int64 = 86_400_000
 }
 
+/// What a subscriber session uses of its loop, one reference for the many sessions of a loop
+/// (each would otherwise carry eight); confined to that loop.
+final class SessionServices {
+    let hub: Hub
+    let publisher: Publisher
+    let streams: StreamServices
+    let queues: QueueServices
+    let tokens: TokenServices
+    let presence: PresenceService
+    let watches: WatchRegistry
+    /// `--max-subscriptions`: of every kind together.
+    let maxSubscriptions: Int
+
+    init(
+        hub: Hub, publisher: Publisher, streams: StreamServices, queues: QueueServices, tokens: TokenServices, presence: PresenceService,
+        watches: WatchRegistry, maxSubscriptions: Int
+    ) {
+        self.hub = hub
+        self.publisher = publisher
+        self.streams = streams
+        self.queues = queues
+        self.tokens = tokens
+        self.presence = presence
+        self.watches = watches
+        self.maxSubscriptions = maxSubscriptions
+    }
+}
+
 /// One loop's services for the API layer; confined to that loop.
 public final class LoopServices {
     let publisher: Publisher
@@ -36,6 +64,8 @@ public final class LoopServices {
     let hooks: Hooks?
     /// `--idempotency-ttl`, ms.
     let idempotencyTtlMs: Int64
+    /// What subscriber sessions use.
+    let sessions: SessionServices
 
     public init(
         config: Config, loop: EventLoop, logger: Logger, stats: LoopStats, process: ProcessStats, redis: CommandSender,
@@ -59,6 +89,9 @@ public final class LoopServices {
         maxConnections = config.maxConnections
         self.process = process
         idempotencyTtlMs = config.idempotencyTtlMs
+        sessions = SessionServices(
+            hub: hub, publisher: publisher, streams: streams, queues: queues, tokens: tokens, presence: presence, watches: watches,
+            maxSubscriptions: config.maxSubscriptions)
         // The host was resolved once at start (Server.run) to refuse a bad one; each loop
         // resolves it again here, off the request path.
         hooks = config.hookURL.flatMap { target in

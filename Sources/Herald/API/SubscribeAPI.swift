@@ -122,7 +122,8 @@ enum SubscribeAPI {
                 if responder.upgrade(accepted, to: refusal) { refusal.start() } else { responder.fail(error) }
             case .success(let (gate, identity)):
                 let session = SubscriberSession(
-                    connection: responder.connection, format: format, grant: grant, services: services, gate: gate, identity: identity)
+                    connection: responder.connection, format: format, grant: grant, services: services.sessions, gate: gate,
+                    identity: identity)
                 guard responder.upgrade(accepted, to: session) else {
                     responder.fail(.badRequest("a WebSocket upgrade cannot follow pipelined requests still waiting for answers"))
                     return
@@ -211,7 +212,8 @@ enum SubscribeAPI {
                 responder.fail(error)
             case .success(let (gate, identity)):
                 let session = SubscriberSession(
-                    connection: responder.connection, format: format, grant: grant, services: services, gate: gate, identity: identity)
+                    connection: responder.connection, format: format, grant: grant, services: services.sessions, gate: gate,
+                    identity: identity)
                 guard responder.startEventStream(session) else {
                     responder.fail(.badRequest("an event stream cannot follow pipelined requests still waiting for answers"))
                     return

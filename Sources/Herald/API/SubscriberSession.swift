@@ -12,7 +12,7 @@ final class SubscriberSession: SessionApp, Subscriber {
     /// Follows the token's `exp` (created for the first token that has one).
     private var tokenClock: TokenClock?
     /// By bytes, as Redis and the Hub tell names apart.
-    private var subscriptions: [SubscriptionKind: Set<RedisName>] = [:]
+    private var subscriptions = SubscriptionSets()
     private var readers: [StreamReader] = []
     private var groups: [GroupReader] = []
     private var queueWorker: QueueWorker?
@@ -23,13 +23,16 @@ final class SubscriberSession: SessionApp, Subscriber {
     private var inFlight = 0
     static let maxInFlight = 64
 
-    private let hub: Hub
-    private let publisher: Publisher
-    private let streams: StreamServices
-    private let queues: QueueServices
-    private let tokens: TokenServices
-    private let presenceService: PresenceService
-    private let watchRegistry: WatchRegistry
+    /// The loop's services sessions use (one reference: a loop holds tens of thousands of
+    /// sessions, so what each one carries is kept small).
+    private let services: SessionServices
+    private var hub: Hub { services.hub }
+    private var publisher: Publisher { services.publisher }
+    private var streams: StreamServices { services.streams }
+    private var queues: QueueServices { services.queues }
+    private var tokens: TokenServices { services.tokens }
+    private var presenceService: PresenceService { services.presence }
+    private var watchRegistry: WatchRegistry { services.watches }
     /// The keys and patterns this connection watches, made when watching is first used.
     private var watchState: SessionWatches?
     private var watches: SessionWatches {
@@ -54,29 +57,35 @@ final class SubscriberSession: SessionApp, Subscriber {
         return made
     }
     /// `--max-subscriptions`: of every kind together.
-    private let maxSubscriptions: Int
+    private var maxSubscriptions: Int { services.maxSubscriptions }
+    /// With a hook: the way past it, and who its connect answer said this client is (one
+    /// reference, nil without a hook).
+    private let hook: SessionHook?
     /// The backend's hook, asked before each subscription and publish (nil: no hook).
-    private let gate: HookGate?
+    private var gate: HookGate? { hook?.gate }
     /// Who the backend's connect answer said this client is.
-    let identity: HookIdentity?
+    var identity: HookIdentity? { hook?.identity }
+
+    /// A session's part of the backend's hook.
+    final class SessionHook {
+        let gate: HookGate
+        let identity: HookIdentity?
+
+        init(gate: HookGate, identity: HookIdentity?) {
+            self.gate = gate
+            self.identity = identity
+        }
+    }
 
     init(
-        connection: any SessionClient, format: SubscribeAPI.Format, grant: Grant, services: LoopServices, gate: HookGate? = nil,
+        connection: any SessionClient, format: SubscribeAPI.Format, grant: Grant, services: SessionServices, gate: HookGate? = nil,
         identity: HookIdentity? = nil
     ) {
         self.connection = connection
         self.format = format
         self.grant = grant
-        self.gate = gate
-        self.identity = identity
-        hub = services.hub
-        publisher = services.publisher
-        streams = services.streams
-        queues = services.queues
-        tokens = services.tokens
-        maxSubscriptions = services.maxSubscriptions
-        presenceService = services.presence
-        watchRegistry = services.watches
+        self.services = services
+        hook = gate.map { SessionHook(gate: $0, identity: identity) }
     }
 
     // MARK: Subscriber
@@ -97,8 +106,8 @@ final class SubscriberSession: SessionApp, Subscriber {
         tokenClock = nil
         presenceState?.leaveAll()
         watchState?.close()
-        for (kind, names) in subscriptions { hub.unsubscribe(self, kind: kind, names: Array(names), leaving: true) }
-        subscriptions = [:]
+        for (kind, names) in subscriptions.all { hub.unsubscribe(self, kind: kind, names: Array(names), leaving: true) }
+        subscriptions = SubscriptionSets()
         for reader in readers { reader.stop() }
         for group in groups { group.stop() }
         queueWorker?.stop()
@@ -186,7 +195,7 @@ final class SubscriberSession: SessionApp, Subscriber {
     /// Everything this connection is subscribed to, of every kind: what `--max-subscriptions`
     /// caps (a stream read, a group member and a queue worker each count one).
     private var heldCount: Int {
-        subscriptions.values.reduce(0) { $0 + $1.count } + readers.count + groups.count + (queueWorker == nil ? 0 : 1) + (watchState?.count ?? 0)
+        subscriptions.count + readers.count + groups.count + (queueWorker == nil ? 0 : 1) + (watchState?.count ?? 0)
     }
 
     /// A subscribe op, within the per-connection limit and the credential's globs. The limit is

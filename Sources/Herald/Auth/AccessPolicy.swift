@@ -3,37 +3,61 @@
 // a JWT grants the channel globs its `publish` and `subscribe` claims list.
 import FoundationEssentials
 
-/// What one request's credential allows.
+/// What one request's credential allows. One reference wide (its fields live in a shared,
+/// immutable box): every subscriber session keeps one, and with auth off they all share
+/// `everything`.
 public struct Grant: Sendable {
+    private final class Storage: Sendable {
+        let publish: [String]?
+        let subscribe: [String]?
+        let watch: [String]?
+        let token: TokenClaims?
+        let identity: PresenceIdentity?
+        let publishGlobs: [[UInt8]]?
+        let subscribeGlobs: [[UInt8]]?
+        let watchGlobs: [[UInt8]]?
+
+        init(publish: [String]?, subscribe: [String]?, watch: [String]?, token: TokenClaims?, identity: PresenceIdentity?) {
+            self.publish = publish
+            self.subscribe = subscribe
+            self.watch = watch
+            self.token = token
+            self.identity = identity
+            publishGlobs = publish?.map { Array($0.utf8) }
+            subscribeGlobs = subscribe?.map { Array($0.utf8) }
+            watchGlobs = watch?.map { Array($0.utf8) }
+        }
+    }
+
+    private var storage: Storage
+
     /// Globs of channels, streams and queues the holder may write to; nil = anything.
-    public let publish: [String]?
+    public var publish: [String]? { storage.publish }
     /// Globs of channels, patterns, streams and queues the holder may read; nil = anything.
-    public let subscribe: [String]?
+    public var subscribe: [String]? { storage.subscribe }
     /// Globs of keys the holder may watch (`watch` claim); nil = any. Keys are not channels: a
     /// token's `subscribe` globs grant no watch.
-    public let watch: [String]?
+    public var watch: [String]? { storage.watch }
     /// The token this grant came from; nil for an API key or with auth off (nothing expires).
-    public let token: TokenClaims?
+    public var token: TokenClaims? { storage.token }
     /// Who a JWT says the holder is (its `sub` and `info` claims), for presence; nil when the
     /// credential names no one (auth off, an API key).
-    public var identity: PresenceIdentity?
+    public var identity: PresenceIdentity? {
+        get { storage.identity }
+        set {
+            storage = Storage(publish: publish, subscribe: subscribe, watch: watch, token: token, identity: newValue)
+        }
+    }
     /// The same globs as bytes, matched against names' bytes (Redis compares bytes; Swift's
     /// String equality treats canonically equivalent text, `é` and `e` + U+0301, as equal).
-    private let publishGlobs: [[UInt8]]?
-    private let subscribeGlobs: [[UInt8]]?
-    private let watchGlobs: [[UInt8]]?
+    private var publishGlobs: [[UInt8]]? { storage.publishGlobs }
+    private var subscribeGlobs: [[UInt8]]? { storage.subscribeGlobs }
+    private var watchGlobs: [[UInt8]]? { storage.watchGlobs }
 
     public init(
         publish: [String]?, subscribe: [String]?, token: TokenClaims? = nil, identity: PresenceIdentity? = nil, watch: [String]? = nil
     ) {
-        self.publish = publish
-        self.subscribe = subscribe
-        self.watch = watch
-        self.token = token
-        self.identity = identity
-        publishGlobs = publish?.map { Array($0.utf8) }
-        subscribeGlobs = subscribe?.map { Array($0.utf8) }
-        watchGlobs = watch?.map { Array($0.utf8) }
+        storage = Storage(publish: publish, subscribe: subscribe, watch: watch, token: token, identity: identity)
     }
 
     public static let everything = Grant(publish: nil, subscribe: nil)
