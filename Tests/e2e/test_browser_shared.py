@@ -1,0 +1,311 @@
+"""herald.js with `{shared: true}`: one WebSocket per browser, shared by its tabs (issue 13, item 2).
+
+Headless Chromium, one browser (one driver), several tabs of the same page served by Herald.
+Each tab makes its own `new Herald(undefined, {shared: true})`; one tab (elected with a Web
+Lock) holds the WebSocket, the others reach Herald through it over a BroadcastChannel. The page
+used here is a bare one (herald.js and nothing else, from a temporary --public folder), so that
+the only WebSockets Herald sees are herald.js's; the demo page's indicator is checked last.
+
+What a user of the feature would check:
+- five tabs, one WebSocket on Herald (its herald_connections{kind="websocket"} gauge), one
+  Redis subscription per distinct channel (herald_subscriptions), and every tab gets exactly the
+  messages of what it subscribed to; an unsubscribe in one tab leaves the others' deliveries of
+  a shared channel alone, and the last tab leaving a channel unsubscribes it on Herald;
+- closing the holding tab: another takes over within 2 s, every tab's stream goes on with each
+  entry exactly once (entries appended while no tab holds the connection included, tabs having
+  seen different last ids), and pub/sub tabs get a "gap" event (source "reconnect");
+- without navigator.locks / BroadcastChannel (deleted before herald.js loads) each tab falls
+  back to its own connection and still gets its messages.
+
+Fixtures (`start_herald`, `herald`, `redis_server`) come from conftest.py; the browser (`driver`)
+and `_wait` from test_demo_page.py.
+"""
+
+import json
+import re
+import shutil
+import time
+import urllib.parse
+import urllib.request
+import uuid
+
+import pytest
+
+from conftest import PUBLIC_DIR, http
+from test_demo_page import _wait, driver  # noqa: F401
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>shared</title><link rel="icon" href="data:,"></head>
+<body>
+<script>
+  // ?nolocks: a browser without Web Locks and BroadcastChannel (herald.js falls back).
+  if (/[?&]nolocks/.test(location.search)) {
+    delete Navigator.prototype.locks;
+    delete window.BroadcastChannel;
+  }
+</script>
+<script src="herald.js"></script>
+</body></html>
+"""
+
+# Runs in a tab: a shared Herald that records what the application sees.
+SETUP = """
+window.__t = {messages: [], gaps: [], entries: {}, shared: [], states: [], subscribed: false};
+const h = new Herald(undefined, {shared: true, minDelay: 100, maxDelay: 1000});
+window.__h = h;
+h.on("gap", (g) => __t.gaps.push(g));
+h.on("state", (s) => __t.states.push([Date.now(), s]));
+h.on("shared", (s) => __t.shared.push([Date.now(), s.mode, s.holder]));
+"""
+
+SUBSCRIBE = """
+const [channels, patterns] = arguments;
+const record = (m) => __t.messages.push([m.pattern || m.channel, m.data]);
+const done = [];
+if (channels.length) done.push(__h.subscribe(channels, record));
+if (patterns.length) done.push(__h.psubscribe(patterns, record));
+Promise.all(done).then(() => { __t.subscribed = true; }, (e) => { __t.error = String(e); });
+"""
+
+STREAM = """
+const [key, from] = arguments;
+__t.entries[key] = [];
+__h.stream(key, (e) => __t.entries[key].push(e.id), {from: from});
+"""
+
+
+@pytest.fixture
+def page_herald(start_herald, tmp_path):
+    """A Herald whose --public folder holds the bare test page and this tree's herald.js."""
+    public = tmp_path / "public"
+    public.mkdir()
+    shutil.copy(PUBLIC_DIR / "herald.js", public / "herald.js")
+    (public / "index.html").write_text(PAGE)
+    return start_herald(public=public)
+
+
+@pytest.fixture
+def tabs(driver):  # noqa: F811
+    """Opens tabs on demand (`tabs.open(url)`); afterwards closes all but one, on a blank page."""
+    opened = []
+
+    class Tabs:
+        def open(self, url):
+            if opened or driver.current_url not in ("data:,", "about:blank"):
+                driver.switch_to.new_window("tab")
+            driver.get(url)
+            opened.append(driver.current_window_handle)
+            return driver.current_window_handle
+
+    yield Tabs()
+    handles = driver.window_handles
+    for handle in handles[1:]:
+        driver.switch_to.window(handle)
+        driver.close()
+    driver.switch_to.window(handles[0])
+    driver.get("about:blank")
+
+
+def _in(driver, handle, script, *args):  # noqa: F811
+    driver.switch_to.window(handle)
+    return driver.execute_script(script, *args)
+
+
+def _t(driver, handle):  # noqa: F811
+    return _in(driver, handle, "return window.__t;")
+
+
+def _metric(herald, name, labels):
+    status, _, body = http("GET", herald.base_url + "/metrics")
+    assert status == 200
+    pattern = re.escape(name) + re.escape(labels) + r" (\d+)"
+    match = re.search(pattern, body.decode())
+    assert match, f"{name}{labels} not in /metrics"
+    return int(match.group(1))
+
+
+def _websockets(herald):
+    return _metric(herald, "herald_connections", '{kind="websocket"}')
+
+
+def _channels(herald):
+    return _metric(herald, "herald_subscriptions", '{kind="channel"}')
+
+
+def _publish(herald, channel, message):
+    url = herald.base_url + "/publish/" + urllib.parse.quote(channel, safe="")
+    req = urllib.request.Request(url, data=message.encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())["receivers"]
+
+
+def _append(herald, key, n):
+    url = herald.base_url + "/streams/" + urllib.parse.quote(key, safe="")
+    req = urllib.request.Request(url, data=json.dumps({"n": str(n)}).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())["id"]
+
+
+def _wait_all(driver, handles, condition, what, timeout=15):  # noqa: F811
+    """Waits until condition(state of the tab) holds in every tab."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {h: _t(driver, h) for h in handles}
+        if all(condition(s) for s in states.values()):
+            return states
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}; tabs: {json.dumps(states)[:3000]}")
+        time.sleep(0.1)
+
+
+def _wait_entries(driver, handles, by_tab, key, ids):  # noqa: F811
+    """Every tab's stream holds exactly the entries after its start (tab i: ids[i:]), once each."""
+    _wait_all(driver, handles, lambda s: len(s["entries"][key]) >= len(ids) - s["index"],
+              f"{len(ids)} entries in every tab")
+    time.sleep(0.3)  # a duplicate would have arrived by now
+    for h in handles:
+        got = _t(driver, h)["entries"][key]
+        assert got == ids[by_tab[h]:], f"tab {by_tab[h]}: every entry after its start, once each"
+
+
+def _open_tabs(driver, tabs, herald, n, query=""):  # noqa: F811
+    handles = []
+    for _ in range(n):
+        handle = tabs.open(herald.base_url + "/" + query)
+        driver.execute_script(SETUP)
+        handles.append(handle)
+    return handles
+
+
+def _modes(driver, handles):  # noqa: F811
+    return {h: _in(driver, h, "return window.__h.shared;") for h in handles}
+
+
+def _wait_shared(driver, handles, tabs_count):  # noqa: F811
+    """Every tab knows the same holder (one of them), which counts `tabs_count` tabs."""
+    def settled(_):
+        modes = _modes(driver, handles)
+        holders = {m.get("holder") for m in modes.values()}
+        kinds = sorted(m["mode"] for m in modes.values())
+        return (len(holders) == 1 and kinds == ["holder"] + ["via"] * (len(handles) - 1)
+                and all(m.get("tabs") == tabs_count for m in modes.values()))
+    _wait(driver, settled, f"one holder among {len(handles)} tabs")
+    return _modes(driver, handles)
+
+
+def test_five_tabs_share_one_websocket_and_each_gets_its_messages(driver, tabs, page_herald):  # noqa: F811
+    herald = page_herald
+    run = uuid.uuid4().hex[:8]
+    everyone, pair, pattern = f"all-{run}", f"pair-{run}", f"pat-{run}-*"
+    own = [f"own-{run}-{i}" for i in range(5)]
+    handles = _open_tabs(driver, tabs, herald, 5)
+    # Overlapping and distinct subscriptions: all five share one channel, tabs 0 and 1 share
+    # another, each has its own, tab 2 also reads a pattern.
+    for i, handle in enumerate(handles):
+        channels = [everyone, own[i]] + ([pair] if i < 2 else [])
+        _in(driver, handle, SUBSCRIBE, channels, [pattern] if i == 2 else [])
+    _wait_all(driver, handles, lambda s: s["subscribed"], "every tab's subscriptions")
+    modes = _wait_shared(driver, handles, 5)
+
+    assert _websockets(herald) == 1, "the five tabs should share one WebSocket"
+    # One Redis subscription per distinct channel: all, pair and the five own ones.
+    assert _channels(herald) == 7
+
+    _publish(herald, everyone, "to all")
+    _publish(herald, pair, "to the pair")
+    for i in range(5):
+        _publish(herald, own[i], f"to {i}")
+    _publish(herald, pattern.replace("*", "x"), "to the pattern")
+    want = {}
+    for i, handle in enumerate(handles):
+        want[handle] = [[everyone, "to all"]] + ([[pair, "to the pair"]] if i < 2 else [])
+        want[handle] += [[own[i], f"to {i}"]] + ([[pattern, "to the pattern"]] if i == 2 else [])
+    _wait(driver, lambda d: all(len(_t(d, h)["messages"]) >= len(want[h]) for h in handles),
+          "every tab's deliveries")
+    time.sleep(0.5)  # anything extra would have arrived by now
+    for handle in handles:
+        assert _t(driver, handle)["messages"] == want[handle], (handle, modes)
+
+    # Tab 0 leaves the pair: tab 1 still gets it, and Herald still holds the channel.
+    _in(driver, handles[0], "return __h.unsubscribe(arguments[0]);", pair)
+    assert _publish(herald, pair, "after one left") == 1
+    _wait(driver, lambda d: [pair, "after one left"] in _t(d, handles[1])["messages"],
+          "tab 1's delivery after tab 0 left the pair")
+    assert [pair, "after one left"] not in _t(driver, handles[0])["messages"]
+    assert _channels(herald) == 7
+    # The last tab leaving a channel unsubscribes it on Herald.
+    _in(driver, handles[1], "return __h.unsubscribe(arguments[0]);", pair)
+    _wait(driver, lambda d: _channels(herald) == 6, "the pair channel to be unsubscribed on Herald")
+    assert _websockets(herald) == 1
+
+
+def test_holder_closes_another_tab_takes_over_and_streams_lose_nothing(
+        driver, tabs, page_herald, redis_server):  # noqa: F811
+    herald = page_herald
+    run = uuid.uuid4().hex[:8]
+    channel, key = f"room-{run}", f"feed-{run}"
+    ids = [_append(herald, key, n) for n in range(5)]
+    handles = _open_tabs(driver, tabs, herald, 5)
+    # Each tab reads the stream from a different place (tab i after entry i-1; tab 0 from
+    # the start), so the tabs have seen different last ids when the holder goes.
+    starts = ["0"] + ids[:4]
+    by_tab = {h: i for i, h in enumerate(handles)}
+    for handle, start in zip(handles, starts):
+        _in(driver, handle, "window.__t.index = arguments[0];", by_tab[handle])
+        _in(driver, handle, STREAM, key, start)
+        _in(driver, handle, SUBSCRIBE, [channel], [])
+    _wait_all(driver, handles, lambda s: s["subscribed"], "every tab's subscription")
+    _wait_shared(driver, handles, 5)
+    ids += [_append(herald, key, n) for n in range(5, 8)]
+    _wait_entries(driver, handles, by_tab, key, ids)
+
+    modes = _modes(driver, handles)
+    holder = next(h for h in handles if modes[h]["mode"] == "holder")
+    rest = [h for h in handles if h != holder]
+    closed_at = _in(driver, holder, "return Date.now();")
+    driver.switch_to.window(holder)
+    driver.close()
+    # Entries appended while no tab holds the connection (straight into Redis, at once).
+    for n in range(8, 11):
+        ids.append(redis_server.cli("XADD", key, "*", "n", str(n)).strip())
+
+    # Another tab takes over: it holds the lock and its WebSocket is open again.
+    def took_over(_):
+        return any(_in(driver, h, "return __h.shared.mode;") == "holder" for h in rest)
+    _wait(driver, took_over, "another tab to hold the shared connection", timeout=10)
+    new_holder = next(h for h in rest if _in(driver, h, "return __h.shared.mode;") == "holder")
+    became = max(t for t, mode, _ in _t(driver, new_holder)["shared"] if mode == "holder")
+    opened = _wait_all(driver, rest, lambda s: any(st == "open" and t > closed_at for t, st in s["states"]),
+                       "every tab open again")
+    reopened = max(min(t for t, st in s["states"] if st == "open" and t > closed_at)
+                   for s in opened.values())
+    takeover_ms, open_ms = became - closed_at, reopened - closed_at
+    print(f"\ntakeover: lock held by another tab {takeover_ms} ms after the holder closed; "
+          f"every tab open again after {open_ms} ms")
+    assert takeover_ms < 2000 and open_ms < 2000, (takeover_ms, open_ms)
+
+    ids += [_append(herald, key, n) for n in range(11, 13)]
+    _wait_entries(driver, rest, by_tab, key, ids)
+    for h in rest:
+        gaps = _t(driver, h)["gaps"]
+        assert {"type": "gap", "kind": "channel", "channel": channel, "source": "reconnect"} in gaps, gaps
+    assert _websockets(herald) == 1
+    assert _publish(herald, channel, "after the takeover") == 1
+    _wait_all(driver, rest, lambda s: [channel, "after the takeover"] in s["messages"],
+              "a message after the takeover in every tab")
+
+
+def test_without_locks_or_broadcastchannel_each_tab_has_its_own_connection(
+        driver, tabs, page_herald):  # noqa: F811
+    herald = page_herald
+    channel = f"fallback-{uuid.uuid4().hex[:8]}"
+    handles = _open_tabs(driver, tabs, herald, 2, query="?nolocks")
+    for handle in handles:
+        _in(driver, handle, SUBSCRIBE, [channel], [])
+    _wait_all(driver, handles, lambda s: s["subscribed"], "both tabs' subscriptions")
+    for handle in handles:
+        assert _in(driver, handle, "return __h.shared.mode;") == "fallback"
+    assert _websockets(herald) == 2
+    assert _publish(herald, channel, "hello") == 2
+    _wait_all(driver, handles, lambda s: s["messages"] == [[channel, "hello"]], "the message in both tabs")
