@@ -705,7 +705,8 @@
 
     /** Reconnect now if a reconnect is scheduled (e.g. after the network came back). */
     reconnectNow() {
-      if (this._reconnectTimer !== null) this._connect();
+      if (this._share) this._share.reconnectNow(); // the holder's WebSocket
+      else if (this._reconnectTimer !== null) this._connect();
     }
 
     _wake() {
@@ -725,6 +726,9 @@
       this._setState(this._everOpened || this.attempt > 0 ? "reconnecting" : "connecting", { attempt: this.attempt + 1 });
       const token = this.options.token;
       if (this._share) {
+        // While the holder's WebSocket is down, its countdown is this client's too.
+        const link = this._share.linkState;
+        if (link && link.state === "reconnecting") this._setState("reconnecting", link.info);
         this._open(null); // the tab holding the share opens the WebSocket, with its own token
         return;
       }
@@ -1059,7 +1063,8 @@
     beat: 1000, // ms between the holder's heartbeats
     probe: 3000, // ms of holder silence before a tab asks "who" (answered at once if it lives)
     dead: 5000, // ms of holder silence after which a tab gives up on it
-    gather: 150, // ms a new holder waits for the tabs to attach before opening the WebSocket
+    gather: 150, // ms a holder taking over waits for the tabs to attach before opening the WebSocket
+    gatherFirst: 20, // the same for the first holder (its own tab attaches within this)
     retry: 20, // ms before a tab's Herald attaches again after its shared socket closed
     reopen: 30, // ms to gather stream changes into one reopen of the WebSocket
     buffer: 10000, // stream entries kept for a tab between two of its sockets
@@ -1159,6 +1164,7 @@
       this.probedAt = 0; // ms a "who" was sent because the holder was silent; 0: none
       this.socket = null; // the VirtualSocket of the client's current connection
       this.hub = null; // a SharedHub while this tab holds the share
+      this.linkState = null; // {state, info} of the holder's WebSocket, as last heard
       this.nextSid = 1;
       this.isReady = false; // this tab's own lock is held: it may attach
       this.closed = false;
@@ -1221,7 +1227,9 @@
       if (this.closed) return undefined;
       return new Promise((release) => {
         this.releaseHolder = release;
-        this.hub = new SharedHub(this.name, this.id, this.client);
+        // Taking over from another tab: give its tabs time to attach, so that one WebSocket
+        // opens for all of them (each one later may make it reopen for its streams).
+        this.hub = new SharedHub(this.name, this.id, this.client, this.holder ? SHARED.gather : SHARED.gatherFirst);
       });
     }
 
@@ -1232,6 +1240,10 @@
         case "holder":
         case "beat":
           this._heard(m.holder, m.tabs);
+          this._link(m.link);
+          break;
+        case "link":
+          if (m.holder === this.holder) this._link(m.link);
           break;
         case "open":
           if (socket && m.to === this.id && m.sock === socket.sid && socket.holder === m.holder) socket._opened();
@@ -1244,6 +1256,20 @@
           break;
         default: // the holder's messages
       }
+    }
+
+    /** The holder's WebSocket changed state: a client waiting for it shows the holder's countdown. */
+    _link(link) {
+      if (!link) return;
+      const was = this.linkState;
+      this.linkState = link;
+      const client = this.client;
+      if (link.state !== "reconnecting" || client.state === "open" || client.state === "closed") return;
+      if (!was || was.state !== link.state || was.info.retryAt !== link.info.retryAt) client._setState("reconnecting", link.info);
+    }
+
+    reconnectNow() {
+      if (this.holder) this.post({ t: "reconnect", holder: this.holder });
     }
 
     _heard(holder, tabs) {
@@ -1314,7 +1340,7 @@
    * to the tabs that want it, once per subscription on Herald's side.
    */
   class SharedHub {
-    constructor(name, id, client) {
+    constructor(name, id, client, gather) {
       this.id = id;
       this.client = client;
       this.name = name;
@@ -1324,6 +1350,7 @@
       this.linkFrom = null; // its `from` as a position key; null: "$"
       this.lastSeen = new Map(); // stream → key of the last entry on the current WebSocket
       this.reopenTimer = null;
+      this.linkInfo = null; // info of the link's last "state" event
       this.stopped = false;
       this.abort = typeof root.AbortController === "function" ? new root.AbortController() : null;
       this._resetLink();
@@ -1331,7 +1358,7 @@
       this.channel.onmessage = (ev) => this._onMessage(ev.data);
       this._announce("holder");
       this.beatTimer = setInterval(() => { this._announce("beat"); this._expireAnswers(); }, SHARED.beat);
-      this.startTimer = setTimeout(() => this._start(), SHARED.gather);
+      this.startTimer = setTimeout(() => this._start(), gather);
     }
 
     /** Forget what the WebSocket held: it is gone (or about to be replaced). */
@@ -1350,6 +1377,10 @@
       this.link = new SharedLink(this.client.url, options);
       this.link.on("open", () => this.regs.forEach((reg) => { if (reg.sock !== null) this._openReg(reg); }));
       this.link.on("close", (info) => this._closeAll(info.code, info.reason));
+      this.link.on("state", (state, info) => {
+        this.linkInfo = JSON.parse(JSON.stringify(info || {}));
+        this._post({ t: "link", link: this._linkState() });
+      });
     }
 
     stop() {
@@ -1371,7 +1402,12 @@
     }
 
     _announce(t) {
-      this._post({ t: t, tabs: this.regs.size });
+      this._post({ t: t, tabs: this.regs.size, link: this._linkState() });
+    }
+
+    _linkState() {
+      if (!this.link) return null;
+      return { state: this.link.state, info: this.linkInfo || {} };
     }
 
     _linkOpen() {
@@ -1404,6 +1440,7 @@
           break;
         }
         case "bye": this._drop(m.tab); break;
+        case "reconnect": if (this.link) this.link.reconnectNow(); break;
         default:
       }
     }

@@ -229,7 +229,7 @@ def test_five_tabs_share_one_websocket_and_each_gets_its_messages(driver, tabs, 
 
     # Tab 0 leaves the pair: tab 1 still gets it, and Herald still holds the channel.
     _in(driver, handles[0], "return __h.unsubscribe(arguments[0]);", pair)
-    assert _publish(herald, pair, "after one left") == 1
+    _publish(herald, pair, "after one left")
     _wait(driver, lambda d: [pair, "after one left"] in _t(d, handles[1])["messages"],
           "tab 1's delivery after tab 0 left the pair")
     assert [pair, "after one left"] not in _t(driver, handles[0])["messages"]
@@ -291,7 +291,7 @@ def test_holder_closes_another_tab_takes_over_and_streams_lose_nothing(
         gaps = _t(driver, h)["gaps"]
         assert {"type": "gap", "kind": "channel", "channel": channel, "source": "reconnect"} in gaps, gaps
     assert _websockets(herald) == 1
-    assert _publish(herald, channel, "after the takeover") == 1
+    _publish(herald, channel, "after the takeover")
     _wait_all(driver, rest, lambda s: [channel, "after the takeover"] in s["messages"],
               "a message after the takeover in every tab")
 
@@ -307,5 +307,5 @@ def test_without_locks_or_broadcastchannel_each_tab_has_its_own_connection(
     for handle in handles:
         assert _in(driver, handle, "return __h.shared.mode;") == "fallback"
     assert _websockets(herald) == 2
-    assert _publish(herald, channel, "hello") == 2
+    _publish(herald, channel, "hello")  # (receivers counts Herald's loops, not its clients)
     _wait_all(driver, handles, lambda s: s["messages"] == [[channel, "hello"]], "the message in both tabs")
