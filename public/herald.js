@@ -1245,6 +1245,9 @@
         case "link":
           if (m.holder === this.holder) this._link(m.link);
           break;
+        case "event":
+          if (m.holder === this.holder) this.client._emit(m.name, m.arg);
+          break;
         case "open":
           if (socket && m.to === this.id && m.sock === socket.sid && socket.holder === m.holder) socket._opened();
           break;
@@ -1377,6 +1380,10 @@
       this.link = new SharedLink(this.client.url, options);
       this.link.on("open", () => this.regs.forEach((reg) => { if (reg.sock !== null) this._openReg(reg); }));
       this.link.on("close", (info) => this._closeAll(info.code, info.reason));
+      // The holder renews the token on its WebSocket; every tab hears of it.
+      ["token_expiring", "refreshed"].forEach((name) => {
+        this.link.on(name, (arg) => this._post({ t: "event", name: name, arg: arg }));
+      });
       this.link.on("state", (state, info) => {
         this.linkInfo = JSON.parse(JSON.stringify(info || {}));
         this._post({ t: "link", link: this._linkState() });

@@ -32,6 +32,7 @@ import uuid
 import pytest
 
 from conftest import PUBLIC_DIR, http
+from test_auth import SECRET, make_jwt
 from test_demo_page import _wait, driver  # noqa: F401
 
 PAGE = """<!doctype html>
@@ -50,10 +51,21 @@ PAGE = """<!doctype html>
 
 # Runs in a tab: a shared Herald that records what the application sees.
 SETUP = """
-window.__t = {messages: [], gaps: [], entries: {}, shared: [], states: [], subscribed: false};
-const h = new Herald(undefined, {shared: true, minDelay: 100, maxDelay: 1000});
+window.__t = {messages: [], gaps: [], entries: {}, shared: [], states: [], subscribed: false,
+              joins: [], unsubscribed: [], refreshed: [], closes: 0};
+const options = {shared: true, minDelay: 100, maxDelay: 1000};
+if (arguments[0]) {  // tokens: each call of the token function takes the next one
+  let calls = 0;
+  options.token = () => arguments[0][Math.min(calls++, arguments[0].length - 1)];
+}
+const h = new Herald(undefined, options);
 window.__h = h;
 h.on("gap", (g) => __t.gaps.push(g));
+h.on("join", (m) => __t.joins.push([m.type, m.channel, m.client]));
+h.on("leave", (m) => __t.joins.push([m.type, m.channel, m.client]));
+h.on("unsubscribed", (u) => __t.unsubscribed.push([u.kind, u.names, u.reason || null]));
+h.on("refreshed", (a) => __t.refreshed.push(a.exp));
+h.on("close", () => { __t.closes += 1; });
 h.on("state", (s) => __t.states.push([Date.now(), s]));
 h.on("shared", (s) => __t.shared.push([Date.now(), s.mode, s.holder]));
 """
@@ -75,13 +87,19 @@ __h.stream(key, (e) => __t.entries[key].push(e.id), {from: from});
 
 
 @pytest.fixture
-def page_herald(start_herald, tmp_path):
-    """A Herald whose --public folder holds the bare test page and this tree's herald.js."""
+def bare_public(tmp_path):
+    """A --public folder with the bare test page and this tree's herald.js."""
     public = tmp_path / "public"
     public.mkdir()
     shutil.copy(PUBLIC_DIR / "herald.js", public / "herald.js")
     (public / "index.html").write_text(PAGE)
-    return start_herald(public=public)
+    return public
+
+
+@pytest.fixture
+def page_herald(start_herald, bare_public):
+    """A Herald serving the bare test page."""
+    return start_herald(public=bare_public)
 
 
 @pytest.fixture
@@ -169,11 +187,11 @@ def _wait_entries(driver, handles, by_tab, key, ids):  # noqa: F811
         assert got == ids[by_tab[h]:], f"tab {by_tab[h]}: every entry after its start, once each"
 
 
-def _open_tabs(driver, tabs, herald, n, query=""):  # noqa: F811
+def _open_tabs(driver, tabs, herald, n, query="", tokens=None):  # noqa: F811
     handles = []
     for _ in range(n):
         handle = tabs.open(herald.base_url + "/" + query)
-        driver.execute_script(SETUP)
+        driver.execute_script(SETUP, tokens)
         handles.append(handle)
     return handles
 
@@ -309,3 +327,78 @@ def test_without_locks_or_broadcastchannel_each_tab_has_its_own_connection(
     assert _websockets(herald) == 2
     _publish(herald, channel, "hello")  # (receivers counts Herald's loops, not its clients)
     _wait_all(driver, handles, lambda s: s["messages"] == [[channel, "hello"]], "the message in both tabs")
+
+
+def test_presence_is_the_browsers_one_member_while_any_tab_is_in(driver, tabs, page_herald):  # noqa: F811
+    """Presence identity is the connection's: two tabs in a room are one member; it stays
+    while either tab is in and leaves when the last one leaves the channel."""
+    herald = page_herald
+    room = f"room-{uuid.uuid4().hex[:8]}"
+    handles = _open_tabs(driver, tabs, herald, 2)
+    join = "__h.subscribe(arguments[0], () => {}, {presence: true}).then(() => { __t.subscribed = true; });"
+    for handle in handles:
+        _in(driver, handle, join, room)
+    _wait_all(driver, handles, lambda s: s["subscribed"], "both tabs in the room")
+    _wait_shared(driver, handles, 2)
+
+    def clients():
+        status, _, body = http("GET", herald.base_url + "/presence/" + room)
+        assert status == 200
+        return json.loads(body)["clients"]
+
+    assert clients() == 1, "two tabs of one browser are one member"
+    # The first tab in hears the browser's own join.
+    first = _t(driver, handles[0])["joins"]
+    assert first and first[0][:2] == ["join", room], first
+    _in(driver, handles[0], "return __h.unsubscribe(arguments[0]);", room)
+    time.sleep(0.3)
+    assert clients() == 1, "still a member while the other tab is in"
+    _in(driver, handles[1], "return __h.unsubscribe(arguments[0]);", room)
+    _wait(driver, lambda _: clients() == 0, "the browser to leave with its last tab")
+
+
+def test_token_refresh_in_shared_mode(driver, tabs, start_herald, bare_public):  # noqa: F811
+    """The holder's token function renews the token on the one WebSocket: no tab closes,
+    every tab hears "refreshed", deliveries go on after the first token's exp, and a channel
+    the new token no longer covers ends in the tab that had it (reason forbidden)."""
+    herald = start_herald("--jwt-secret", SECRET.decode(), "--token-warning", "2", public=bare_public)
+    first_exp, second_exp = int(time.time()) + 5, int(time.time()) + 120
+    claims = {"sub": "alice", "publish": ["*"], "subscribe": ["tr-*", "room-?"]}
+    tokens = [make_jwt(dict(claims, exp=first_exp), SECRET),
+              make_jwt(dict(claims, subscribe=["tr-*"], exp=second_exp), SECRET)]
+    channel, room = f"tr-{uuid.uuid4().hex[:8]}", "room-" + uuid.uuid4().hex[0]
+    handles = _open_tabs(driver, tabs, herald, 2, tokens=tokens)
+    _in(driver, handles[0], SUBSCRIBE, [channel], [])
+    _in(driver, handles[1], SUBSCRIBE, [channel, room], [])
+    _wait_all(driver, handles, lambda s: s["subscribed"], "both tabs' subscriptions")
+    _wait_shared(driver, handles, 2)
+    time.sleep(max(0.0, first_exp + 1.5 - time.time()))
+
+    states = _wait_all(driver, handles, lambda s: s["refreshed"] == [second_exp], "the refresh in every tab")
+    assert all(s["closes"] == 0 for s in states.values()), "no tab's connection closed"
+    status, _, _ = http("POST", herald.base_url + "/publish/" + channel, b"after the first exp",
+                        {"Authorization": "Bearer " + tokens[1]})
+    assert status == 200
+    _wait_all(driver, handles, lambda s: [channel, "after the first exp"] in s["messages"],
+              "a delivery after the first token's exp in every tab")
+    assert ["channel", [room], "forbidden"] in _t(driver, handles[1])["unsubscribed"]
+    assert ["channel", [room], "forbidden"] not in _t(driver, handles[0])["unsubscribed"]
+    assert _in(driver, handles[1], "return __h.subscriptions().channel;") == [channel]
+    assert _websockets(herald) == 1
+
+
+def test_demo_page_shows_which_tab_holds_the_connection(driver, tabs, herald):  # noqa: F811
+    """The demo page's "Shared connection" card: the first tab holds it, the second goes
+    through it; closing the first hands it to the second."""
+    first = tabs.open(herald.base_url + "/")
+    second = tabs.open(herald.base_url + "/")
+
+    def card(handle):
+        return _in(driver, handle, "const s = document.getElementById('shared-state');"
+                   "return [s.dataset.mode, s.textContent, document.getElementById('shared-detail').textContent];")
+    _wait(driver, lambda _: card(first)[0] == "holder" and card(second)[0] == "via", "the indicator in both tabs")
+    assert card(first)[1] == "this tab holds it" and "2 tabs share it" in card(first)[2], card(first)
+    assert card(second)[1] == "via another tab" and "holds the WebSocket" in card(second)[2], card(second)
+    driver.switch_to.window(first)
+    driver.close()
+    _wait(driver, lambda _: card(second)[0] == "holder", "the second tab to take over")
