@@ -16,6 +16,10 @@
  *   h.subscribe("room", onMessage, { presence: true });  // also join the room's presence
  *   h.on("join", (m) => console.log(m.user, "joined", m.channel));   // and "leave"
  *   const who = await h.presence("room");  // {clients, users, members:[{client, user, info, since}]}
+ *   const stop = h.watch(["order:42"], ["cart:*"], {value: (v) => show(v.key, v.value)});  // key values
+ *
+ *   new Herald(url, {shared: true})   // one WebSocket per browser, held by one tab for all its
+ *                                     // tabs (Web Locks + BroadcastChannel); h.shared says which
  *
  * The connection is opened at once and reopened after any loss, with exponential backoff and
  * jitter; every subscription is restored on the new connection, followed by a "gap" event per
@@ -1485,6 +1489,8 @@
       wanted.keys.forEach((key) => {
         if (reg.streams.has(key)) {
           streams.set(key, reg.streams.get(key));
+        } else if (wanted.from === null && this.lastSeen.has(key)) {
+          streams.set(key, this.lastSeen.get(key)); // "$": after what the WebSocket last brought
         } else {
           streams.set(key, wanted.from);
           if (!this._canServe(key, wanted.from)) servable = false;
