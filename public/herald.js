@@ -1375,8 +1375,8 @@
       this.inflight = new Map(); // "kind:name" → {id, presence} of a subscribe op sent
       this.realSubs = new Map(); // id → {kind, names, presence} of the hub's subscribe ops
       this.waiters = []; // a tab's subscribe op waiting for its names: {reg, sock, id, kind, names, presence}
-      this.answers = new Map(); // id on the WebSocket → {tab, sock, id, at} of a forwarded op
-      this.ownIds = new Set(); // ids of the hub's own unsubscribe / unwatch ops (answers dropped)
+      this.answers = new Map(); // id on the WebSocket → {tab, sock, id, at, watch} of a forwarded op
+      this.ownIds = new Set(); // ids of the hub's own unsubscribe ops (answers dropped)
     }
 
     _start() {
