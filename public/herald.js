@@ -709,13 +709,18 @@
 
     /** Reconnect now if a reconnect is scheduled (e.g. after the network came back). */
     reconnectNow() {
-      if (this._share) this._share.reconnectNow(); // the holder's WebSocket
+      if (this._viaShare()) this._share.reconnectNow(); // the holder's WebSocket
       else if (this._reconnectTimer !== null) this._connect();
     }
 
     _wake() {
       if (root.document && root.document.visibilityState === "hidden") return;
       this.reconnectNow();
+    }
+
+    /** Whether connections go through the tab holding the share (not while it stopped answering). */
+    _viaShare() {
+      return Boolean(this._share) && !this._share.orphan;
     }
 
     _isOpen() {
@@ -729,7 +734,7 @@
       const seq = (this._connectSeq = (this._connectSeq || 0) + 1);
       this._setState(this._everOpened || this.attempt > 0 ? "reconnecting" : "connecting", { attempt: this.attempt + 1 });
       const token = this.options.token;
-      if (this._share) {
+      if (this._viaShare()) {
         // While the holder's WebSocket is down, its countdown is this client's too.
         const link = this._share.linkState;
         if (link && link.state === "reconnecting") this._setState("reconnecting", link.info);
@@ -762,7 +767,7 @@
       }
       let ws;
       try {
-        ws = this._share ? this._share.newSocket(url) : new Impl(url);
+        ws = this._viaShare() ? this._share.newSocket(url) : new Impl(url);
       } catch (err) {
         this._emit("error", err);
         this._scheduleReconnect({ code: 0, reason: String(err && err.message) });
@@ -835,7 +840,7 @@
       const exp = Math.min(this.options.maxDelay, this.options.minDelay * Math.pow(2, this.attempt));
       // A shared connection is paced by the tab holding it (the new attempt waits there until
       // its WebSocket is open): come back at once, to be in the holder's next connection.
-      const delay = this._share ? SHARED.retry : Math.round(exp / 2 + Math.random() * (exp / 2));
+      const delay = this._viaShare() ? SHARED.retry : Math.round(exp / 2 + Math.random() * (exp / 2));
       this.attempt += 1;
       this._reconnectTimer = setTimeout(() => this._connect(), delay);
       this._setState("reconnecting", Object.assign({ attempt: this.attempt, delay: delay, retryAt: Date.now() + delay }, info));
@@ -1171,6 +1176,7 @@
       this.linkState = null; // {state, info} of the holder's WebSocket, as last heard
       this.nextSid = 1;
       this.isReady = false; // this tab's own lock is held: it may attach
+      this.orphan = false; // the holder stopped answering: the client connects on its own
       this.closed = false;
       this.channel = new root.BroadcastChannel(this.name);
       this.channel.onmessage = (ev) => this._onMessage(ev.data);
@@ -1282,6 +1288,15 @@
     _heard(holder, tabs) {
       this.heardAt = Date.now();
       this.probedAt = 0;
+      if (this.orphan) {
+        // A holder answers again: leave the connection of our own for the shared one.
+        this.orphan = false;
+        this.holder = holder;
+        this.tabs = tabs;
+        this._report();
+        this.client._reopen();
+        return;
+      }
       const changed = holder !== this.holder || tabs !== this.tabs;
       this.holder = holder;
       this.tabs = tabs;
@@ -1299,10 +1314,15 @@
       if (!this.holder || this.hub) return;
       const silent = Date.now() - this.heardAt;
       if (silent >= SHARED.dead && this.probedAt) {
+        // It holds the lock but does not answer (its page hangs): connect on our own until a
+        // holder answers again.
         this.holder = null;
         this.tabs = null;
-        if (this.socket) this.socket._lost(1006, "the tab holding the shared connection stopped answering");
+        this.orphan = true;
         this._report();
+        const socket = this.socket;
+        if (socket) socket._lost(1006, "the tab holding the shared connection stopped answering");
+        else this.client._reopen();
         this.post({ t: "who" });
       } else if (silent >= SHARED.probe && !this.probedAt) {
         this.probedAt = Date.now();
@@ -1311,8 +1331,9 @@
     }
 
     _report() {
-      const mode = !this.holder ? "waiting" : this.holder === this.id ? "holder" : "via";
+      const mode = this.orphan ? "fallback" : !this.holder ? "waiting" : this.holder === this.id ? "holder" : "via";
       this.client.shared = { mode: mode, tab: this.id, holder: this.holder, tabs: this.tabs };
+      if (this.orphan) this.client.shared.reason = "the tab holding the shared connection stopped answering";
       this.client._emit("shared", this.client.shared);
     }
 

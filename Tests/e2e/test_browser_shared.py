@@ -450,3 +450,41 @@ def test_a_tab_adding_a_stream_reopens_the_connection_without_loss_or_repeat(
     _wait_all(driver, handles, lambda s: [channel, "after the reopen"] in s["messages"],
               "a message after the reopen in both tabs")
     assert _websockets(herald) == 1
+
+
+def test_a_tab_whose_holder_stops_answering_connects_on_its_own(driver, tabs, page_herald):  # noqa: F811
+    """The holding tab stops answering (as a hung page would) but keeps its Web Lock, so no
+    tab can take over. (A busy loop would hang it for real, but headless Chromium does not
+    run one in a background tab reliably: the holder's heartbeat and answers are stopped
+    instead.) The other tab gives up on it within a few seconds, connects on its own (mode
+    "fallback") and gets its messages; once the hung tab is closed it takes the lock and
+    shares again."""
+    herald = page_herald
+    channel = f"hang-{uuid.uuid4().hex[:8]}"
+    handles = _open_tabs(driver, tabs, herald, 2)
+    for handle in handles:
+        _in(driver, handle, SUBSCRIBE, [channel], [])
+    _wait_all(driver, handles, lambda s: s["subscribed"], "both tabs' subscriptions")
+    modes = _wait_shared(driver, handles, 2)
+    holder = next(h for h in handles if modes[h]["mode"] == "holder")
+    other = next(h for h in handles if h != holder)
+
+    _in(driver, holder, "const hub = __h._share.hub; clearInterval(hub.beatTimer); hub.channel.onmessage = null;")
+    _wait(driver, lambda _: _in(driver, other, "return __h.shared.mode;") == "fallback",
+          "the other tab to give up on the silent holder", timeout=10)
+    _wait(driver, lambda _: _in(driver, other, "return __h.isActive('channel', arguments[0]);", channel),
+          "its subscription on its own connection")
+    assert _websockets(herald) == 2
+    _publish(herald, channel, "while the holder is silent")
+    _wait(driver, lambda _: [channel, "while the holder is silent"] in _t(driver, other)["messages"],
+          "a message while the holder is silent")
+
+    driver.switch_to.window(holder)
+    driver.close()
+    _wait(driver, lambda _: _in(driver, other, "return __h.shared.mode;") == "holder",
+          "the tab to take the lock once the hung tab is gone")
+    _wait(driver, lambda _: _in(driver, other, "return __h.isActive('channel', arguments[0]);", channel),
+          "its subscription through the shared connection")
+    _wait(driver, lambda _: _websockets(herald) == 1, "one WebSocket again")
+    _publish(herald, channel, "shared again")
+    _wait(driver, lambda _: [channel, "shared again"] in _t(driver, other)["messages"], "a message when shared again")
