@@ -156,17 +156,12 @@
     return Array.from(new Set(list));
   }
 
-  /** Add `handler` to each name's set; returns the names that had no set before. */
+  /** Add `handler` to each name's set. */
   function addNames(map, names, handler) {
-    const fresh = [];
     names.forEach((n) => {
-      if (!map.has(n)) {
-        map.set(n, new Set());
-        fresh.push(n);
-      }
+      if (!map.has(n)) map.set(n, new Set());
       map.get(n).add(handler);
     });
-    return fresh;
   }
 
   /** Remove `handler` (or every handler) from each name; returns the names left with none. */
@@ -558,8 +553,11 @@
         throw new TypeError("Herald.watch: handlers must be a function or an object");
       }
       const h = handlers || {};
-      const fresh = { keys: addNames(this._watchKeys, k, h), patterns: addNames(this._watchPatterns, p, h) };
-      if ((fresh.keys.length > 0 || fresh.patterns.length > 0) && this._isOpen()) this._sendWatch(fresh.keys, fresh.patterns);
+      addNames(this._watchKeys, k, h);
+      addNames(this._watchPatterns, p, h);
+      // Sent even for names watched already: Herald answers with their values, which this
+      // watch has not had yet (the others get them again: a value is state, not an event).
+      if (this._isOpen()) this._sendWatch(k, p);
       return () => this.unwatch(k, p, h);
     }
 
