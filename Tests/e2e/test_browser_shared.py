@@ -186,8 +186,12 @@ def _wait_all(driver, handles, condition, what, timeout=15):  # noqa: F811
 
 def _wait_entries(driver, handles, by_tab, key, ids):  # noqa: F811
     """Every tab's stream holds exactly the entries after its start (tab i: ids[i:]), once each."""
-    _wait(driver, lambda d: all(len(_t(d, h)["entries"].get(key, [])) >= len(ids) - by_tab[h] for h in handles),
-          f"{len(ids)} entries of {key} in every tab")
+    deadline = time.monotonic() + 15
+    while not all(len(_t(driver, h)["entries"].get(key, [])) >= len(ids) - by_tab[h] for h in handles):
+        if time.monotonic() > deadline:
+            states = {h: {k: _t(driver, h)[k] for k in ("entries", "states", "shared")} for h in handles}
+            pytest.fail(f"timed out waiting for {len(ids)} entries of {key} in every tab: {json.dumps(states)[:4000]}")
+        time.sleep(0.1)
     time.sleep(0.3)  # a duplicate would have arrived by now
     for h in handles:
         got = _t(driver, h)["entries"][key]
