@@ -146,10 +146,22 @@
   // ================================================================ connection
 
   // One herald.js client for the page: it reconnects with backoff and restores subscriptions.
-  // A guest name for presence (user= is untrusted: display only; a JWT's sub would win).
-  const guest = "guest-" + Math.random().toString(36).slice(2, 6);
-  const herald = new window.Herald("/subscribe?user=" + guest);
+  // A guest name for presence (user= is untrusted: display only; a JWT's sub would win), kept
+  // for the browser so that its tabs ask for the same URL and share one connection.
+  const guest = guestName();
+  const shared = !/[?&]shared=0(&|$)/.test(location.search);
+  const herald = new window.Herald("/subscribe?user=" + guest, { shared: shared });
   window.heraldClient = herald; // for the console (and the browser tests)
+
+  function guestName() {
+    const fresh = "guest-" + Math.random().toString(36).slice(2, 6);
+    try {
+      const kept = window.localStorage.getItem("herald-demo-guest");
+      if (kept && /^guest-[a-z0-9]{1,8}$/.test(kept)) return kept;
+      window.localStorage.setItem("herald-demo-guest", fresh);
+    } catch (err) { /* storage blocked: a name per tab */ }
+    return fresh;
+  }
 
   let countdownTimer = null;
   let errorTimer = null;
@@ -483,6 +495,70 @@
   document.querySelectorAll("#channels-empty .chip").forEach(function (chip) {
     chip.addEventListener("click", function () {
       subscribe(chip.dataset.kind, [chip.dataset.name]);
+    });
+  });
+
+  // ================================================================ shared connection
+
+  const sharedEl = { state: $("shared-state"), detail: $("shared-detail") };
+
+  /** The "Shared connection" card: which tab holds the page's WebSocket (herald.shared). */
+  function showShared(info) {
+    const mode = info.mode;
+    const text = {
+      holder: "this tab holds it",
+      via: "via another tab",
+      waiting: "finding the holding tab\u2026",
+      fallback: "per-tab fallback",
+      off: "off: a connection per tab",
+    };
+    sharedEl.state.textContent = text[mode] || mode;
+    sharedEl.state.dataset.mode = mode;
+    let detail = "";
+    if (mode === "via") detail = "tab " + String(info.holder).slice(0, 8) + " holds the WebSocket";
+    if ((mode === "holder" || mode === "via") && info.tabs) detail += (detail ? " \u00b7 " : "") + info.tabs + (info.tabs === 1 ? " tab" : " tabs") + " share it";
+    if (mode === "fallback") detail = info.reason || "";
+    sharedEl.detail.textContent = detail;
+  }
+  herald.on("shared", showShared);
+  showShared(herald.shared);
+
+  // ================================================================ watched key
+
+  const watchEl = { form: $("watch-form"), key: $("watch-key"), out: $("watch-value") };
+  let stopWatch = null;
+
+  function showWatch(state, head, body) {
+    watchEl.out.dataset.state = state;
+    watchEl.out.replaceChildren();
+    const p = document.createElement("p");
+    p.textContent = head;
+    watchEl.out.appendChild(p);
+    if (body !== undefined) {
+      const pre = document.createElement("pre");
+      pre.textContent = body;
+      watchEl.out.appendChild(pre);
+    }
+  }
+
+  watchEl.form.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    const key = watchEl.key.value.trim();
+    if (!key) {
+      watchEl.key.focus();
+      return;
+    }
+    if (stopWatch) stopWatch();
+    watchEl.out.dataset.key = key;
+    showWatch("waiting", "Watching \u201c" + key + "\u201d\u2026");
+    stopWatch = herald.watch(key, null, {
+      value: function (m) {
+        if (m.truncated) showWatch("value", m.kind + " \u00b7 " + stamp(new Date()), "(" + m.size + " bytes: over Herald's --max-watch-value)");
+        else showWatch("value", m.kind + " \u00b7 " + stamp(new Date()), m.kind === "string" ? String(m.value) : JSON.stringify(m.value, null, 2));
+      },
+      deleted: function () { showWatch("deleted", "deleted \u00b7 " + stamp(new Date())); },
+      expired: function () { showWatch("expired", "expired \u00b7 " + stamp(new Date())); },
+      error: function (err) { showWatch("error", (err.code || "error") + ": " + (err.message || "")); },
     });
   });
 

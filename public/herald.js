@@ -16,6 +16,10 @@
  *   h.subscribe("room", onMessage, { presence: true });  // also join the room's presence
  *   h.on("join", (m) => console.log(m.user, "joined", m.channel));   // and "leave"
  *   const who = await h.presence("room");  // {clients, users, members:[{client, user, info, since}]}
+ *   const stop = h.watch(["order:42"], ["cart:*"], {value: (v) => show(v.key, v.value)});  // key values
+ *
+ *   new Herald(url, {shared: true})   // one WebSocket per browser, held by one tab for all its
+ *                                     // tabs (Web Locks + BroadcastChannel); h.shared says which
  *
  * The connection is opened at once and reopened after any loss, with exponential backoff and
  * jitter; every subscription is restored on the new connection, followed by a "gap" event per
@@ -41,6 +45,13 @@
     connectTimeout: 10000, // ms: a connection attempt that has not opened by then is retried
     heartbeat: 30000, // ms of silence from Herald before a ping op checks the link; 0: never
     reconnect: true,
+    // One connection per browser: the tabs of this origin that use the same url (and the same
+    // sharedKey) share one WebSocket, held by one of them (README, "Shared connection").
+    shared: false,
+    // What tells shares apart besides the url; default: the token when it is a string. Give it
+    // (e.g. the user's id) when the token is a function, if tabs of one browser can belong to
+    // different users.
+    sharedKey: null,
     // Credential when Herald runs with --api-keys or --jwt-secret: sent as ?token= (browsers
     // cannot set headers on a WebSocket). A string, or a function returning one (or a Promise
     // of one), called before every connection attempt so that a short-lived JWT can be renewed,
@@ -135,6 +146,80 @@
     return Number.isNaN(ms) ? null : { key: [ms, -1], text: String(ms), time: true };
   }
 
+  /** Names for watch(): undefined/null → none; a string or a list of non-empty strings. */
+  function watchNames(names, what) {
+    if (names === undefined || names === null) return [];
+    const list = Array.isArray(names) ? names : [names];
+    list.forEach((n) => {
+      if (typeof n !== "string" || n === "") throw new TypeError("Herald.watch: " + what + " must be non-empty strings");
+    });
+    return Array.from(new Set(list));
+  }
+
+  /** Add `handler` to each name's set. */
+  function addNames(map, names, handler) {
+    names.forEach((n) => {
+      if (!map.has(n)) map.set(n, new Set());
+      map.get(n).add(handler);
+    });
+  }
+
+  /** Remove `handler` (or every handler) from each name; returns the names left with none. */
+  function dropNames(map, names, handler) {
+    const gone = [];
+    names.forEach((n) => {
+      const set = map.get(n);
+      if (!set) return;
+      if (handler) set.delete(handler);
+      if (!handler || set.size === 0) {
+        map.delete(n);
+        gone.push(n);
+      }
+    });
+    return gone;
+  }
+
+  function callHandler(self, fn, arg) {
+    if (typeof fn !== "function") return;
+    try {
+      fn.call(self, arg);
+    } catch (err) {
+      setTimeout(() => { throw err; }); // a handler's bug must not break the client
+    }
+  }
+
+  const globCache = new Map();
+
+  /** Whether `text` matches a Redis glob (`*`, `?`, `[abc]`, `[^a-z]`, `\\` escapes), as Herald and Redis match. */
+  function globMatch(glob, text) {
+    let re = globCache.get(glob);
+    if (!re) {
+      let src = "^";
+      for (let i = 0; i < glob.length; i++) {
+        const c = glob[i];
+        if (c === "*") src += "[\\s\\S]*";
+        else if (c === "?") src += "[\\s\\S]";
+        else if (c === "\\" && i + 1 < glob.length) src += escapeRegExp(glob[++i]);
+        else if (c === "[" && glob.indexOf("]", i + 1) > i + 1) {
+          const end = glob.indexOf("]", i + 1);
+          let body = glob.slice(i + 1, end);
+          const negate = body[0] === "^";
+          if (negate) body = body.slice(1);
+          src += "[" + (negate ? "^" : "") + body.replace(/[\\\]\[^]/g, "\\$&") + "]";
+          i = end;
+        } else src += escapeRegExp(c);
+      }
+      re = new RegExp(src + "$");
+      if (globCache.size > 1000) globCache.clear();
+      globCache.set(glob, re);
+    }
+    return re.test(text);
+  }
+
+  function escapeRegExp(c) {
+    return c.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
+  }
+
   class Herald {
     /**
      * @param {string} [url] ws(s)://host/subscribe, http(s)://…, or a path; default: this page's /subscribe
@@ -155,6 +240,9 @@
       this._gapAfter = new Set(); // ids of re-subscriptions after a reconnect: "gap" once confirmed
       this._streams = new Map(); // stream key → {handlers:Set, from, lastId}
       this._presence = new Set(); // channels whose presence is joined (again after a reconnect)
+      this._watchKeys = new Map(); // watched key → Set(handlers) (watch(); again after a reconnect)
+      this._watchPatterns = new Map(); // watched glob → Set(handlers)
+      this._watchRequests = new Map(); // id → {keys, patterns} of the watch ops on this connection
       this._nextId = 1;
       this._openedAt = 0;
       this._reconnectTimer = null;
@@ -165,12 +253,21 @@
       this._onWake = this._wake.bind(this);
       if (root.addEventListener) root.addEventListener("online", this._onWake);
       if (root.document && root.document.addEventListener) root.document.addEventListener("visibilitychange", this._onWake);
+      // shared: {mode: "off" | "fallback" | "waiting" | "holder" | "via", tab, holder, tabs};
+      // a "shared" event follows every change.
+      this.shared = { mode: "off" };
+      this._share = null; // a SharedTab: the connection goes through the tab holding the share
+      if (this.options.shared) {
+        const missing = sharingMissing();
+        if (missing) this.shared = { mode: "fallback", reason: missing + " is missing: a connection per tab" };
+        else this._share = new SharedTab(this);
+      }
       this._connect();
     }
 
     // ------------------------------------------------------------------ events
 
-    /** on("state"|"open"|"close"|"message"|"gap"|"dropped"|"join"|"leave"|"error", fn); returns a function that removes fn. */
+    /** on("state"|"open"|"close"|"message"|"gap"|"dropped"|"join"|"leave"|"watch"|"shared"|"error", fn); returns a function that removes fn. */
     on(event, fn) {
       if (typeof fn !== "function") throw new TypeError("Herald.on needs a function");
       if (!this._listeners.has(event)) this._listeners.set(event, new Set());
@@ -316,6 +413,7 @@
         this._failPending("disconnected", "the connection was reopened before Herald answered", false);
         this._subRequests.clear();
         this._gapAfter.clear();
+        this._watchRequests.clear();
       }
       this._connect();
     }
@@ -432,6 +530,91 @@
       });
     }
 
+    // ------------------------------------------------------------------ watched keys
+
+    /**
+     * Watch Redis keys: Herald sends each key's value now and again after every change by any
+     * Redis client. `keys` and `patterns` (globs, matched by Herald with SCAN and keyspace
+     * notifications) are a name or a list; either may be empty. `handlers` is a function called
+     * with every message, or {value, deleted, expired, error}:
+     *   {type: "value", key, kind: "string"|"hash"|"set"|"zset"|"list"|"stream"|"none", value}
+     *     (over Herald's --max-watch-value: truncated: true and size instead of value)
+     *   {type: "deleted", key}   {type: "expired", key}
+     * Every message is also a "watch" event. Herald's refusal (watch_unavailable,
+     * watch_too_broad, forbidden) goes to handlers.error and the "error" event, and those names
+     * are dropped. After a reconnect the watch is sent again (fresh values follow).
+     * Returns a function that stops this watch.
+     */
+    watch(keys, patterns, handlers) {
+      const k = watchNames(keys, "keys");
+      const p = watchNames(patterns, "patterns");
+      if (k.length + p.length === 0) throw new TypeError("Herald.watch needs a key or a pattern");
+      if (handlers !== undefined && typeof handlers !== "function" && (handlers === null || typeof handlers !== "object")) {
+        throw new TypeError("Herald.watch: handlers must be a function or an object");
+      }
+      const h = handlers || {};
+      addNames(this._watchKeys, k, h);
+      addNames(this._watchPatterns, p, h);
+      // Sent even for names watched already: Herald answers with their values, which this
+      // watch has not had yet (the others get them again: a value is state, not an event).
+      if (this._isOpen()) this._sendWatch(k, p);
+      return () => this.unwatch(k, p, h);
+    }
+
+    /**
+     * Stop watching keys / patterns: with `handlers` only that watch's, else every watch of those
+     * names. Herald is told once no watch of a name is left.
+     */
+    unwatch(keys, patterns, handlers) {
+      const gone = {
+        keys: dropNames(this._watchKeys, watchNames(keys, "keys"), handlers),
+        patterns: dropNames(this._watchPatterns, watchNames(patterns, "patterns"), handlers),
+      };
+      if ((gone.keys.length > 0 || gone.patterns.length > 0) && this._isOpen()) {
+        this._send({ op: "unwatch", keys: gone.keys, patterns: gone.patterns });
+      }
+    }
+
+    /** What is watched: {keys: [..], patterns: [..]}. */
+    watching() {
+      return { keys: Array.from(this._watchKeys.keys()), patterns: Array.from(this._watchPatterns.keys()) };
+    }
+
+    _sendWatch(keys, patterns) {
+      const id = this._nextId++;
+      this._watchRequests.set(id, { keys: keys, patterns: patterns });
+      this._send({ op: "watch", id: id, keys: keys, patterns: patterns });
+    }
+
+    _rewatchAll() {
+      const w = this.watching();
+      if (w.keys.length > 0 || w.patterns.length > 0) this._sendWatch(w.keys, w.patterns);
+    }
+
+    _watched(msg) {
+      if (typeof msg.key !== "string") return;
+      const handlers = new Set(this._watchKeys.get(msg.key) || []);
+      this._watchPatterns.forEach((set, pattern) => {
+        if (globMatch(pattern, msg.key)) set.forEach((h) => handlers.add(h));
+      });
+      if (handlers.size === 0) return; // unwatched meanwhile
+      this._emit("watch", msg);
+      handlers.forEach((h) => callHandler(this, typeof h === "function" ? h : h[msg.type], msg));
+    }
+
+    /** Herald refused a watch: forget its names (a retry is the application's call). */
+    _watchFailed(request, err) {
+      const handlers = new Set();
+      [[this._watchKeys, request.keys], [this._watchPatterns, request.patterns]].forEach(([map, names]) => {
+        names.forEach((n) => {
+          (map.get(n) || []).forEach((h) => handlers.add(h));
+          map.delete(n);
+        });
+      });
+      handlers.forEach((h) => { if (typeof h === "object") callHandler(this, h.error, err); });
+      this._emit("error", err);
+    }
+
     // ------------------------------------------------------------------ requests
 
     /**
@@ -518,17 +701,24 @@
         try { ws.close(1000, "client closed"); } catch (err) { /* already closing */ }
       }
       this._failPending("closed", "the client was closed", true);
+      if (this._share) this._share.close();
       this._setState("closed", {});
     }
 
     /** Reconnect now if a reconnect is scheduled (e.g. after the network came back). */
     reconnectNow() {
-      if (this._reconnectTimer !== null) this._connect();
+      if (this._viaShare()) this._share.reconnectNow(); // the holder's WebSocket
+      else if (this._reconnectTimer !== null) this._connect();
     }
 
     _wake() {
       if (root.document && root.document.visibilityState === "hidden") return;
       this.reconnectNow();
+    }
+
+    /** Whether connections go through the tab holding the share (not while it stopped answering). */
+    _viaShare() {
+      return Boolean(this._share) && !this._share.orphan;
     }
 
     _isOpen() {
@@ -542,6 +732,13 @@
       const seq = (this._connectSeq = (this._connectSeq || 0) + 1);
       this._setState(this._everOpened || this.attempt > 0 ? "reconnecting" : "connecting", { attempt: this.attempt + 1 });
       const token = this.options.token;
+      if (this._viaShare()) {
+        // While the holder's WebSocket is down, its countdown is this client's too.
+        const link = this._share.linkState;
+        if (link && link.state === "reconnecting") this._setState("reconnecting", link.info);
+        this._open(null); // the tab holding the share opens the WebSocket, with its own token
+        return;
+      }
       if (typeof token !== "function") {
         this._open(token);
         return;
@@ -568,7 +765,7 @@
       }
       let ws;
       try {
-        ws = new Impl(url);
+        ws = this._viaShare() ? this._share.newSocket(url) : new Impl(url);
       } catch (err) {
         this._emit("error", err);
         this._scheduleReconnect({ code: 0, reason: String(err && err.message) });
@@ -584,6 +781,7 @@
         this._everOpened = true;
         this._setState("open", { reconnected: reconnected });
         this._resubscribeAll(reconnected);
+        this._rewatchAll();
         if (reconnected) this._streamGapsAfterReconnect();
         this._streams.forEach((entry) => { entry.connected = true; });
         this._pending.forEach((entry) => {
@@ -610,6 +808,7 @@
         this._failPending("disconnected", "the connection closed before Herald answered", false);
         this._subRequests.clear();
         this._gapAfter.clear();
+        this._watchRequests.clear();
         const info = { code: ev.code, reason: ev.reason, wasClean: ev.wasClean };
         this._emit("close", info);
         this._scheduleReconnect(info);
@@ -637,7 +836,9 @@
       // Exponential backoff with jitter: a random delay in [exp/2, exp], so that the clients of
       // a restarted Herald do not all come back in the same millisecond.
       const exp = Math.min(this.options.maxDelay, this.options.minDelay * Math.pow(2, this.attempt));
-      const delay = Math.round(exp / 2 + Math.random() * (exp / 2));
+      // A shared connection is paced by the tab holding it (the new attempt waits there until
+      // its WebSocket is open): come back at once, to be in the holder's next connection.
+      const delay = this._viaShare() ? SHARED.retry : Math.round(exp / 2 + Math.random() * (exp / 2));
       this.attempt += 1;
       this._reconnectTimer = setTimeout(() => this._connect(), delay);
       this._setState("reconnecting", Object.assign({ attempt: this.attempt, delay: delay, retryAt: Date.now() + delay }, info));
@@ -731,6 +932,11 @@
         case "entry":
           this._entry(msg);
           break;
+        case "value":
+        case "deleted":
+        case "expired":
+          this._watched(msg);
+          break;
         case "gap": {
           if (typeof msg.stream === "string") {
             this._emit("gap", Object.assign({ kind: "stream", source: "herald" }, msg));
@@ -755,7 +961,11 @@
         case "error": {
           const err = new HeraldError(msg.code || "error", msg.message, msg);
           const request = msg.id !== undefined ? this._subRequests.get(msg.id) : undefined;
-          if (request) {
+          const watch = msg.id !== undefined ? this._watchRequests.get(msg.id) : undefined;
+          if (watch) {
+            this._watchRequests.delete(msg.id);
+            this._watchFailed(watch, err);
+          } else if (request) {
             this._subRequests.delete(msg.id);
             this._gapAfter.delete(msg.id);
             this._subscribeFailed(request, err);
@@ -838,6 +1048,883 @@
         }
       });
     }
+  }
+
+  // ==================================================================== shared connection
+  //
+  // With {shared: true} the tabs of one browser that use the same url (and credential) share one
+  // WebSocket. Every tab's Herald runs as usual, but its "socket" is a VirtualSocket: the frames
+  // it sends go over a BroadcastChannel to the tab holding the share (elected with a Web Lock),
+  // whose SharedHub holds the real WebSocket (a Herald of its own, the "link"), counts the
+  // subscriptions of all tabs, and sends each tab only the frames meant for it. A tab's own
+  // reconnect logic thus does everything a reconnect needs (resubscribe, "gap" events, streams
+  // resumed after the last id it delivered, idempotent publishes sent again) when the holder
+  // goes away and another tab takes the lock.
+  //
+  // Messages on the channel, {t, ...}: tab → holder: who, attach {tab, sock, url}, up {tab,
+  // sock, data}, detach {tab, sock}, bye {tab}; holder → tabs: holder {holder, tabs} (also the
+  // answer to who), beat (the same, every second), open {to, sock}, frame {to: ["tab:sock"..],
+  // data}, close {to, sock, code, reason}. Messages for another holder are ignored.
+
+  const SHARED = {
+    beat: 1000, // ms between the holder's heartbeats
+    probe: 3000, // ms of holder silence before a tab asks "who" (answered at once if it lives)
+    dead: 5000, // ms of holder silence after which a tab gives up on it
+    gather: 150, // ms a holder taking over waits for the tabs to attach before opening the WebSocket
+    gatherFirst: 20, // the same for the first holder (its own tab attaches within this)
+    retry: 20, // ms before a tab's Herald attaches again after its shared socket closed
+    reopen: 30, // ms to gather stream changes into one reopen of the WebSocket
+    buffer: 10000, // stream entries kept for a tab between two of its sockets
+    answerTtl: 60000, // ms an id of a forwarded op is kept for its answer
+  };
+
+  /** What shared mode needs and this browser lacks, or "" when it has everything. */
+  function sharingMissing() {
+    if (typeof root.BroadcastChannel !== "function") return "BroadcastChannel";
+    const nav = root.navigator;
+    if (!nav || !nav.locks || typeof nav.locks.request !== "function") return "navigator.locks";
+    return "";
+  }
+
+  /** FNV-1a of a string, as 8 hex digits: a credential in a lock name without the credential. */
+  function fnv1a(text) {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < text.length; i++) {
+      h ^= text.charCodeAt(i);
+      h = Math.imul(h, 0x01000193) >>> 0;
+    }
+    return h.toString(16).padStart(8, "0");
+  }
+
+  /** Name of the lock and channel of a share: locks and channels are per origin already. */
+  function shareName(url, options) {
+    let key = options.sharedKey;
+    if (key === null || key === undefined) key = typeof options.token === "string" ? "token-" + fnv1a(options.token) : "";
+    return "herald-shared " + url + (key ? " " + String(key) : "");
+  }
+
+  /** A stream position key as the text of `from` ([ms, -1] is a time, else an id). */
+  function positionText(key) {
+    return key[1] < 0 ? String(key[0]) : key[0] + "-" + key[1];
+  }
+
+  /** The streams a socket url asks for: {keys: [..], from: position key or null for "$"}. */
+  function streamsOfUrl(url) {
+    const q = new URL(url).searchParams;
+    const pos = positionOf(q.get("from") || "$");
+    return { keys: q.getAll("stream"), from: pos ? pos.key : null };
+  }
+
+  /** Looks like a WebSocket to Herald; its frames go through the tab holding the share. */
+  class VirtualSocket {
+    constructor(tab, url, sid) {
+      this.tab = tab;
+      this.url = url;
+      this.sid = sid; // this socket's number in its tab
+      this.holder = null; // id of the tab it attached to
+      this.readyState = 0; // 0 connecting, 1 open, 3 closed (as WebSocket)
+      this.onopen = this.onmessage = this.onclose = this.onerror = null;
+    }
+
+    send(text) {
+      if (this.readyState !== 1) throw new Error("Herald: the shared socket is not open");
+      this.tab.post({ t: "up", holder: this.holder, tab: this.tab.id, sock: this.sid, data: text });
+    }
+
+    /** Closed by its Herald (which handles the close itself, so no close event here). */
+    close() {
+      if (this.readyState === 3) return;
+      this.readyState = 3;
+      this.tab.detach(this);
+    }
+
+    _opened() {
+      if (this.readyState !== 0) return;
+      this.readyState = 1;
+      if (this.onopen) this.onopen({});
+    }
+
+    _frame(data) {
+      if (this.readyState === 1 && this.onmessage) this.onmessage({ data: data });
+    }
+
+    _lost(code, reason) {
+      if (this.readyState === 3) return;
+      this.readyState = 3;
+      this.tab.forget(this);
+      if (this.onclose) this.onclose({ code: code, reason: reason, wasClean: false });
+    }
+  }
+
+  /**
+   * One Herald's side of a share: finds the holder, carries its sockets' frames, watches the
+   * holder's heartbeat, and queues for the lock so as to hold the share when its turn comes.
+   */
+  class SharedTab {
+    constructor(client) {
+      this.client = client;
+      this.id = newKey(); // this Herald's id among the tabs (a page may hold several Heralds)
+      this.name = shareName(client.url, client.options);
+      this.holder = null; // id of the holding tab as last heard
+      this.tabs = null; // how many Heralds share the connection (from the holder's heartbeat)
+      this.heardAt = 0; // ms (Date.now) the holder was last heard from
+      this.probedAt = 0; // ms a "who" was sent because the holder was silent; 0: none
+      this.socket = null; // the VirtualSocket of the client's current connection
+      this.hub = null; // a SharedHub while this tab holds the share
+      this.linkState = null; // {state, info} of the holder's WebSocket, as last heard
+      this.nextSid = 1;
+      this.isReady = false; // this tab's own lock is held: it may attach
+      this.orphan = false; // the holder stopped answering: the client connects on its own
+      this.closed = false;
+      this.channel = new root.BroadcastChannel(this.name);
+      this.channel.onmessage = (ev) => this._onMessage(ev.data);
+      this.abort = typeof root.AbortController === "function" ? new root.AbortController() : null;
+      const locks = root.navigator.locks;
+      const opts = this.abort ? { signal: this.abort.signal } : {};
+      // A lock per tab, held for its life: the holder asks for it too and is granted it when the
+      // tab is gone (closed or crashed), so a dead tab's subscriptions are dropped.
+      this.ready = new Promise((resolve) => {
+        locks.request(this.name + " tab " + this.id, opts, () => {
+          this.isReady = true;
+          resolve();
+          return new Promise((release) => { this.releaseTab = release; });
+        }).catch(() => {});
+      });
+      this.ready.then(() => {
+        if (this.closed) return;
+        locks.request(this.name, opts, () => this._hold()).catch(() => {});
+        this.post({ t: "who" });
+      });
+      this.watchdog = setInterval(() => this._checkHolder(), SHARED.beat);
+      client.shared = { mode: "waiting", tab: this.id, holder: null, tabs: null };
+    }
+
+    post(msg) {
+      if (!this.closed) this.channel.postMessage(msg);
+    }
+
+    /** A new socket for the client's next connection attempt. */
+    newSocket(url) {
+      const socket = new VirtualSocket(this, url, this.nextSid++);
+      this.socket = socket;
+      this.ready.then(() => this._attach(socket));
+      return socket;
+    }
+
+    _attach(socket) {
+      if (!this.isReady || this.closed || this.socket !== socket || socket.readyState !== 0 || socket.holder) return;
+      if (!this.holder) {
+        this.post({ t: "who" }); // attached when the holder answers
+        return;
+      }
+      socket.holder = this.holder;
+      this.post({ t: "attach", holder: this.holder, tab: this.id, sock: socket.sid, url: socket.url });
+    }
+
+    detach(socket) {
+      if (socket.holder) this.post({ t: "detach", holder: socket.holder, tab: this.id, sock: socket.sid });
+      this.forget(socket);
+    }
+
+    forget(socket) {
+      if (this.socket === socket) this.socket = null;
+    }
+
+    /** The lock is ours: hold the share until this client closes (or the tab goes). */
+    _hold() {
+      if (this.closed) return undefined;
+      return new Promise((release) => {
+        this.releaseHolder = release;
+        // Taking over from another tab: give its tabs time to attach, so that one WebSocket
+        // opens for all of them (each one later may make it reopen for its streams).
+        this.hub = new SharedHub(this.name, this.id, this.client, this.holder ? SHARED.gather : SHARED.gatherFirst);
+      });
+    }
+
+    _onMessage(m) {
+      if (!m || typeof m !== "object") return;
+      const socket = this.socket;
+      switch (m.t) {
+        case "holder":
+        case "beat":
+          this._heard(m.holder, m.tabs);
+          this._link(m.link);
+          break;
+        case "link":
+          if (m.holder === this.holder) this._link(m.link);
+          break;
+        case "event":
+          if (m.holder === this.holder) this.client._emit(m.name, m.arg);
+          break;
+        case "open":
+          if (socket && m.to === this.id && m.sock === socket.sid && socket.holder === m.holder) socket._opened();
+          break;
+        case "frame":
+          if (socket && socket.holder === m.holder && m.to.indexOf(this.id + ":" + socket.sid) >= 0) socket._frame(m.data);
+          break;
+        case "close":
+          if (socket && m.to === this.id && m.sock === socket.sid && socket.holder === m.holder) socket._lost(m.code, m.reason);
+          break;
+        default: // the holder's messages
+      }
+    }
+
+    /** The holder's WebSocket changed state: a client waiting for it shows the holder's countdown. */
+    _link(link) {
+      if (!link) return;
+      const was = this.linkState;
+      this.linkState = link;
+      const client = this.client;
+      if (link.state !== "reconnecting" || client.state === "open" || client.state === "closed") return;
+      if (!was || was.state !== link.state || was.info.retryAt !== link.info.retryAt) client._setState("reconnecting", link.info);
+    }
+
+    reconnectNow() {
+      if (this.holder) this.post({ t: "reconnect", holder: this.holder });
+    }
+
+    _heard(holder, tabs) {
+      this.heardAt = Date.now();
+      this.probedAt = 0;
+      if (this.orphan) {
+        // A holder answers again: leave the connection of our own for the shared one.
+        this.orphan = false;
+        this.holder = holder;
+        this.tabs = tabs;
+        this._report();
+        this.client._reopen();
+        return;
+      }
+      const changed = holder !== this.holder || tabs !== this.tabs;
+      this.holder = holder;
+      this.tabs = tabs;
+      const socket = this.socket;
+      if (socket && socket.holder && socket.holder !== holder) {
+        socket._lost(1006, "the tab holding the shared connection went away");
+      } else if (socket && !socket.holder) {
+        this._attach(socket);
+      }
+      if (changed) this._report();
+    }
+
+    /** A holder that went silent is asked; one that stays silent is given up. */
+    _checkHolder() {
+      if (!this.holder || this.hub) return;
+      const silent = Date.now() - this.heardAt;
+      if (silent >= SHARED.dead && this.probedAt) {
+        // It holds the lock but does not answer (its page hangs): connect on our own until a
+        // holder answers again.
+        this.holder = null;
+        this.tabs = null;
+        this.orphan = true;
+        this._report();
+        const socket = this.socket;
+        if (socket) socket._lost(1006, "the tab holding the shared connection stopped answering");
+        else this.client._reopen();
+        this.post({ t: "who" });
+      } else if (silent >= SHARED.probe && !this.probedAt) {
+        this.probedAt = Date.now();
+        this.post({ t: "who" });
+      }
+    }
+
+    _report() {
+      const mode = this.orphan ? "fallback" : !this.holder ? "waiting" : this.holder === this.id ? "holder" : "via";
+      this.client.shared = { mode: mode, tab: this.id, holder: this.holder, tabs: this.tabs };
+      if (this.orphan) this.client.shared.reason = "the tab holding the shared connection stopped answering";
+      this.client._emit("shared", this.client.shared);
+    }
+
+    close() {
+      if (this.closed) return;
+      this.post({ t: "bye", holder: this.holder, tab: this.id });
+      this.closed = true;
+      clearInterval(this.watchdog);
+      if (this.hub) this.hub.stop();
+      this.hub = null;
+      if (this.abort) this.abort.abort();
+      if (this.releaseHolder) this.releaseHolder();
+      if (this.releaseTab) this.releaseTab();
+      this.channel.close();
+    }
+  }
+
+  /** A Herald whose streams and incoming frames are its hub's: the holder's real WebSocket. */
+  class SharedLink extends Herald {
+    _streamQuery() {
+      return this.options.hub.streamQuery();
+    }
+
+    _onText(text) {
+      this.options.hub.fromServer(text);
+    }
+  }
+
+  /**
+   * The holding tab's side: the real WebSocket (a SharedLink) and, per attached Herald (a
+   * "registration"), what it subscribed, watches and reads, so that each frame from Herald goes
+   * to the tabs that want it, once per subscription on Herald's side.
+   */
+  class SharedHub {
+    constructor(name, id, client, gather) {
+      this.id = id;
+      this.client = client;
+      this.name = name;
+      this.regs = new Map(); // tab id → registration (see _register)
+      this.link = null; // the SharedLink, made after SHARED.gather
+      this.linkStreams = new Set(); // streams the current WebSocket reads
+      this.linkFrom = null; // its `from` as a position key; null: "$"
+      this.lastSeen = new Map(); // stream → key of the last entry on the current WebSocket
+      this.reopenTimer = null;
+      this.linkInfo = null; // info of the link's last "state" event
+      this.stopped = false;
+      this.abort = typeof root.AbortController === "function" ? new root.AbortController() : null;
+      this._resetLink();
+      this.channel = new root.BroadcastChannel(name);
+      this.channel.onmessage = (ev) => this._onMessage(ev.data);
+      this._announce("holder");
+      this.beatTimer = setInterval(() => { this._announce("beat"); this._expireAnswers(); }, SHARED.beat);
+      this.startTimer = setTimeout(() => this._start(), gather);
+    }
+
+    /** Forget what the WebSocket held: it is gone (or about to be replaced). */
+    _resetLink() {
+      this.confirmed = new Set(); // "kind:name" subscribed on the WebSocket
+      this.joined = new Set(); // channels whose presence the WebSocket joined
+      this.inflight = new Map(); // "kind:name" → {id, presence} of a subscribe op sent
+      this.realSubs = new Map(); // id → {kind, names, presence} of the hub's subscribe ops
+      this.waiters = []; // a tab's subscribe op waiting for its names: {reg, sock, id, kind, names, presence}
+      this.answers = new Map(); // id on the WebSocket → {tab, sock, id, at, watch} of a forwarded op
+      this.ownIds = new Set(); // ids of the hub's own unsubscribe ops (answers dropped)
+    }
+
+    _start() {
+      const options = Object.assign({}, this.client.options, { shared: false, reconnect: true, hub: this });
+      this.link = new SharedLink(this.client.url, options);
+      this.link.on("open", () => this.regs.forEach((reg) => { if (reg.sock !== null) this._openReg(reg); }));
+      this.link.on("close", (info) => this._closeAll(info.code, info.reason));
+      // The holder renews the token on its WebSocket; every tab hears of it.
+      ["token_expiring", "refreshed"].forEach((name) => {
+        this.link.on(name, (arg) => this._post({ t: "event", name: name, arg: arg }));
+      });
+      this.link.on("state", (state, info) => {
+        this.linkInfo = JSON.parse(JSON.stringify(info || {}));
+        this._post({ t: "link", link: this._linkState() });
+      });
+    }
+
+    stop() {
+      if (this.stopped) return;
+      clearInterval(this.beatTimer);
+      clearTimeout(this.startTimer);
+      clearTimeout(this.reopenTimer);
+      this._closeAll(1001, "the tab holding the shared connection closed it");
+      if (this.link) this.link.close();
+      this.stopped = true;
+      if (this.abort) this.abort.abort();
+      this.channel.close();
+    }
+
+    _post(msg) {
+      if (this.stopped) return;
+      msg.holder = this.id;
+      this.channel.postMessage(msg);
+    }
+
+    _announce(t) {
+      this._post({ t: t, tabs: this.regs.size, link: this._linkState() });
+    }
+
+    _linkState() {
+      if (!this.link) return null;
+      return { state: this.link.state, info: this.linkInfo || {} };
+    }
+
+    _linkOpen() {
+      return Boolean(this.link) && this.link._isOpen();
+    }
+
+    _sendReal(msg) {
+      if (this._linkOpen()) this.link._send(msg);
+    }
+
+    _realId() {
+      return this.link._nextId++;
+    }
+
+    // ---------------------------------------------------------------- tabs
+
+    _onMessage(m) {
+      if (!m || typeof m !== "object") return;
+      if (m.t === "who") {
+        this._announce("holder");
+        return;
+      }
+      if (m.holder !== this.id) return; // for an earlier holder
+      switch (m.t) {
+        case "attach": this._attach(m.tab, m.sock, m.url); break;
+        case "up": this._up(m.tab, m.sock, m.data); break;
+        case "detach": {
+          const reg = this.regs.get(m.tab);
+          if (reg && reg.sock === m.sock) this._detach(reg);
+          break;
+        }
+        case "bye": this._drop(m.tab); break;
+        case "reconnect": if (this.link) this.link.reconnectNow(); break;
+        default:
+      }
+    }
+
+    _register(tab) {
+      const reg = {
+        tab: tab,
+        sock: null, // its current socket's number; null between two sockets
+        open: false, // whether that socket was told "open"
+        streams: new Map(), // stream → key of the last entry sent (or its `from`); null: "$"
+        buffer: [], // entry frames kept for it between two sockets
+        subs: { channel: new Set(), pattern: new Set(), shard: new Set() },
+        presence: new Set(), // channels it joined the presence of
+        watchKeys: new Set(),
+        watchPatterns: new Set(),
+      };
+      this.regs.set(tab, reg);
+      // Granted once the tab is gone, closed or crashed: its subscriptions go too.
+      const opts = this.abort ? { signal: this.abort.signal } : {};
+      root.navigator.locks.request(this.name + " tab " + tab, opts, () => this._drop(tab)).catch(() => {});
+      this._announce("holder");
+      return reg;
+    }
+
+    _attach(tab, sock, url) {
+      const reg = this.regs.get(tab) || this._register(tab);
+      if (reg.sock !== null) this._detach(reg);
+      reg.sock = sock;
+      reg.open = false;
+      // A stream it read before goes on from where the hub left it (entries meanwhile are in
+      // its buffer); a new one from the socket's `from`, which the WebSocket may have passed.
+      const wanted = streamsOfUrl(url);
+      const streams = new Map();
+      let servable = true;
+      wanted.keys.forEach((key) => {
+        if (reg.streams.has(key)) {
+          streams.set(key, reg.streams.get(key));
+        } else if (wanted.from === null && this.lastSeen.has(key)) {
+          streams.set(key, this.lastSeen.get(key)); // "$": after what the WebSocket last brought
+        } else {
+          streams.set(key, wanted.from);
+          if (!this._canServe(key, wanted.from)) servable = false;
+        }
+      });
+      reg.streams = streams;
+      reg.buffer = reg.buffer.filter((b) => streams.has(b.stream));
+      if (!servable) this._scheduleReopen();
+      else if (this._linkOpen()) this._openReg(reg);
+    }
+
+    /** Whether the current WebSocket still brings every entry of `stream` after `pos`. */
+    _canServe(stream, pos) {
+      if (!this.link || !this.link._ws) return true; // the next one is opened for every tab
+      if (!this.linkStreams.has(stream)) return false;
+      if (pos === null) return true; // "$": only what comes from now on
+      const seen = this.lastSeen.get(stream);
+      if (seen) return compareKeys(pos, seen) >= 0;
+      return this.linkFrom !== null && compareKeys(pos, this.linkFrom) >= 0;
+    }
+
+    _openReg(reg) {
+      if (reg.open || reg.sock === null) return;
+      reg.open = true;
+      this._post({ t: "open", to: reg.tab, sock: reg.sock });
+      const to = [reg.tab + ":" + reg.sock];
+      reg.buffer.forEach((b) => this._post({ t: "frame", to: to, data: b.data }));
+      reg.buffer = [];
+    }
+
+    /** Its socket closed (its Herald reopens, or the hub closed it): release what it held. */
+    _detach(reg) {
+      this._release(reg);
+      reg.sock = null;
+      reg.open = false;
+    }
+
+    _drop(tab) {
+      const reg = this.regs.get(tab);
+      if (!reg) return;
+      this._release(reg);
+      this.regs.delete(tab);
+      this._announce("holder");
+    }
+
+    _release(reg) {
+      this.waiters = this.waiters.filter((w) => w.reg !== reg);
+      const drop = {};
+      Object.keys(KINDS).forEach((kind) => {
+        drop[kind] = Array.from(reg.subs[kind]);
+        reg.subs[kind].clear();
+      });
+      reg.presence.clear();
+      this._unsubscribeUnwanted(drop);
+      const keys = Array.from(reg.watchKeys);
+      const patterns = Array.from(reg.watchPatterns);
+      reg.watchKeys.clear();
+      reg.watchPatterns.clear();
+      this._unwatchUnwanted(keys, patterns);
+    }
+
+    /** Close every open tab socket (their Heralds reconnect, to this hub's next WebSocket). */
+    _closeAll(code, reason) {
+      this.regs.forEach((reg) => {
+        if (!reg.open) return;
+        this._post({ t: "close", to: reg.tab, sock: reg.sock, code: code, reason: reason });
+        reg.sock = null;
+        reg.open = false;
+        Object.keys(KINDS).forEach((kind) => reg.subs[kind].clear());
+        reg.presence.clear();
+        reg.watchKeys.clear();
+        reg.watchPatterns.clear();
+      });
+      this._resetLink();
+    }
+
+    /** A tab needs entries the WebSocket has passed (or a stream it does not read): reopen it from the oldest position any tab needs. */
+    _scheduleReopen() {
+      if (this.reopenTimer !== null || !this.link) return;
+      this.reopenTimer = setTimeout(() => {
+        this.reopenTimer = null;
+        this._closeAll(1012, "the shared connection reopened for a stream");
+        this.link._reopen();
+      }, SHARED.reopen);
+    }
+
+    /** The streams query of the next WebSocket: every tab's streams, from the oldest position any tab needs. */
+    streamQuery() {
+      const keys = new Set();
+      let oldest = null;
+      this.regs.forEach((reg) => reg.streams.forEach((pos, key) => {
+        keys.add(key);
+        if (pos && (!oldest || compareKeys(pos, oldest) < 0)) oldest = pos;
+      }));
+      this.linkStreams = keys;
+      this.linkFrom = oldest;
+      this.lastSeen = new Map();
+      if (keys.size === 0) return "";
+      const parts = Array.from(keys).map((k) => "stream=" + encodeURIComponent(k));
+      parts.push("from=" + encodeURIComponent(oldest ? positionText(oldest) : "$"));
+      return parts.join("&");
+    }
+
+    // ---------------------------------------------------------------- a tab's op
+
+    _up(tab, sock, text) {
+      const reg = this.regs.get(tab);
+      if (!reg || reg.sock !== sock || !reg.open || !this._linkOpen()) return;
+      let msg;
+      try {
+        msg = JSON.parse(text);
+      } catch (err) {
+        return;
+      }
+      if (!msg || typeof msg !== "object") return;
+      switch (msg.op) {
+        case "subscribe": this._subscribe(reg, msg, "channel"); break;
+        case "psubscribe": this._subscribe(reg, msg, "pattern"); break;
+        case "ssubscribe": this._subscribe(reg, msg, "shard"); break;
+        case "unsubscribe": this._unsubscribe(reg, msg); break;
+        case "watch":
+          listOf(msg.keys).forEach((k) => reg.watchKeys.add(k));
+          listOf(msg.patterns).forEach((p) => reg.watchPatterns.add(p));
+          this._forward(reg, msg); // always: Herald sends this tab its snapshot
+          break;
+        case "unwatch": {
+          const keys = listOf(msg.keys).filter((k) => reg.watchKeys.delete(k));
+          const patterns = listOf(msg.patterns).filter((p) => reg.watchPatterns.delete(p));
+          this._unwatchUnwanted(keys, patterns);
+          break;
+        }
+        default:
+          this._forward(reg, msg); // publish, presence, ping, …: the answer goes back by id
+      }
+    }
+
+    _forward(reg, msg) {
+      if (msg.id !== undefined) {
+        const id = this._realId();
+        const watch = msg.op === "watch" ? { keys: listOf(msg.keys), patterns: listOf(msg.patterns) } : null;
+        this.answers.set(id, { tab: reg.tab, sock: reg.sock, id: msg.id, at: Date.now(), watch: watch });
+        msg.id = id;
+      }
+      this._sendReal(msg);
+    }
+
+    _expireAnswers() {
+      const old = Date.now() - SHARED.answerTtl;
+      this.answers.forEach((a, id) => { if (a.at < old) this.answers.delete(id); });
+    }
+
+    _subscribe(reg, msg, kind) {
+      const names = listOf(kind === "pattern" ? (msg.patterns || msg.pattern) : (msg.channels || msg.channel));
+      const presence = kind === "channel" && msg.presence === true;
+      names.forEach((n) => {
+        reg.subs[kind].add(n);
+        if (presence) reg.presence.add(n);
+      });
+      const need = names.filter((n) => !this._covered(kind, n, presence));
+      this.waiters.push({ reg: reg, sock: reg.sock, id: msg.id, kind: kind, names: names, presence: presence });
+      if (need.length > 0) {
+        const id = this._realId();
+        const op = { op: KINDS[kind].sub, id: id };
+        op[KINDS[kind].subField] = need;
+        if (presence) op.presence = true;
+        this.realSubs.set(id, { kind: kind, names: need, presence: presence });
+        need.forEach((n) => this.inflight.set(kind + ":" + n, { id: id, presence: presence }));
+        this._sendReal(op);
+      }
+      this._settle();
+    }
+
+    /** Subscribed on the WebSocket (or asked), with presence joined when `presence`. */
+    _covered(kind, name, presence) {
+      const k = kind + ":" + name;
+      if (this.confirmed.has(k) && (!presence || this.joined.has(name))) return true;
+      const asked = this.inflight.get(k);
+      return Boolean(asked) && (!presence || asked.presence);
+    }
+
+    /** Answer each waiting subscribe op whose names are all confirmed. */
+    _settle() {
+      this.waiters = this.waiters.filter((w) => {
+        const done = w.names.every((n) => this.confirmed.has(w.kind + ":" + n) && (!w.presence || this.joined.has(n)));
+        if (!done) return true;
+        this._toReg(w.reg, w.sock, JSON.stringify({ type: "subscribed", kind: w.kind, names: w.names, id: w.id }));
+        return false;
+      });
+    }
+
+    _unsubscribe(reg, msg) {
+      const lists = { channel: msg.channels, pattern: msg.patterns, shard: msg.shards };
+      const everything = Object.keys(lists).every((k) => lists[k] === undefined);
+      const drop = {};
+      const answers = [];
+      Object.keys(KINDS).forEach((kind) => {
+        const names = everything ? Array.from(reg.subs[kind]) : listOf(lists[kind]);
+        names.forEach((n) => {
+          reg.subs[kind].delete(n);
+          if (kind === "channel") reg.presence.delete(n);
+        });
+        drop[kind] = names;
+        if (names.length > 0 || (everything && kind === "channel")) answers.push({ type: "unsubscribed", kind: kind, names: names });
+      });
+      this.waiters.forEach((w) => {
+        if (w.reg === reg) w.names = w.names.filter((n) => reg.subs[w.kind].has(n));
+      });
+      this._unsubscribeUnwanted(drop);
+      this._settle();
+      if (msg.id === undefined) return;
+      if (answers.length === 0) answers.push({ type: "unsubscribed", kind: "channel", names: [] });
+      answers.forEach((a) => {
+        a.id = msg.id;
+        this._toReg(reg, reg.sock, JSON.stringify(a));
+      });
+    }
+
+    _wanted(kind, name) {
+      for (const reg of this.regs.values()) if (reg.subs[kind].has(name)) return true;
+      return false;
+    }
+
+    /** Unsubscribe on the WebSocket the names no tab wants any more: {kind: [names]}. */
+    _unsubscribeUnwanted(names) {
+      const op = { op: "unsubscribe" };
+      let any = false;
+      Object.keys(KINDS).forEach((kind) => {
+        const gone = names[kind].filter((n) => {
+          const k = kind + ":" + n;
+          if (this._wanted(kind, n) || !(this.confirmed.has(k) || this.inflight.has(k))) return false;
+          this.confirmed.delete(k);
+          this.inflight.delete(k);
+          if (kind === "channel") this.joined.delete(n);
+          return true;
+        });
+        if (gone.length > 0) {
+          op[KINDS[kind].unsubField] = gone;
+          any = true;
+        }
+      });
+      if (!any || !this._linkOpen()) return;
+      op.id = this._realId();
+      this.ownIds.add(op.id);
+      this._sendReal(op);
+    }
+
+    _unwatchUnwanted(keys, patterns) {
+      const regs = Array.from(this.regs.values());
+      const k = keys.filter((n) => !regs.some((r) => r.watchKeys.has(n)));
+      const p = patterns.filter((n) => !regs.some((r) => r.watchPatterns.has(n)));
+      if (k.length + p.length > 0) this._sendReal({ op: "unwatch", keys: k, patterns: p });
+    }
+
+    // ---------------------------------------------------------------- Herald's frames
+
+    _toReg(reg, sock, data) {
+      if (reg.sock === sock && reg.open) this._post({ t: "frame", to: [reg.tab + ":" + sock], data: data });
+    }
+
+    /** The frame (unchanged: encoded once) to every open tab for which `wants(reg)`. */
+    _toTabs(text, wants) {
+      const to = [];
+      this.regs.forEach((reg) => { if (reg.open && wants(reg)) to.push(reg.tab + ":" + reg.sock); });
+      if (to.length > 0) this._post({ t: "frame", to: to, data: text });
+    }
+
+    fromServer(text) {
+      let msg;
+      try {
+        msg = JSON.parse(text);
+      } catch (err) {
+        Herald.prototype._onText.call(this.link, text);
+        return;
+      }
+      if (!msg || typeof msg !== "object") return;
+      // An id is an op's (an entry's id is its stream position).
+      if (msg.id !== undefined && msg.type !== "entry") {
+        if (!this._answered(msg)) Herald.prototype._onText.call(this.link, text); // its own ping, refresh
+        return;
+      }
+      switch (msg.type) {
+        case "message":
+          this._toTabs(text, (r) => r.subs.channel.has(msg.channel));
+          break;
+        case "pmessage":
+          this._toTabs(text, (r) => r.subs.pattern.has(msg.pattern));
+          break;
+        case "smessage":
+          this._toTabs(text, (r) => r.subs.shard.has(msg.channel));
+          break;
+        case "entry":
+          this._entry(msg, text);
+          break;
+        case "join":
+        case "leave":
+          this._toTabs(text, (r) => r.presence.has(msg.channel));
+          break;
+        case "value":
+        case "deleted":
+        case "expired":
+          this._toTabs(text, (r) => r.watchKeys.has(msg.key) ||
+            Array.from(r.watchPatterns).some((p) => globMatch(p, String(msg.key))));
+          break;
+        case "gap":
+          if (typeof msg.stream === "string") this._toTabs(text, (r) => r.streams.has(msg.stream));
+          else {
+            const kind = msg.kind || "channel";
+            const name = kind === "pattern" ? msg.pattern : msg.channel;
+            this._toTabs(text, (r) => Boolean(r.subs[kind]) && r.subs[kind].has(name));
+          }
+          break;
+        case "unsubscribed": // Herald ended subscriptions a refreshed token does not cover
+          this._revoked(msg, text);
+          break;
+        case "token_expiring": // the holder renews its own token on its own connection
+          Herald.prototype._onText.call(this.link, text);
+          break;
+        default: // dropped, notices, errors without an id: every tab
+          this._toTabs(text, () => true);
+      }
+    }
+
+    /** An answer to an op of the hub or of a tab: settle it; false if it is the link's own. */
+    _answered(msg) {
+      if (this.ownIds.delete(msg.id)) return true;
+      const sub = this.realSubs.get(msg.id);
+      if (sub) {
+        this.realSubs.delete(msg.id);
+        sub.names.forEach((n) => {
+          const k = sub.kind + ":" + n;
+          const asked = this.inflight.get(k);
+          if (asked && asked.id === msg.id) this.inflight.delete(k);
+          if (msg.type === "subscribed" && this._wanted(sub.kind, n)) {
+            this.confirmed.add(k);
+            if (sub.presence) this.joined.add(n);
+          }
+        });
+        if (msg.type === "error") this._subscribeFailed(sub, msg);
+        this._settle();
+        return true;
+      }
+      const a = this.answers.get(msg.id);
+      if (!a) return false; // the link's own ping or refresh
+      this.answers.delete(msg.id);
+      const reg = this.regs.get(a.tab);
+      if (reg && a.watch && msg.type === "error") {
+        // Refused: the tab forgets these names, so they no longer count as watched by it.
+        a.watch.keys.forEach((k) => reg.watchKeys.delete(k));
+        a.watch.patterns.forEach((p) => reg.watchPatterns.delete(p));
+      }
+      if (reg) {
+        msg.id = a.id;
+        this._toReg(reg, a.sock, JSON.stringify(msg));
+      }
+      return true;
+    }
+
+    /** Herald refused a subscribe op of the hub: every tab op waiting for those names fails. */
+    _subscribeFailed(sub, msg) {
+      this.waiters = this.waiters.filter((w) => {
+        if (w.kind !== sub.kind || !w.names.some((n) => sub.names.indexOf(n) >= 0)) return true;
+        sub.names.forEach((n) => {
+          w.reg.subs[w.kind].delete(n);
+          w.reg.presence.delete(n);
+        });
+        this._toReg(w.reg, w.sock, JSON.stringify(Object.assign({}, msg, { id: w.id })));
+        return false;
+      });
+    }
+
+    _revoked(msg, text) {
+      const names = Array.isArray(msg.names) ? msg.names : [];
+      if (msg.kind === "stream") {
+        this._toTabs(text, (r) => names.some((n) => r.streams.has(n)));
+        return;
+      }
+      if (!KINDS[msg.kind]) return;
+      this._toTabs(text, (r) => names.some((n) => r.subs[msg.kind].has(n)));
+      this.regs.forEach((r) => names.forEach((n) => {
+        r.subs[msg.kind].delete(n);
+        if (msg.kind === "channel") r.presence.delete(n);
+      }));
+      names.forEach((n) => {
+        this.confirmed.delete(msg.kind + ":" + n);
+        this.joined.delete(n);
+      });
+    }
+
+    /** An entry goes to each tab reading its stream that has not had it; a tab between two sockets keeps it in its buffer. */
+    _entry(msg, text) {
+      if (typeof msg.stream !== "string" || typeof msg.id !== "string") return;
+      const key = idKey(msg.id);
+      this.lastSeen.set(msg.stream, key);
+      const to = [];
+      this.regs.forEach((reg) => {
+        if (!reg.streams.has(msg.stream)) return;
+        const pos = reg.streams.get(msg.stream);
+        if (pos && compareKeys(key, pos) <= 0) return; // already sent (or before its `from`)
+        reg.streams.set(msg.stream, key);
+        if (reg.open) to.push(reg.tab + ":" + reg.sock);
+        else if (reg.buffer.length < SHARED.buffer) reg.buffer.push({ stream: msg.stream, data: text });
+        else {
+          // Too much to keep: it attaches as a new reader, from the position its Herald gives.
+          reg.buffer = [];
+          reg.streams = new Map();
+        }
+      });
+      if (to.length > 0) this._post({ t: "frame", to: to, data: text });
+    }
+  }
+
+  /** A name or a list of names from an op, as a list of strings. */
+  function listOf(v) {
+    if (v === undefined || v === null) return [];
+    return (Array.isArray(v) ? v : [v]).filter((n) => typeof n === "string");
   }
 
   /** The payload as bytes: base64-decoded when Herald marked it so, else UTF-8 encoded. */
