@@ -320,6 +320,44 @@ def test_a_client_that_stops_reading_still_ends_on_the_last_value(watcher_herald
     ws.close()
 
 
+def test_a_stalled_pattern_watcher_is_resynced_not_remembered_key_by_key(watcher_herald, r):
+    """A client watching a busy pattern that stops reading would make Herald remember every
+    key changed meanwhile, without bound. Past ten times --max-watch-keys keys Herald forgets
+    them and, once the client reads again, resyncs it: a `gap` for the pattern, then fresh
+    values (the first --max-watch-keys keys, as after a lost link), then `watching`. Every value
+    sent after the gap is Redis's. (Before: no gap; each of the 300 keys was remembered and
+    read again.)"""
+    server = watcher_herald("--max-outbound", "16k", "--max-watch-keys", "20", loops=1)
+    prefix = unique("busy")
+    ws = ws_connect(watch_url(server, patterns=[f"{prefix}:*"]), max_queue=1)
+    assert watched(ws)[1]["type"] == "watching"
+    keys = [f"{prefix}:{i:03d}" for i in range(300)]  # 300 keys changed: over the 200 remembered
+    for key in keys:
+        r("SET", key, key + ":" + "x" * 4000)
+    time.sleep(0.5)
+    seen_gap = False
+    after_gap = {}
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        msg = recv_json(ws, max(0.05, deadline - time.monotonic()))
+        if msg["type"] == "gap":
+            assert msg == {"type": "gap", "kind": "watch", "pattern": f"{prefix}:*"}, msg
+            seen_gap = True
+            after_gap = {}
+        elif msg["type"] == "value" and seen_gap:
+            after_gap[msg["key"]] = msg["value"]
+        elif msg["type"] == "watching" and seen_gap:
+            assert msg["patterns"] == [f"{prefix}:*"], msg
+            break
+    else:
+        pytest.fail(f"no gap and resync within 20 s (gap seen: {seen_gap})")
+    # The resync sends at most 20 keys; values of other keys read meanwhile may come too.
+    assert after_gap, "fresh values after the gap"
+    for key, value in after_gap.items():
+        assert value == key + ":" + "x" * 4000
+    ws.close()
+
+
 def test_a_refreshed_token_that_drops_a_watch_ends_it(watcher_herald, r):
     server = watcher_herald("--jwt-secret", SECRET.decode())
     key = "order:" + unique("r")

@@ -55,6 +55,12 @@ final class WatchRegistry {
     private var nextTicket = 0
     /// Keys a value of which did not fit a watcher's queue, read again when it drains.
     private var behind: [ObjectIdentifier: Set<[UInt8]>] = [:]
+    /// Watchers that fell more than `maxBehind` keys behind: instead of remembering every key
+    /// (a stalled client watching a busy pattern would make Herald hold each key changed),
+    /// everything they watch is sent afresh once their queue drains.
+    private var fellBehind: Set<ObjectIdentifier> = []
+    /// Keys remembered for one slow watcher: ten times `--max-watch-keys`.
+    private var maxBehind: Int { limits.maxKeys * 10 }
     /// Patterns whose changes came faster than the cap on waiting keys: resynced once it clears.
     private var overflowed: Set<WatchTarget> = []
     /// Keys that may wait for a read at once (about 100 bytes each, plus their audience).
@@ -156,13 +162,38 @@ final class WatchRegistry {
         let id = ObjectIdentifier(watcher)
         watchers[id] = nil
         behind[id] = nil
+        fellBehind.remove(id)
         for ticket in schedule.forget(id) { tickets[ticket] = nil }
     }
 
     /// `watcher`'s queue drained: the keys whose values did not fit are read again for it.
     func drained(_ watcher: Watcher) {
-        guard let keys = behind.removeValue(forKey: ObjectIdentifier(watcher)) else { return }
-        for key in keys { schedule.add(key, ReadAudience(catchUps: [ObjectIdentifier(watcher)])) }
+        let id = ObjectIdentifier(watcher)
+        if fellBehind.remove(id) != nil {
+            resync(watcher)
+            return
+        }
+        guard let keys = behind.removeValue(forKey: id) else { return }
+        for key in keys { schedule.add(key, ReadAudience(catchUps: [id])) }
+        flushSoon()
+    }
+
+    /// Fresh values of everything `watcher` watches, for it alone: its keys are read again;
+    /// for each pattern it is told the gap, then the pattern's keys are found again and read.
+    private func resync(_ watcher: Watcher) {
+        let id = ObjectIdentifier(watcher)
+        for (target, state) in targets where state.members[id] != nil {
+            switch target {
+            case .key(let key):
+                schedule.add(key, ReadAudience(catchUps: [id]))
+            case .pattern(let pattern):
+                watcher.patternLost(pattern)
+                commands.scan(pattern, found: [], capped: true) { [self] result in
+                    guard case .success(let keys) = result, watcher.isWatching else { return }
+                    snapshot(keys, for: watcher) { watcher.patternResynced(pattern) }
+                }
+            }
+        }
         flushSoon()
     }
 
@@ -384,8 +415,12 @@ final class WatchRegistry {
         // ends per line of JSON, which has none).
         if watcher.hasRoom(for: message.json.count + 16) {
             watcher.send(message)
-        } else {
+        } else if !fellBehind.contains(id) {
             behind[id, default: []].insert(key)
+            if behind[id]!.count > maxBehind {
+                behind[id] = nil
+                fellBehind.insert(id)
+            }
         }
     }
 
