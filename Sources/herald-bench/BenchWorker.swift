@@ -36,6 +36,10 @@ final class BenchWorker: @unchecked Sendable {
     /// Publish round trip (request written to answer read), microseconds.
     private(set) var publishLatency = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
     private(set) var received = 0
+    /// Bytes of data frames received (headers included): what deliveries took on the wire.
+    var wireBytes = 0
+    /// Inflates compressed deliveries (each stands alone: Herald keeps no context).
+    let inflater = MessageInflater(contextTakeover: false)
     /// Deliveries whose payload carried no readable send time.
     private(set) var untimed = 0
     /// Deliveries of messages sent before this run (replayed from a store).
