@@ -136,9 +136,7 @@ final class SubscriberConnection: IOHandler {
                     worker.wireBytes += header.headerLength + header.payloadLength
                 }
                 if header.compressed {
-                    // Herald compresses each message on its own (server_no_context_takeover):
-                    // the loop's one inflater serves every subscriber.
-                    guard let inflated = try? worker.inflater.inflate(Array(payload), limit: 1 << 26) else {
+                    guard let inflated = worker.inflated(payload) else {
                         worker.noteError("a compressed frame did not inflate")
                         close()
                         return offset

@@ -124,8 +124,8 @@ final class MessageInflaterTests: XCTestCase {
         _ = delivery.deflatedFrame(raw: false, windowBits: 10, compressor: compressor)
         XCTAssertEqual(compressor.compressions, 3)
         let payload = Array(first.bytes[FrameEncoder.headerLength(ofFrame: first)...])
-        let plain = delivery.jsonFrame.bytes
-        XCTAssertEqual(try inflate(MessageInflater(contextTakeover: false), payload).get(), Array(plain[FrameEncoder.headerLength(ofFrame: delivery.jsonFrame)...]))
+        let envelope = Array(delivery.jsonFrame.bytes[FrameEncoder.headerLength(ofFrame: delivery.jsonFrame)...])
+        XCTAssertEqual(try inflate(MessageInflater(contextTakeover: false), payload).get(), envelope)
         // A small delivery shares the plain frame.
         let small = Delivery(kind: .channel, channel: Array("news".utf8), payload: Array("hi".utf8))
         XCTAssertTrue(small.deflatedFrame(raw: false, windowBits: 15, compressor: compressor) === small.jsonFrame)
