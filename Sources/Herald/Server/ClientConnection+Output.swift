@@ -84,18 +84,17 @@ extension ClientConnection {
             return
         case .webSocket(let ws):
             guard !ws.control.closeSent else { return }
-            let frame: Chunk
+            let plain = WireForm.webSocket.delivery(delivery, raw: raw)
+            var frame = plain
             if let windowBits = ws.deflateWindowBits {
                 frame = delivery.deflatedFrame(raw: raw, windowBits: windowBits, compressor: context.compressor)
-                let plain = WireForm.webSocket.delivery(delivery, raw: raw)
+            }
+            if enqueueDelivery(frame) {
                 if frame !== plain {
                     context.compressedBytes += frame.count
                     context.uncompressedBytes += plain.count
                 }
             } else {
-                frame = WireForm.webSocket.delivery(delivery, raw: raw)
-            }
-            if !enqueueDelivery(frame) {
                 if context.config.slowConsumerPolicy == .close {
                     closeWebSocket(code: CloseCode.policyViolation, reason: "too slow: the outbound queue is full")
                 } else {

@@ -25,9 +25,9 @@ final class WebSocketWire {
     ) {
         self.app = app
         decoder = FrameDecoder(maxPayload: maxMessage, allowsCompression: deflate != nil)
-        let inflater = deflate.map {
-            $0.clientNoContextTakeover && sharedInflater != nil
-                ? sharedInflater! : MessageInflater(windowBits: $0.clientMaxWindowBits, contextTakeover: true)
+        let inflater = deflate.map { agreed in
+            if agreed.clientNoContextTakeover, let sharedInflater { return sharedInflater }
+            return MessageInflater(windowBits: agreed.clientMaxWindowBits, contextTakeover: true)
         }
         assembler = MessageAssembler(maxMessage: maxMessage, inflater: inflater)
         control = WebSocketControl(pingIntervalMs: pingIntervalMs)
