@@ -20,6 +20,7 @@ import pytest
 from conftest import (RawWebSocket, http, publish, unique, wait_until, ws_connect,
                       ws_handshake_request)
 from test_metrics import metric
+from test_demo_page import _wait, driver  # noqa: F401  (the headless Chromium fixture)
 
 BROWSER_OFFER = "permessage-deflate; client_max_window_bits"
 TAIL = b"\x00\x00\xff\xff"
@@ -325,3 +326,38 @@ def test_fragmented_compressed_message(herald):
         assert json.loads(payload) == {"type": "pong"}
     finally:
         sock.close()
+
+
+# --------------------------------------------------------------------------- a real browser
+
+def test_chromium_negotiates_compression_both_ways(start_herald, driver):  # noqa: F811
+    """Chromium offers permessage-deflate on its own, compresses what it sends with context
+    takeover, and inflates what Herald sends: a round trip of large messages through /subscribe."""
+    srv = start_herald(loops=1)
+    channel = unique()
+    driver.get(srv.base_url + "/herald.js")  # Herald's origin, without the demo page's own socket
+    driver.execute_script("""
+        const [url, channel] = arguments;
+        window.__c = {messages: [], extensions: null, closed: null};
+        const ws = new WebSocket(url + "/subscribe?channel=" + encodeURIComponent(channel));
+        ws.onopen = () => { __c.extensions = ws.extensions; };
+        ws.onclose = (e) => { __c.closed = e.code; };
+        ws.onmessage = (e) => {
+            const m = JSON.parse(e.data);
+            __c.messages.push(m);
+            if (m.type === "subscribed") {
+                for (let i = 0; i < 5; i++) {
+                    ws.send(JSON.stringify({op: "publish", channel, message: ("order " + i + " ").repeat(300)}));
+                }
+            }
+        };
+    """, srv.ws_url, channel)
+    _wait(driver, lambda d: len([m for m in d.execute_script("return __c.messages;")
+                                 if m.get("type") == "message"]) == 5, "five deliveries")
+    state = driver.execute_script("return __c;")
+    assert state["extensions"].startswith("permessage-deflate"), state["extensions"]
+    assert state["closed"] is None
+    data = [m["data"] for m in state["messages"] if m.get("type") == "message"]
+    assert data == [("order %d " % i) * 300 for i in range(5)]
+    assert metric(srv, "herald_ws_compressed_connections") == 1
+    wait_until(lambda: metric(srv, "herald_ws_compressions_total") >= 5, what="deliveries compressed")
