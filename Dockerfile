@@ -4,19 +4,19 @@
 #   docker run -p 8080:8080 -e HERALD_REDIS_URL=redis://redis:6379 herald
 # Build stage: the official Swift image, a release build with the Swift runtime linked in
 # statically. Runtime stage: debian:bookworm-slim plus hiredis, OpenSSL (TLS to Redis) and the
-# system CAs that rediss:// trusts by default, nothing else (libc6, libstdc++6 and libgcc-s1 are
-# already in the slim image). `make container-check` rehearses this file
+# system CAs that rediss:// trusts by default, nothing else (libc6, libstdc++6, libgcc-s1 and
+# zlib1g, for permessage-deflate, are already in the slim image). `make container-check` rehearses this file
 # without a Docker engine; it reads the runtime stage's apt-get line, COPYs, ENV, USER and
 # HEALTHCHECK from here, so change them here and rerun it.
 
 # ---------------------------------------------------------------------------- build
 FROM swift:6.3-bookworm AS build
 
-# hiredis and OpenSSL headers for the CHiredis and COpenSSL system libraries (pkg-config is in
-# the Swift image already; listed so the build does not depend on that).
+# hiredis, OpenSSL and zlib headers for the CHiredis, COpenSSL and CZlib system libraries
+# (pkg-config is in the Swift image already; listed so the build does not depend on that).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libhiredis-dev=0.14.1-3 libssl-dev=3.0.22-1~deb12u2 \
-    pkg-config=1.8.1-1 \
+    zlib1g-dev=1:1.2.13.dfsg-1+deb12u1 pkg-config=1.8.1-1 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src

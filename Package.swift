@@ -30,11 +30,18 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // permessage-deflate (RFC 7692): Debian's zlib.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "Herald",
             dependencies: [
                 "CHiredis",
                 "COpenSSL",
+                "CZlib",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -60,7 +67,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldTests",
-            dependencies: ["Herald", "HeraldTestSupport"],
+            dependencies: ["Herald", "HeraldTestSupport", "CZlib"],
             path: "Tests/HeraldTests"
         ),
     ]

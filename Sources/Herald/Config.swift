@@ -41,6 +41,10 @@ public struct Config: Sendable {
     public var maxMessage = 1 << 20
     /// Bytes queued to one client before deliveries to it are dropped.
     public var maxOutbound = 4 << 20
+    /// Agree to permessage-deflate (RFC 7692) with WebSocket clients that offer it.
+    public var compression = true
+    /// Smallest message compressed for such clients, bytes; smaller ones go plain.
+    public var compressionMin = 256
     /// Time a client has to send a complete header block, ms.
     public var headerTimeoutMs: Int64 = 10_000
     /// Client silence before a server ping, ms; twice this without a word drops the client.

@@ -147,6 +147,7 @@ struct BenchRun {
             report.stale += worker.stale
             report.droppedNotices += worker.droppedNotices
             report.otherMessages += worker.otherMessages
+            report.wireBytes = (report.wireBytes ?? 0) + worker.wireBytes
             for (channel, count) in worker.publishedPerChannel.enumerated() { publishedPerChannel[channel] += count }
             for index in worker.confirmedIndices {
                 let channel = options.distinct ? index : 0
@@ -160,6 +161,7 @@ struct BenchRun {
         report.benchCPUSeconds = ProcStats.ownCPUSeconds()
         if let seconds = report.publishSeconds, seconds > 0 { report.publishesPerSecond = Double(report.published) / seconds }
         if let seconds = report.deliverySeconds, seconds > 0 { report.deliveriesPerSecond = Double(report.received) / seconds }
+        if let bytes = report.wireBytes, report.received > 0 { report.wireBytesPerDelivery = Double(bytes) / Double(report.received) }
         if options.publishers > 0 && options.subscribers > 0 {
             let expected = zip(publishedPerChannel, subscribersPerChannel).reduce(0) { $0 + $1.0 * $1.1 }
             report.expected = expected

@@ -36,6 +36,24 @@ final class BenchWorker: @unchecked Sendable {
     /// Publish round trip (request written to answer read), microseconds.
     private(set) var publishLatency = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
     private(set) var received = 0
+    /// Bytes of data frames received (headers included): what deliveries took on the wire.
+    var wireBytes = 0
+    /// Inflates compressed deliveries (each stands alone: Herald keeps no context).
+    private let inflater = MessageInflater(contextTakeover: false)
+    /// The last compressed payload and what it inflated to.
+    private var lastCompressed: [UInt8] = []
+    private var lastInflated: [UInt8] = []
+
+    /// A compressed delivery inflated. Every subscriber of a channel gets the same bytes, so
+    /// a repeat of the last payload reuses its result: one loop of the bench then keeps up with
+    /// the gateway's fan-out (an inflate per subscriber would make the bench the bottleneck).
+    func inflated(_ payload: UnsafeRawBufferPointer) -> [UInt8]? {
+        if payload.elementsEqual(lastCompressed) { return lastInflated }
+        guard let inflated = try? inflater.inflate(Array(payload), limit: 1 << 26) else { return nil }
+        lastCompressed = Array(payload)
+        lastInflated = inflated
+        return inflated
+    }
     /// Deliveries whose payload carried no readable send time.
     private(set) var untimed = 0
     /// Deliveries of messages sent before this run (replayed from a store).

@@ -7,6 +7,8 @@ enum ClientFrames {
     /// One server frame's header: where its payload starts and how long it is.
     struct Header {
         let opcode: UInt8
+        /// RSV1: a permessage-deflate compressed message.
+        let compressed: Bool
         let headerLength: Int
         let payloadLength: Int
     }
@@ -16,18 +18,19 @@ enum ClientFrames {
     static func header(_ bytes: UnsafeRawBufferPointer) -> Header? {
         guard bytes.count >= 2 else { return nil }
         let opcode = bytes[0] & 0x0F
+        let compressed = bytes[0] & 0x40 != 0
         let short = Int(bytes[1] & 0x7F)
         switch short {
         case 126:
             guard bytes.count >= 4 else { return nil }
-            return Header(opcode: opcode, headerLength: 4, payloadLength: Int(bytes[2]) << 8 | Int(bytes[3]))
+            return Header(opcode: opcode, compressed: compressed, headerLength: 4, payloadLength: Int(bytes[2]) << 8 | Int(bytes[3]))
         case 127:
             guard bytes.count >= 10 else { return nil }
             var length = 0
             for i in 2..<10 { length = length << 8 | Int(bytes[i]) }
-            return Header(opcode: opcode, headerLength: 10, payloadLength: length)
+            return Header(opcode: opcode, compressed: compressed, headerLength: 10, payloadLength: length)
         default:
-            return Header(opcode: opcode, headerLength: 2, payloadLength: short)
+            return Header(opcode: opcode, compressed: compressed, headerLength: 2, payloadLength: short)
         }
     }
 
@@ -42,8 +45,9 @@ enum ClientFrames {
 
     /// The upgrade request for `path`; the key is RFC 6455's sample (the bench need not be
     /// unpredictable) and the answer's `Sec-WebSocket-Accept` is not checked.
-    static func upgradeRequest(path: String, host: String) -> [UInt8] {
-        Array(
+    static func upgradeRequest(path: String, host: String, compression: Bool = false) -> [UInt8] {
+        let offer = compression ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : ""
+        return Array(
             """
             GET \(path) HTTP/1.1\r
             Host: \(host)\r
@@ -51,7 +55,7 @@ enum ClientFrames {
             Connection: Upgrade\r
             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r
             Sec-WebSocket-Version: 13\r
-            \r
+            \(offer)\r
 
             """.utf8)
     }

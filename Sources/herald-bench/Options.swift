@@ -47,6 +47,11 @@ struct Options {
     var size = 32
     /// Herald delivery format: `json` envelopes (the default) or `raw` payloads.
     var format = "json"
+    /// Payload body after the send time: `x` padding, or JSON text (a realistic ratio for
+    /// compression).
+    var payload = "x"
+    /// Subscribers offer permessage-deflate (Herald) and inflate what comes compressed.
+    var compression = false
     /// Event-loop threads in this process.
     var threads = 1
     /// Source addresses 127.0.0.2... to spread subscribers over; -1 picks (16 from 1,000 up).
@@ -95,6 +100,8 @@ struct Options {
           --count K                      stop after K publishes (no limit)
           --size B                       payload bytes, >= 20 (32)
           --format json|raw              Herald delivery format (json)
+          --payload x|json               payload after the send time: x padding or JSON text (x)
+          --compression                  subscribers offer permessage-deflate (Herald)
           --threads T                    event-loop threads (1)
           --source-ips K                 spread subscribers over 127.0.0.2.. (auto)
           --connect-concurrency C        connects in progress at once (256)
@@ -164,6 +171,11 @@ struct Options {
                 let text = value()
                 guard text == "json" || text == "raw" else { fail("--format must be json or raw, not '\(text)'") }
                 options.format = text
+            case "--payload":
+                let text = value()
+                guard text == "x" || text == "json" else { fail("--payload must be x or json, not '\(text)'") }
+                options.payload = text
+            case "--compression": options.compression = true
             case "--threads": options.threads = int(min: 1)
             case "--source-ips": options.sourceIPs = int()
             case "--connect-concurrency": options.connectConcurrency = int(min: 1)

@@ -76,7 +76,7 @@ final class PublisherConnection: IOHandler {
             request.append(contentsOf: "POST /publish/".utf8)
             worker.appendChannel(channel, into: &request)
             request.append(contentsOf: " HTTP/1.1\r\nHost: b\r\nContent-Length: \(options.size)\r\n\r\n".utf8)
-            Payload.append(sentAt: now, size: options.size, into: &request)
+            Payload.append(sentAt: now, size: options.size, json: options.payload == "json", into: &request)
         case .nchan:
             request.append(contentsOf: "POST /pub?chan=".utf8)
             worker.appendChannel(channel, into: &request)

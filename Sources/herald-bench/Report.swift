@@ -31,6 +31,9 @@ struct Report: Codable {
     var stale: Int
     var droppedNotices: Int
     var otherMessages: Int
+    /// Bytes of data frames received, and per delivery received.
+    var wireBytes: Int?
+    var wireBytesPerDelivery: Double?
     var latencyMs: [String: Double]?
     var publishLatencyMs: [String: Double]?
     var gatewayCPUSeconds: Double?
@@ -95,6 +98,7 @@ struct Report: Codable {
         }
         if subscribersRequested > 0 {
             rows.append(("deliveries", "\(received) received, expected \(i(expected)), lost \(i(lost)), \(f(deliveriesPerSecond)) /s"))
+            if let wireBytesPerDelivery { rows.append(("wire bytes", "\(f(wireBytesPerDelivery)) per delivery (frame headers included)")) }
             if untimed + stale + droppedNotices + otherMessages > 0 {
                 rows.append(("other", "untimed \(untimed), stale \(stale), dropped notices \(droppedNotices), other frames \(otherMessages)"))
             }

@@ -69,7 +69,7 @@ final class SubscriberConnection: IOHandler {
         switch options.target {
         case .herald:
             let format = options.format == "raw" ? "&format=raw" : ""
-            return ClientFrames.upgradeRequest(path: "/subscribe?channel=\(channel)\(format)", host: host)
+            return ClientFrames.upgradeRequest(path: "/subscribe?channel=\(channel)\(format)", host: host, compression: options.compression)
         case .nchan:
             return ClientFrames.upgradeRequest(path: "/sub?chan=\(channel)", host: host)
         case .webdis:
@@ -132,7 +132,19 @@ final class SubscriberConnection: IOHandler {
                     return offset
                 }
                 let payload = UnsafeRawBufferPointer(rebasing: rest[header.headerLength..<(header.headerLength + header.payloadLength)])
-                frame(opcode: header.opcode, payload, now: now)
+                if header.opcode == WebSocketOpcode.text.rawValue || header.opcode == WebSocketOpcode.binary.rawValue {
+                    worker.wireBytes += header.headerLength + header.payloadLength
+                }
+                if header.compressed {
+                    guard let inflated = worker.inflated(payload) else {
+                        worker.noteError("a compressed frame did not inflate")
+                        close()
+                        return offset
+                    }
+                    inflated.withUnsafeBytes { frame(opcode: header.opcode, $0, now: now) }
+                } else {
+                    frame(opcode: header.opcode, payload, now: now)
+                }
                 offset += header.headerLength + header.payloadLength
             }
         }

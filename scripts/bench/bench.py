@@ -477,6 +477,46 @@ def fanout_scenario(subscribers, rate):
     return run
 
 
+def compression_scenario(subscribers, rate, size):
+    """Herald alone: one fan-out of `size`-byte JSON messages to subscribers that did not offer
+    permessage-deflate (key "herald") and to ones that did ("herald_deflate"), back to back in
+    each repetition, the order alternating, so the CPU and wire bytes per delivery compare."""
+    def run(stack, rep):
+        n = scaled(subscribers)
+        results = {}
+        order = [("herald", []), ("herald_deflate", ["--compression"])]
+        for key, flags in (order if rep % 2 == 0 else order[::-1]):
+            channel = f"deflate-{rep}-{uuid.uuid4().hex[:6]}"
+            results[key] = herald_bench(stack, "herald", [
+                "--channel", channel, "--subscribers", n, "--publishers", 1, "--rate", rate, "--pipeline", 8,
+                "--duration", DURATION, "--drain", 15, "--connect-timeout", 120, "--size", size, "--payload", "json",
+                *flags])
+            time.sleep(1)
+        return results
+    return run
+
+
+def compression_summary(all_results):
+    """Uncompressed beside permessage-deflate for the same fan-out: medians, and their ratio."""
+    runs = [r for r in all_results.get("fanout-1k-deflate", []) if "herald" in r and "herald_deflate" in r]
+    if not runs:
+        return ""
+    lines = ["| fan-out of 1 KB JSON, 1,000 subscribers | uncompressed | permessage-deflate | deflate ÷ plain |",
+             "|---|---|---|---|"]
+    for key, label in (("wire_bytes_per_delivery", "wire bytes per delivery"),
+                       ("gateway_cpu_micros_per_message", "gateway CPU µs per delivery"),
+                       ("deliveries_per_second", "deliveries/s"),
+                       ("latency_ms.p50", "latency p50 ms"), ("latency_ms.p99", "latency p99 ms"),
+                       ("lost", "not delivered")):
+        plain = [v for v in (metric(r["herald"], key) for r in runs) if v is not None]
+        deflate = [v for v in (metric(r["herald_deflate"], key) for r in runs) if v is not None]
+        if not plain or not deflate:
+            continue
+        p, d = statistics.median(plain), statistics.median(deflate)
+        lines.append(f"| {label} | {fmt(p)} | {fmt(d)} | {d / p:.2f} |" if p else f"| {label} | {fmt(p)} | {fmt(d)} | |")
+    return "\n".join(lines)
+
+
 def idle_scenario(subscribers):
     def run(stack, rep):
         results = {}
@@ -544,6 +584,8 @@ SCENARIOS = [
      fanout_scenario(10000, 100), None),
     ("fanout-10k-flat", "fan-out: 10,000 subscribers of one channel, flat out (4 publishers × 4 in flight)",
      fanout_scenario(10000, 0), None),
+    ("fanout-1k-deflate", "fan-out of 1 KB JSON to 1,000 subscribers, 100 msg/s: plain vs permessage-deflate (Herald)",
+     compression_scenario(1000, 100, 1024), None),
     ("idle-10k", "10,000 idle subscribed connections, fresh process (Webdis: 5,000)",
      idle_scenario(10000), [("rss_per_subscriber_kib", "RSS KiB per subscriber", "lower"),
                             ("redis_clients_added", "Redis connections added", "lower")]),
@@ -552,6 +594,9 @@ SCENARIOS = [
     ("ws-19k", "19,000 concurrent subscribers (2 bench processes), 20 msg/s",
      many_scenario(19000, 20), None),
 ]
+
+# Scenarios that measure Herald alone (no Webdis or Nchan to start for them).
+HERALD_ALONE = {"fanout-1k-deflate"}
 
 FANOUT_METRICS = [
     ("publishes_per_second", "publishes/s achieved", "higher"),
@@ -707,7 +752,7 @@ def main():
     selected = [s for s in SCENARIOS if not ONLY or s[0] in ONLY]
     # The TLS scenario measures Herald alone: BENCH_ONLY=publish-c64-tls needs no Webdis or Nchan.
     tls_wanted = any(name.endswith("-tls") for name, *_ in selected)
-    others_wanted = any(not name.endswith("-tls") for name, *_ in selected)
+    others_wanted = any(not name.endswith("-tls") and name not in HERALD_ALONE for name, *_ in selected)
     for gateway in (GATEWAYS if others_wanted else ["herald"]) + (["herald-tls"] if tls_wanted else []):
         stack.start(gateway)
     meta = {
@@ -744,6 +789,9 @@ def main():
     tls = tls_summary(all_results)
     if tls:
         table += "\n\n" + tls
+    deflate = compression_summary(all_results)
+    if deflate:
+        table += "\n\n" + deflate
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump({"meta": meta, "scenarios": {n: w for n, w, _, _ in SCENARIOS}, "results": all_results}, f)
     with open(os.path.join(OUT, "table.md"), "w") as f:

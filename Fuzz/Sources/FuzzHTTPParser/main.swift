@@ -104,6 +104,13 @@ func exercise(_ request: HTTPRequest, maxBody: Int) {
         do {
             let response = try WebSocketHandshake.accept(request)
             checkHead(response.serialize(keepAlive: true), status: 101)
+            // A permessage-deflate answer reads back as an acceptable offer with the same windows.
+            if let agreed = response.deflateOffer {
+                invariant((9...15).contains(agreed.serverMaxWindowBits) && (9...15).contains(agreed.clientMaxWindowBits), "window bits out of range")
+                let again = DeflateParameters.negotiate([agreed.responseValue])
+                invariant(again?.serverMaxWindowBits == agreed.serverMaxWindowBits, "answer \(agreed.responseValue) does not read back")
+                invariant(again?.clientNoContextTakeover == agreed.clientNoContextTakeover, "answer \(agreed.responseValue) does not read back")
+            }
         } catch {
             exercise(error)
         }

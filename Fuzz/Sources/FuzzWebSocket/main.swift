@@ -1,5 +1,6 @@
 // Fuzz target: WebSocket frame decoding and message assembly (FrameDecoder, MessageAssembler)
-// as ClientConnection drives them after an upgrade.
+// as ClientConnection drives them after an upgrade, with or without permessage-deflate (then
+// RSV1 frames are inflated under the message cap, with context kept between messages).
 //
 // The input is the byte stream a client sends after the 101. It is decoded all at once and in
 // pseudo-random pieces (the cuts depend only on the input); both must yield the same events and
@@ -17,9 +18,9 @@ struct Outcome: Equatable {
     var leftover = 0
 }
 
-func decode(_ pieces: [ArraySlice<UInt8>], maxMessage: Int) -> (Outcome, WebSocketError?) {
-    let decoder = FrameDecoder(maxPayload: maxMessage)
-    var assembler = MessageAssembler(maxMessage: maxMessage)
+func decode(_ pieces: [ArraySlice<UInt8>], maxMessage: Int, compression: Bool) -> (Outcome, WebSocketError?) {
+    let decoder = FrameDecoder(maxPayload: maxMessage, allowsCompression: compression)
+    var assembler = MessageAssembler(maxMessage: maxMessage, inflater: compression ? MessageInflater(contextTakeover: true) : nil)
     var buffer = ByteBuffer()
     var outcome = Outcome()
     for piece in pieces {
@@ -28,6 +29,8 @@ func decode(_ pieces: [ArraySlice<UInt8>], maxMessage: Int) -> (Outcome, WebSock
             while let frame = try decoder.next(&buffer) {
                 invariant(frame.payload.count <= maxMessage, "frame payload \(frame.payload.count) above \(maxMessage)")
                 guard let event = try assembler.receive(frame) else { continue }
+                if case .text(let p) = event { invariant(p.count <= maxMessage, "inflated text of \(p.count) bytes above \(maxMessage)") }
+                if case .binary(let p) = event { invariant(p.count <= maxMessage, "inflated binary of \(p.count) bytes above \(maxMessage)") }
                 outcome.events.append(event)
                 // The connection stops reading once the peer closed.
                 if case .close = event { outcome.leftover = -1; return (outcome, nil) }
@@ -128,10 +131,12 @@ runFuzzer { data, size in
     var random = InputRandom(input)
     let maxMessage = [125, 1000, 1 << 20][random.below(3)]
     let key = (0..<4).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+    // Compression on for most inputs: the seeds with RSV1 frames then reach the inflater.
+    let compression = random.below(4) != 0
 
-    let (whole, error) = decode([input[...]], maxMessage: maxMessage)
+    let (whole, error) = decode([input[...]], maxMessage: maxMessage, compression: compression)
     let maxPiece = [1, 2, 5, 64, 1500][random.below(5)]
-    let (cut, _) = decode(random.pieces(input, maxPiece: maxPiece), maxMessage: maxMessage)
+    let (cut, _) = decode(random.pieces(input, maxPiece: maxPiece), maxMessage: maxMessage, compression: compression)
     invariant(
         whole == cut,
         """

@@ -23,8 +23,8 @@ final class EchoSession: SessionApp {
 
     func received(_ message: WebSocketEvent) {
         switch message {
-        case .text(let payload): connection?.send(FrameEncoder.encode(.text, payload))
-        case .binary(let payload): connection?.send(FrameEncoder.encode(.binary, payload))
+        case .text(let payload): connection?.sendData(.text, payload)
+        case .binary(let payload): connection?.sendData(.binary, payload)
         default: break
         }
     }

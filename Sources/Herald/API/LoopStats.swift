@@ -20,6 +20,13 @@ public final class LoopStats: Sendable {
     public let publishErrors = Atomic<Int>(0)
     public let delivered = Atomic<Int>(0)
     public let dropped = Atomic<Int>(0)
+    /// WebSockets that agreed to permessage-deflate.
+    public let compressedConnections = Atomic<Int>(0)
+    /// Messages compressed (once per delivery however many subscribers get it), the bytes of
+    /// compressed frames queued to clients, and what those frames would have taken uncompressed.
+    public let compressions = Atomic<Int>(0)
+    public let compressedBytes = Atomic<Int>(0)
+    public let uncompressedBytes = Atomic<Int>(0)
     /// Pub/sub messages from Redis by kind (copied from the Hub by housekeeping).
     public let receivedChannel = Atomic<Int>(0)
     public let receivedPattern = Atomic<Int>(0)

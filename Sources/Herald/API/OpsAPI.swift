@@ -90,6 +90,18 @@ enum OpsAPI {
             ])
         metric("herald_messages_delivered_total", "counter", "Messages and stream entries queued to clients.", [("", p.total { $0.delivered.value })])
         metric("herald_messages_dropped_total", "counter", "Deliveries dropped for slow subscribers.", [("", p.total { $0.dropped.value })])
+        metric(
+            "herald_ws_compressed_connections", "gauge", "Open WebSockets that agreed to permessage-deflate.",
+            [("", p.total { $0.compressedConnections.value })])
+        metric(
+            "herald_ws_compressions_total", "counter", "Messages compressed for permessage-deflate: once per delivery, however many subscribers get it.",
+            [("", p.total { $0.compressions.value })])
+        metric(
+            "herald_ws_compressed_bytes_total", "counter", "Bytes of compressed frames queued to WebSocket clients.",
+            [("", p.total { $0.compressedBytes.value })])
+        metric(
+            "herald_ws_uncompressed_bytes_total", "counter", "Bytes the same frames would have taken uncompressed.",
+            [("", p.total { $0.uncompressedBytes.value })])
         metric("herald_redis_reconnects_total", "counter", "Reconnections to Redis after a failure.", [("", p.total { $0.redisReconnects.value })])
         metric("herald_redis_errors_total", "counter", "Error replies from Redis.", [("", p.total { $0.redisErrors.value })])
         metric(

@@ -26,6 +26,9 @@ protocol SessionClient: StreamClient, QueueClient, WatchClient {
     func deliver(_ delivery: Delivery, raw: Bool)
     /// An encoded frame or event (a control frame, an answer): never dropped.
     func send(_ frame: [UInt8])
+    /// A text or binary message, compressed when the client agreed to permessage-deflate and
+    /// it is worth it: never dropped.
+    func sendData(_ opcode: WebSocketOpcode, _ payload: [UInt8])
     /// Starts the WebSocket closing handshake with `code`.
     func closeWebSocket(code: UInt16, reason: String)
     /// Ends the session from Herald's side: a WebSocket starts its closing handshake with
@@ -39,4 +42,7 @@ extension SessionClient {
     func end(code: UInt16, reason: String) { closeWebSocket(code: code, reason: reason) }
     /// A client without a shared form encodes the message for itself.
     func sendMessage(_ message: SharedMessage) { sendMessage(message.json) }
+
+    /// A client that never compresses sends every message as a plain frame.
+    func sendData(_ opcode: WebSocketOpcode, _ payload: [UInt8]) { send(FrameEncoder.encode(opcode, payload)) }
 }

@@ -1,6 +1,6 @@
 // One message from Redis on its way to local subscribers. Each wire form (JSON or raw, as a
-// WebSocket frame or a Server-Sent Event) is encoded at most once, on first use, and the same
-// chunk is queued to everyone who wants that form.
+// WebSocket frame or a Server-Sent Event, compressed or not) is encoded at most once, on first
+// use, and the same chunk is queued to everyone who wants that form.
 import FoundationEssentials
 
 /// A message fanned out to local subscribers; confined to its loop.
@@ -23,6 +23,27 @@ public final class Delivery {
 
     /// The bare payload as a WebSocket frame: text when valid UTF-8, else binary.
     public private(set) lazy var rawFrame = Chunk.of(FrameEncoder.encode(UTF8Validation.isValid(payload) ? .text : .binary, payload))
+
+    /// Frames compressed for permessage-deflate, keyed by window bits and form (`bits << 1 | raw`);
+    /// built on first use.
+    private var deflatedFrames: [(key: Int, frame: Chunk)] = []
+
+    /// The JSON envelope or bare payload as a frame for a subscriber that agreed to
+    /// permessage-deflate with a window of `windowBits`: compressed once for every such
+    /// subscriber (Herald keeps no context between messages, so the bytes depend on the message
+    /// and window alone), or the plain frame when the message is under `--compression-min`.
+    public func deflatedFrame(raw: Bool, windowBits: Int, compressor: MessageCompressor) -> Chunk {
+        let plain = raw ? rawFrame : jsonFrame
+        let key = windowBits << 1 | (raw ? 1 : 0)
+        for entry in deflatedFrames where entry.key == key { return entry.frame }
+        let headerLength = FrameEncoder.headerLength(ofFrame: plain)
+        guard compressor.wants(plain.count - headerLength) else { return plain }
+        let opcode: WebSocketOpcode = plain.base.load(as: UInt8.self) & 0x0F == WebSocketOpcode.binary.rawValue ? .binary : .text
+        let message = UnsafeRawBufferPointer(start: plain.base + headerLength, count: plain.count - headerLength)
+        let frame = compressor.frame(opcode, message, windowBits: windowBits) ?? plain
+        deflatedFrames.append((key, frame))
+        return frame
+    }
 
     /// The JSON envelope as a Server-Sent Event.
     public private(set) lazy var jsonEvent = Chunk.of(EventStream.event(data: Envelope.delivery(self)))

@@ -1,6 +1,9 @@
 // Encodes server frames (never masked, RFC 6455 §5.1), sans I/O.
 
 public enum FrameEncoder {
+    /// The first header byte's RSV1 bit: the message is compressed (RFC 7692 §6).
+    public static let rsv1: UInt8 = 0x40
+
     /// One complete frame carrying `payload`.
     public static func encode<C: Collection>(_ opcode: WebSocketOpcode, _ payload: C, fin: Bool = true) -> [UInt8] where C.Element == UInt8 {
         var out = [UInt8]()
@@ -22,6 +25,15 @@ public enum FrameEncoder {
         } else {
             out.append(127)
             for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8((length >> shift) & 0xFF)) }
+        }
+    }
+
+    /// The header length of an encoded server frame (2, 4 or 10 bytes, from its length byte).
+    public static func headerLength(ofFrame frame: Chunk) -> Int {
+        switch frame.base.load(fromByteOffset: 1, as: UInt8.self) & 0x7F {
+        case 126: 4
+        case 127: 10
+        default: 2
         }
     }
 

@@ -9,6 +9,9 @@ public struct HTTPResponse {
     public var omitBody = false
     /// An open-ended body (an event stream): no Content-Length, the connection carries it.
     public var streaming = false
+    /// For a WebSocket upgrade (101): the client's acceptable permessage-deflate offer, if any.
+    /// The connection agrees to it (adding Sec-WebSocket-Extensions) when `--compression` is on.
+    public var deflateOffer: DeflateParameters?
 
     public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.status = status

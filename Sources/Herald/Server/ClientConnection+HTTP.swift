@@ -94,10 +94,17 @@ extension ClientConnection {
         guard case .http(let http) = state, http.slots.count == 1, http.slots.first === slot else { return false }
         http.slots.removeAll()
         logAccess(slot, status: 101, bytes: 0)
+        var response = response
+        let deflate = context.config.compression ? response.deflateOffer : nil
+        if let deflate { response.headers.append(("Sec-WebSocket-Extensions", deflate.responseValue)) }
         outbound.append(response.chunk(keepAlive: true))
-        state = .webSocket(WebSocketWire(app: app, maxMessage: context.config.maxMessage, pingIntervalMs: context.config.pingIntervalMs))
+        state = .webSocket(
+            WebSocketWire(
+                app: app, maxMessage: context.config.maxMessage, pingIntervalMs: context.config.pingIntervalMs, deflate: deflate,
+                sharedInflater: context.sharedInflater))
         context.stats.httpConnections.bump(-1)
         context.stats.webSocketConnections.bump()
+        if deflate != nil { context.stats.compressedConnections.bump() }
         scheduleFlush()
         return true
     }

@@ -13,7 +13,33 @@ extension ClientConnection {
     /// An answer or notice as JSON, in this connection's wire form (a text frame or an event):
     /// never dropped, not counted.
     public func sendMessage(_ json: [UInt8]) {
-        send(form.message(json))
+        if case .webSocket(let ws) = state, let windowBits = ws.deflateWindowBits {
+            sendData(.text, json, windowBits: windowBits)
+        } else {
+            send(form.message(json))
+        }
+    }
+
+    /// A text or binary message to a WebSocket client, compressed when it agreed to
+    /// permessage-deflate and the message is at least `--compression-min` bytes: never dropped,
+    /// not counted.
+    public func sendData(_ opcode: WebSocketOpcode, _ payload: [UInt8]) {
+        if case .webSocket(let ws) = state, let windowBits = ws.deflateWindowBits {
+            sendData(opcode, payload, windowBits: windowBits)
+        } else {
+            send(FrameEncoder.encode(opcode, payload))
+        }
+    }
+
+    private func sendData(_ opcode: WebSocketOpcode, _ payload: [UInt8], windowBits: Int) {
+        guard !isClosed else { return }
+        let frame = context.compressor.frame(opcode, payload, windowBits: windowBits)
+        if frame.base.load(as: UInt8.self) & FrameEncoder.rsv1 != 0 {
+            context.compressedBytes += frame.count
+            context.uncompressedBytes += payload.count + FrameEncoder.headerLength(ofFrame: frame)
+        }
+        outbound.append(frame)
+        scheduleFlush()
     }
 
     /// A message many clients get, in this connection's wire form, the chunk shared with all of
@@ -64,7 +90,17 @@ extension ClientConnection {
             return
         case .webSocket(let ws):
             guard !ws.control.closeSent else { return }
-            if !enqueueDelivery(WireForm.webSocket.delivery(delivery, raw: raw)) {
+            let plain = WireForm.webSocket.delivery(delivery, raw: raw)
+            var frame = plain
+            if let windowBits = ws.deflateWindowBits {
+                frame = delivery.deflatedFrame(raw: raw, windowBits: windowBits, compressor: context.compressor)
+            }
+            if enqueueDelivery(frame) {
+                if frame !== plain {
+                    context.compressedBytes += frame.count
+                    context.uncompressedBytes += plain.count
+                }
+            } else {
                 if context.config.slowConsumerPolicy == .close {
                     closeWebSocket(code: CloseCode.policyViolation, reason: "too slow: the outbound queue is full")
                 } else {

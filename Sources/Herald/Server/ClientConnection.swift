@@ -245,7 +245,9 @@ public final class ClientConnection: IOHandler, ClientExchange {
         if heldLargeQueue { context.trimMemorySoon() }
         switch wire {
         case .http: context.stats.httpConnections.bump(-1)
-        case .webSocket: context.stats.webSocketConnections.bump(-1)
+        case .webSocket:
+            context.stats.webSocketConnections.bump(-1)
+            if case .webSocket(let ws) = state, ws.deflateWindowBits != nil { context.stats.compressedConnections.bump(-1) }
         case .eventStream: context.stats.eventStreams.bump(-1)
         }
         context.remove(self)
@@ -298,6 +300,8 @@ public final class ClientConnection: IOHandler, ClientExchange {
         }
         outbound = OutboundQueue()
         inbound = ByteBuffer()
+        // The inflate state goes with the socket, not when the last reference to the connection does.
+        if case .webSocket(let ws) = state { ws.assembler.release() }
         state.takeApp()?.closed()
     }
 }

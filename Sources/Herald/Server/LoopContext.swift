@@ -45,6 +45,15 @@ public final class LoopContext: IOHandler {
     /// hot path, published to `stats` by housekeeping.
     var deliveredCount = 0
     var droppedCount = 0
+    /// permessage-deflate: compressed frames queued to clients, bytes, and what the same frames
+    /// would have taken uncompressed (hot-path counters, published by housekeeping).
+    var compressedBytes = 0
+    var uncompressedBytes = 0
+    /// Compresses this loop's outbound messages for clients that agreed to permessage-deflate.
+    let compressor: MessageCompressor
+    /// Inflates the messages of this loop's clients that compress each message on its own
+    /// (client_no_context_takeover): one zlib state for all of them, made on first use.
+    let sharedInflater = MessageInflater(contextTakeover: false)
     /// Monotonic ms when the drain's wait for in-flight work ends.
     private var drainDeadline: Int64 = 0
     /// A connection that held a large queue emptied or closed: give freed heap back to the
@@ -59,6 +68,7 @@ public final class LoopContext: IOHandler {
         self.config = config
         self.process = process
         self.stats = process.loops[index]
+        compressor = MessageCompressor(minSize: config.compressionMin)
         var logger = logger
         logger[metadataKey: "loop"] = "\(index)"
         self.logger = logger
@@ -231,6 +241,9 @@ public final class LoopContext: IOHandler {
         stats.redisReconnects.set(redis.reconnects + hub.reconnects + watches.subscriberLinks.reduce(0) { $0 + $1.reconnects })
         stats.delivered.set(deliveredCount)
         stats.dropped.set(droppedCount)
+        stats.compressions.set(compressor.compressions)
+        stats.compressedBytes.set(compressedBytes)
+        stats.uncompressedBytes.set(uncompressedBytes)
         stats.receivedChannel.set(hub.received[.channel] ?? 0)
         stats.receivedPattern.set(hub.received[.pattern] ?? 0)
         stats.receivedShard.set(hub.received[.shard] ?? 0)

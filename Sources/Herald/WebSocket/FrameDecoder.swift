@@ -5,17 +5,28 @@
 public struct FrameDecoder {
     /// Largest payload accepted in one frame, bytes; larger closes with 1009.
     public let maxPayload: Int
+    /// permessage-deflate was agreed: RSV1 marks a compressed message's first frame.
+    public let allowsCompression: Bool
 
-    public init(maxPayload: Int) { self.maxPayload = maxPayload }
+    public init(maxPayload: Int, allowsCompression: Bool = false) {
+        self.maxPayload = maxPayload
+        self.allowsCompression = allowsCompression
+    }
 
     /// The next complete frame, or nil until more bytes arrive.
     public func next(_ buffer: inout ByteBuffer) throws(WebSocketError) -> WebSocketFrame? {
         guard buffer.readableCount >= 2 else { return nil }
         let b0 = buffer[0], b1 = buffer[1]
-        guard b0 & 0x70 == 0 else { throw WebSocketError(CloseCode.protocolError, "reserved bits set without an extension") }
+        let compressed = b0 & FrameEncoder.rsv1 != 0
+        guard b0 & 0x30 == 0, !compressed || allowsCompression else {
+            throw WebSocketError(CloseCode.protocolError, "reserved bits set without an extension")
+        }
         guard let opcode = WebSocketOpcode(rawValue: b0 & 0x0F) else {
             throw WebSocketError(CloseCode.protocolError, "reserved opcode")
         }
+        // RFC 7692 §6.1: RSV1 only on the first frame of a data message.
+        if compressed && opcode.isControl { throw WebSocketError(CloseCode.protocolError, "RSV1 set on a control frame") }
+        if compressed && opcode == .continuation { throw WebSocketError(CloseCode.protocolError, "RSV1 set on a continuation frame") }
         let fin = b0 & 0x80 != 0
         guard b1 & 0x80 != 0 else { throw WebSocketError(CloseCode.protocolError, "client frames must be masked") }
         var length = Int(b1 & 0x7F)
@@ -47,6 +58,6 @@ public struct FrameDecoder {
             let keys = [mask.0, mask.1, mask.2, mask.3]
             for i in 0..<p.count { p[i] ^= keys[i & 3] }
         }
-        return WebSocketFrame(fin: fin, opcode: opcode, payload: payload)
+        return WebSocketFrame(fin: fin, opcode: opcode, payload: payload, compressed: compressed)
     }
 }

@@ -1,5 +1,6 @@
 // Turns frames into messages (RFC 6455 §5.4): joins fragments, lets control frames interleave,
-// validates text as UTF-8 (§8.1) and close payloads (§5.5.1, §7.4).
+// inflates compressed messages (RFC 7692 §7.2.2), validates text as UTF-8 (§8.1) and close
+// payloads (§5.5.1, §7.4).
 
 /// What a client said, once a frame completes something.
 public enum WebSocketEvent: Equatable, Sendable {
@@ -13,12 +14,20 @@ public enum WebSocketEvent: Equatable, Sendable {
 
 /// Joins fragmented messages. Confined to its connection.
 public struct MessageAssembler {
-    /// Largest reassembled message, bytes; larger closes with 1009.
+    /// Largest reassembled message, bytes; larger closes with 1009. It bounds both what a
+    /// compressed message takes on the wire and what it inflates to.
     public let maxMessage: Int
+    /// Inflates compressed messages, when permessage-deflate was agreed.
+    private var inflater: MessageInflater?
     private var fragmentOpcode: WebSocketOpcode?
+    /// The message being joined is compressed (its first frame had RSV1).
+    private var fragmentsCompressed = false
     private var fragments: [UInt8] = []
 
-    public init(maxMessage: Int) { self.maxMessage = maxMessage }
+    public init(maxMessage: Int, inflater: MessageInflater? = nil) {
+        self.maxMessage = maxMessage
+        self.inflater = inflater
+    }
 
     public mutating func receive(_ frame: WebSocketFrame) throws(WebSocketError) -> WebSocketEvent? {
         switch frame.opcode {
@@ -27,8 +36,9 @@ public struct MessageAssembler {
         case .close: return try Self.closeEvent(frame.payload)
         case .text, .binary:
             guard fragmentOpcode == nil else { throw WebSocketError(CloseCode.protocolError, "new message before the previous one ended") }
-            if frame.fin { return try Self.message(frame.opcode, frame.payload) }
+            if frame.fin { return try message(frame.opcode, frame.payload, compressed: frame.compressed) }
             fragmentOpcode = frame.opcode
+            fragmentsCompressed = frame.compressed
             fragments = frame.payload
             return nil
         case .continuation:
@@ -41,11 +51,25 @@ public struct MessageAssembler {
             let payload = fragments
             fragments = []
             fragmentOpcode = nil
-            return try Self.message(opcode, payload)
+            return try message(opcode, payload, compressed: fragmentsCompressed)
         }
     }
 
-    private static func message(_ opcode: WebSocketOpcode, _ payload: [UInt8]) throws(WebSocketError) -> WebSocketEvent {
+    /// Drops what is held for a connection that closed: a partial message, and the inflater
+    /// (freeing zlib's state unless the loop shares it).
+    public mutating func release() {
+        fragments = []
+        fragmentOpcode = nil
+        inflater = nil
+    }
+
+    private func message(_ opcode: WebSocketOpcode, _ payload: [UInt8], compressed: Bool) throws(WebSocketError) -> WebSocketEvent {
+        var payload = payload
+        if compressed {
+            // The decoder lets RSV1 through only when permessage-deflate was agreed.
+            guard let inflater else { throw WebSocketError(CloseCode.protocolError, "reserved bits set without an extension") }
+            payload = try inflater.inflate(payload, limit: maxMessage)
+        }
         if opcode == .binary { return .binary(payload) }
         guard UTF8Validation.isValid(payload) else { throw WebSocketError(CloseCode.invalidPayload, "text message is not valid UTF-8") }
         return .text(payload)

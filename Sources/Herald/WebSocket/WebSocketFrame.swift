@@ -19,6 +19,7 @@ public enum CloseCode {
     public static let invalidPayload: UInt16 = 1007
     public static let policyViolation: UInt16 = 1008
     public static let messageTooBig: UInt16 = 1009
+    public static let internalError: UInt16 = 1011
     public static let tryAgainLater: UInt16 = 1013
 }
 
@@ -27,11 +28,14 @@ public struct WebSocketFrame: Equatable, Sendable {
     public var fin: Bool
     public var opcode: WebSocketOpcode
     public var payload: [UInt8]
+    /// RSV1: the first frame of a permessage-deflate compressed message (RFC 7692 §6).
+    public var compressed: Bool
 
-    public init(fin: Bool = true, opcode: WebSocketOpcode, payload: [UInt8] = []) {
+    public init(fin: Bool = true, opcode: WebSocketOpcode, payload: [UInt8] = [], compressed: Bool = false) {
         self.fin = fin
         self.opcode = opcode
         self.payload = payload
+        self.compressed = compressed
     }
 }
 

@@ -13,7 +13,8 @@ public enum WebSocketHandshake {
         request.header("upgrade")?.lowercased() == "websocket"
     }
 
-    /// The 101 response for a valid upgrade request; throws 400/426 otherwise.
+    /// The 101 response for a valid upgrade request, with the permessage-deflate offer it can
+    /// agree to; throws 400/426 otherwise.
     public static func accept(_ request: HTTPRequest) throws(HTTPError) -> HTTPResponse {
         guard request.method == "GET" else { throw .badRequest("a WebSocket upgrade must use GET") }
         guard request.minorVersion == 1 else { throw .badRequest("a WebSocket upgrade needs HTTP/1.1") }
@@ -29,14 +30,25 @@ public enum WebSocketHandshake {
         else {
             throw .badRequest("missing or malformed Sec-WebSocket-Key")
         }
-        return HTTPResponse(
+        var response = HTTPResponse(
             status: 101,
             headers: [
                 ("Upgrade", "websocket"),
                 ("Connection", "Upgrade"),
                 ("Sec-WebSocket-Accept", acceptValue(for: key)),
             ])
+        response.deflateOffer = deflateOffer(request)
+        return response
     }
+
+    /// The first permessage-deflate offer Herald can accept (RFC 7692 §5), from every
+    /// Sec-WebSocket-Extensions field of the request.
+    static func deflateOffer(_ request: HTTPRequest) -> DeflateParameters? {
+        guard request.header(extensionsHeader) != nil else { return nil }
+        return DeflateParameters.negotiate(request.headers.filter { $0.name == extensionsHeader }.map(\.value))
+    }
+
+    private static let extensionsHeader = "sec-websocket-extensions"
 
     public static func acceptValue(for key: String) -> String {
         let digest = Insecure.SHA1.hash(data: Array((key + guid).utf8))
