@@ -361,3 +361,39 @@ def test_chromium_negotiates_compression_both_ways(start_herald, driver):  # noq
     assert data == [("order %d " % i) * 300 for i in range(5)]
     assert metric(srv, "herald_ws_compressed_connections") == 1
     wait_until(lambda: metric(srv, "herald_ws_compressions_total") >= 5, what="deliveries compressed")
+
+
+# --------------------------------------------------------------------------- watched values
+
+def test_watched_values_are_compressed_once_for_every_watcher(start_herald, redis_server):
+    """A watched key's value is one message for every watcher of it; compressed watchers get
+    one compressed frame made once, which inflates to the exact value."""
+    server = start_herald("--keyspace-events", loops=1)
+    key = unique("watched")
+    value = big_json(3000)
+    redis_server.cli("SET", key, "first")
+    socks = [DeflateSocket(server.port, path=f"/subscribe?watch={key}") for _ in range(3)]
+    try:
+        before = metric(server, "herald_ws_compressions_total") or 0
+        for sock in socks:
+            rsv1, _, payload = sock.recv_message()
+            assert json.loads(payload)["value"] == "first"
+            rsv1, _, payload = sock.recv_message()
+            assert json.loads(payload)["type"] == "watching"
+        redis_server.cli("SET", key, value)
+        frames = []
+        for sock in socks:
+            rsv1, opcode, payload = sock.recv_message()
+            assert rsv1, "a 3 KB value goes compressed"
+            message = json.loads(inflate(payload))
+            assert message == {"type": "value", "key": key, "kind": "string", "value": value}
+            frames.append(payload)
+        assert frames[0] == frames[1] == frames[2], "one compressed frame for every watcher"
+        # The loop publishes its counters every housekeeping tick.
+        wait_until(lambda: (metric(server, "herald_ws_compressions_total") or 0) - before == 1,
+                   what="one compression counted")
+        time.sleep(0.6)
+        assert (metric(server, "herald_ws_compressions_total") or 0) - before == 1
+    finally:
+        for sock in socks:
+            sock.close()

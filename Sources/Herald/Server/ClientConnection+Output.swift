@@ -45,7 +45,16 @@ extension ClientConnection {
     /// A message many clients get, in this connection's wire form, the chunk shared with all of
     /// them: never dropped (its senders check `hasRoom`), counted.
     func sendMessage(_ message: SharedMessage) {
-        send(form.message(message))
+        guard case .webSocket(let ws) = state, let windowBits = ws.deflateWindowBits else {
+            send(form.message(message))
+            return
+        }
+        let frame = message.deflatedFrame(windowBits: windowBits, compressor: context.compressor)
+        if frame.base.load(as: UInt8.self) & FrameEncoder.rsv1 != 0 {
+            context.compressedBytes += frame.count
+            context.uncompressedBytes += message.json.count + FrameEncoder.headerLength(ofFrame: frame)
+        }
+        send(frame)
     }
 
     /// An encoded frame or event (a control frame, an answer): never dropped, not counted.
