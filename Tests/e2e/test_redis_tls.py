@@ -488,6 +488,10 @@ def test_reconnects_leak_neither_fds_nor_memory(pki, tls_redis, start_herald):
         kill_links_and_wait()
     status, _, body = http_json("POST", herald.base_url + "/publish/" + unique("after"), b"x")
     assert status == 200, body
-    assert _fds(pid) <= fds, f"fds grew from {fds} to {_fds(pid)} over 60 reconnects"
+    # A socket being closed as the count is taken is not a leak: a leaked one stays.
+    try:
+        wait_until(lambda: _fds(pid) <= fds, timeout=3, what="fds back to their count")
+    except BaseException:
+        pytest.fail(f"fds grew from {fds} to {_fds(pid)} over 60 reconnects")
     grown = _rss_kib(pid) - rss
     assert grown < 2048, f"RSS grew {grown} KiB over 60 TLS reconnects"
