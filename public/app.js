@@ -210,6 +210,7 @@
   }
 
   herald.on("error", function (err) {
+    if (watchErrors.has(err)) return; // shown in the Watched key card
     showError((err.code || "error") + ": " + (err.message || "unknown error"));
     renderCards(); // a refused subscription is no longer wanted
   });
@@ -533,6 +534,7 @@
   };
   let stopWatch = null;
   let watchedKey = "";
+  const watchErrors = new WeakSet(); // errors the card shows (the banner leaves them out)
   let pushed = 0;
 
   function showWatch(state, head, body) {
@@ -573,7 +575,10 @@
       deleted: function () { watchEl.out.dataset.kind = "none"; showWatch("deleted", "deleted \u00b7 " + stamp(new Date())); },
       expired: function () { watchEl.out.dataset.kind = "none"; showWatch("expired", "expired \u00b7 " + stamp(new Date())); },
       unsubscribed: function () { showWatch("error", "no longer allowed: the refreshed token does not cover this key"); },
-      error: function (err) { showWatch("error", (err.code || "error") + ": " + (err.message || "")); },
+      error: function (err) {
+        watchErrors.add(err);
+        showWatch("error", (err.code || "error") + ": " + (err.message || ""));
+      },
     });
   }
 

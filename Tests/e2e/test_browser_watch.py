@@ -416,3 +416,16 @@ def test_demo_card_shows_the_watched_keys_live_value(driver, start_redis, start_
     time.sleep(0.3)
     assert _card(driver)["state"] == "deleted"
     assert driver.find_element(By.ID, "ws-error").is_displayed() is False
+
+
+def test_demo_card_says_what_to_set_when_redis_sends_no_notifications(driver, start_redis, start_herald):  # noqa: F811
+    """Without keyspace notifications (and without --keyspace-events) the card shows Herald's
+    watch_unavailable answer, which names the setting; the page's error banner stays for
+    connection errors."""
+    redis = start_redis()
+    herald = start_herald(redis_url=redis.url)
+    _open_page(driver, herald)
+    _wait(driver, lambda d: _card(d)["state"] == "error", "the card's error")
+    head = _card(driver)["head"]
+    assert head.startswith("watch_unavailable: ") and "notify-keyspace-events" in head, head
+    assert driver.find_element(By.ID, "ws-error").is_displayed() is False
