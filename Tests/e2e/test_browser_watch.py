@@ -31,7 +31,7 @@ import uuid
 import pytest
 from selenium.webdriver.common.by import By
 
-from conftest import launch_redis
+from conftest import launch_redis, recv_json, ws_connect
 from test_auth import SECRET, claims, make_jwt
 from test_browser_shared import _metric, _websockets, bare_public, tabs  # noqa: F401
 from test_demo_page import _click, _open_page, _type_into, _wait, driver  # noqa: F401
@@ -293,6 +293,30 @@ def test_reconnects_send_the_watch_again_and_the_page_converges(driver, tabs, st
     r("INCR", key)
     _wait_for(driver, page, "w", {"type": "value", "key": key, "kind": "string", "value": "4"})
     r.close()
+
+
+def test_server_a_pattern_is_resynced_after_redis_restarts(start_redis, start_herald):
+    """The server side of the test above, without a browser (a fix in WatchRegistry): after
+    Redis restarts, Herald's subscriber link may be back before its command link, so the
+    pattern's SCAN found Redis unreachable and was dropped: no fresh values, no `watching`.
+    It is tried again until it runs."""
+    redis = start_redis(extra_args=KA)
+    herald = start_herald(redis_url=redis.url, loops=1)
+    pattern = f"cart:{_run()}:*"
+    ws = ws_connect(f"{herald.ws_url}/subscribe")
+    ws.send(json.dumps({"op": "watch", "patterns": [pattern], "id": 1}))
+    assert recv_json(ws) == {"type": "watching", "keys": [], "patterns": [pattern], "id": 1}
+    port = redis.port
+    redis.stop()
+    redis = start_redis(port=port, extra_args=KA)
+    redis.cli("SET", pattern.replace("*", "1"), "after")
+    got = []
+    deadline = time.monotonic() + 20
+    while {"type": "watching", "keys": [], "patterns": [pattern]} not in got and time.monotonic() < deadline:
+        got.append(recv_json(ws, max(0.1, deadline - time.monotonic())))
+    assert got[0] == {"type": "gap", "kind": "watch", "pattern": pattern}, got
+    assert got[-1] == {"type": "watching", "keys": [], "patterns": [pattern]}, got
+    ws.close()
 
 
 # --------------------------------------------------------------------------- shared connection

@@ -295,7 +295,9 @@ final class WatchRegistry {
                     self?.rescan(pattern)
                 }
             case .failure(let error):
-                logger.warning("a lost pattern's keys could not be found again", metadata: ["pattern": "\(String(decoding: pattern, as: UTF8.self))", "error": "\(error.message)"])
+                logger.warning(
+                    "a lost pattern's keys could not be found again",
+                    metadata: ["pattern": "\(String(decoding: pattern, as: UTF8.self))", "error": "\(error.message)"])
             }
         }
     }
