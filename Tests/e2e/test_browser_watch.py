@@ -373,6 +373,37 @@ def test_three_tabs_share_one_websocket_and_each_gets_its_keys(driver, tabs, sta
     assert _websockets(herald) == 1
 
 
+def test_the_holder_closes_and_the_other_tabs_watches_go_on(driver, tabs, start_herald, bare_public, notifying_redis, r):  # noqa: F811
+    """The tab holding the shared connection closes: another takes over, each tab's client
+    watches again through it (a gap for its pattern, fresh values) and holds Redis's values,
+    including a change made while no tab held the connection."""
+    herald = start_herald(public=bare_public, redis_url=notifying_redis.url)
+    run = _run()
+    key, pattern, item = f"order:{run}", f"cart:{run}:*", f"cart:{run}:1"
+    r("SET", key, "1")
+    pages = [_page(driver, tabs, herald, shared=True) for _ in range(3)]
+    for page in pages:
+        _watch(driver, page, "w", keys=[key], patterns=[pattern])
+        _wait_log(driver, page, "w", _watching, "every tab's snapshot")
+    _wait(driver, lambda _: sorted(_in(driver, p, "return __h.shared.mode;") for p in pages) == ["holder", "via", "via"],
+          "one tab holding the shared connection")
+    holder = next(p for p in pages if _in(driver, p, "return __h.shared.mode;") == "holder")
+    rest = [p for p in pages if p != holder]
+    driver.switch_to.window(holder)
+    driver.close()
+    r("SET", key, "2")
+    r("SET", item, "added meanwhile")
+    for page in rest:
+        _wait_for(driver, page, "w", {"type": "gap", "kind": "watch", "pattern": pattern, "source": "reconnect"},
+                  "the tab's gap for its pattern")
+        _wait_log(driver, page, "w", lambda log: _held(log) == {key: ("string", "2"), item: ("string", "added meanwhile")},
+                  "the tab holding Redis's values after the takeover")
+    r("INCR", key)
+    for page in rest:
+        _wait_for(driver, page, "w", {"type": "value", "key": key, "kind": "string", "value": "3"})
+    _wait(driver, lambda _: _websockets(herald) == 1, "one WebSocket again")
+
+
 def test_a_refreshed_token_ends_a_watch_in_the_tab_that_had_it(driver, tabs, start_herald, bare_public, notifying_redis, r):  # noqa: F811
     herald = start_herald("--jwt-secret", SECRET.decode(), "--token-warning", "2", public=bare_public,
                           redis_url=notifying_redis.url)
