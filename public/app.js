@@ -210,6 +210,7 @@
   }
 
   herald.on("error", function (err) {
+    if (watchErrors.has(err)) return; // shown in the Watched key card
     showError((err.code || "error") + ": " + (err.message || "unknown error"));
     renderCards(); // a refused subscription is no longer wanted
   });
@@ -477,7 +478,7 @@
   herald.on("subscribed", renderCards);
   herald.on("unsubscribed", renderCards);
   herald.on("gap", function (gap) {
-    if (gap.kind === "stream") return;
+    if (gap.kind === "stream" || gap.kind === "watch") return;
     const name = gap.kind === "pattern" ? gap.pattern : gap.channel;
     addNotice(gap.kind || "channel", name, "gap", gap.source === "reconnect"
       ? "reconnected: messages published meanwhile were missed"
@@ -525,8 +526,16 @@
 
   // ================================================================ watched key
 
-  const watchEl = { form: $("watch-form"), key: $("watch-key"), out: $("watch-value") };
+  // The "Watched key" card: herald.watch() of one key (demo:jobs when the page opens), shown
+  // as its kind and value after every change; Push and Pop change it through Herald's queue API.
+  const watchEl = {
+    form: $("watch-form"), key: $("watch-key"), out: $("watch-value"),
+    push: $("watch-push"), pop: $("watch-pop"), result: $("watch-result"),
+  };
   let stopWatch = null;
+  let watchedKey = "";
+  const watchErrors = new WeakSet(); // errors the card shows (the banner leaves them out)
+  let pushed = 0;
 
   function showWatch(state, head, body) {
     watchEl.out.dataset.state = state;
@@ -541,6 +550,38 @@
     }
   }
 
+  /** A value message as the card's head line and body. */
+  function describeValue(m) {
+    const when = " \u00b7 " + stamp(new Date());
+    if (m.kind === "none") return ["no such key (yet)" + when, undefined];
+    if (m.unsupported) return [m.kind + when, "(a type Herald does not read)"];
+    if (m.truncated) return [m.kind + when, "(" + m.size + " bytes: over Herald's --max-watch-value)"];
+    const head = m.kind + (m.encoding === "base64" ? " (not UTF-8: base64)" : "") + when;
+    return [head, m.kind === "string" ? String(m.value) : JSON.stringify(m.value, null, 2)];
+  }
+
+  function watchKey(key) {
+    if (stopWatch) stopWatch();
+    watchedKey = key;
+    watchEl.out.dataset.key = key;
+    delete watchEl.out.dataset.kind;
+    showWatch("waiting", "Watching \u201c" + key + "\u201d\u2026");
+    stopWatch = herald.watch(key, null, {
+      value: function (m) {
+        const [head, body] = describeValue(m);
+        watchEl.out.dataset.kind = m.kind;
+        showWatch(m.kind === "none" ? "none" : "value", head, body);
+      },
+      deleted: function () { watchEl.out.dataset.kind = "none"; showWatch("deleted", "deleted \u00b7 " + stamp(new Date())); },
+      expired: function () { watchEl.out.dataset.kind = "none"; showWatch("expired", "expired \u00b7 " + stamp(new Date())); },
+      unsubscribed: function () { showWatch("error", "no longer allowed: the refreshed token does not cover this key"); },
+      error: function (err) {
+        watchErrors.add(err);
+        showWatch("error", (err.code || "error") + ": " + (err.message || ""));
+      },
+    });
+  }
+
   watchEl.form.addEventListener("submit", function (ev) {
     ev.preventDefault();
     const key = watchEl.key.value.trim();
@@ -548,19 +589,31 @@
       watchEl.key.focus();
       return;
     }
-    if (stopWatch) stopWatch();
-    watchEl.out.dataset.key = key;
-    showWatch("waiting", "Watching \u201c" + key + "\u201d\u2026");
-    stopWatch = herald.watch(key, null, {
-      value: function (m) {
-        if (m.truncated) showWatch("value", m.kind + " \u00b7 " + stamp(new Date()), "(" + m.size + " bytes: over Herald's --max-watch-value)");
-        else showWatch("value", m.kind + " \u00b7 " + stamp(new Date()), m.kind === "string" ? String(m.value) : JSON.stringify(m.value, null, 2));
-      },
-      deleted: function () { showWatch("deleted", "deleted \u00b7 " + stamp(new Date())); },
-      expired: function () { showWatch("expired", "expired \u00b7 " + stamp(new Date())); },
-      error: function (err) { showWatch("error", (err.code || "error") + ": " + (err.message || "")); },
-    });
+    watchKey(key);
   });
+
+  /** Push or pop the watched key as a queue, through Herald's HTTP API. */
+  async function queueOp(method) {
+    const key = watchedKey;
+    if (!key) return;
+    setResult(watchEl.result, "pending", method === "POST" ? "Pushing\u2026" : "Popping\u2026");
+    try {
+      const resp = await fetch("/queues/" + encodeURIComponent(key), method === "POST"
+        ? { method: "POST", body: "job " + (++pushed) + " at " + clock(new Date(), false) }
+        : { method: "GET", cache: "no-store" });
+      if (resp.status === 204) return setResult(watchEl.result, "ok", "The queue is empty.");
+      const text = await resp.text();
+      let body = null;
+      try { body = JSON.parse(text); } catch (err) { /* a popped item */ }
+      if (!resp.ok) throw new Error((body && body.error ? body.error : "HTTP " + resp.status) + (body && body.message ? ": " + body.message : ""));
+      setResult(watchEl.result, "ok", method === "POST" ? "Pushed: length " + body.length : "Popped \u201c" + text + "\u201d");
+    } catch (err) {
+      setResult(watchEl.result, "error", "Error " + err.message);
+    }
+  }
+  watchEl.push.addEventListener("click", function () { queueOp("POST"); });
+  watchEl.pop.addEventListener("click", function () { queueOp("GET"); });
+  watchKey(watchEl.key.value.trim() || "demo:jobs");
 
   // ================================================================ publish
 

@@ -37,6 +37,10 @@
 (function (root) {
   "use strict";
 
+  // Watch ops a client keeps waiting on Herald at once (Herald allows a connection 16; a
+  // shared connection's holder keeps its tabs' ops within the same number).
+  const WATCH_WINDOW = 8;
+
   const DEFAULTS = {
     minDelay: 500, // ms: first reconnect delay (before jitter)
     maxDelay: 15000, // ms: backoff cap
@@ -156,22 +160,29 @@
     return Array.from(new Set(list));
   }
 
-  /** Add `handler` to each name's set. */
-  function addNames(map, names, handler) {
+  /** Add `record` (a watch) to each name's set. */
+  function addNames(map, names, record) {
     names.forEach((n) => {
       if (!map.has(n)) map.set(n, new Set());
-      map.get(n).add(handler);
+      map.get(n).add(record);
     });
   }
 
-  /** Remove `handler` (or every handler) from each name; returns the names left with none. */
-  function dropNames(map, names, handler) {
+  /**
+   * Remove the records that `matches` from each name's set (calling `removed(record, name)`
+   * for each); returns the names left with none.
+   */
+  function dropNames(map, names, matches, removed) {
     const gone = [];
     names.forEach((n) => {
       const set = map.get(n);
       if (!set) return;
-      if (handler) set.delete(handler);
-      if (!handler || set.size === 0) {
+      Array.from(set).forEach((r) => {
+        if (!matches(r)) return;
+        set.delete(r);
+        if (removed) removed(r, n);
+      });
+      if (set.size === 0) {
         map.delete(n);
         gone.push(n);
       }
@@ -240,9 +251,11 @@
       this._gapAfter = new Set(); // ids of re-subscriptions after a reconnect: "gap" once confirmed
       this._streams = new Map(); // stream key → {handlers:Set, from, lastId}
       this._presence = new Set(); // channels whose presence is joined (again after a reconnect)
-      this._watchKeys = new Map(); // watched key → Set(handlers) (watch(); again after a reconnect)
-      this._watchPatterns = new Map(); // watched glob → Set(handlers)
-      this._watchRequests = new Map(); // id → {keys, patterns} of the watch ops on this connection
+      this._watchRecords = new Set(); // one per watch(): {keys, patterns, handlers, id, stopped}
+      this._watchKeys = new Map(); // watched key → Set(records)
+      this._watchPatterns = new Map(); // watched glob → Set(records)
+      this._watchQueue = []; // records whose watch op waits for room (WATCH_WINDOW) or a connection
+      this._watchInFlight = new Map(); // id → record of the watch ops sent on this connection
       this._nextId = 1;
       this._openedAt = 0;
       this._reconnectTimer = null;
@@ -413,7 +426,7 @@
         this._failPending("disconnected", "the connection was reopened before Herald answered", false);
         this._subRequests.clear();
         this._gapAfter.clear();
-        this._watchRequests.clear();
+        this._resetWatchOps();
       }
       this._connect();
     }
@@ -536,14 +549,26 @@
      * Watch Redis keys: Herald sends each key's value now and again after every change by any
      * Redis client. `keys` and `patterns` (globs, matched by Herald with SCAN and keyspace
      * notifications) are a name or a list; either may be empty. `handlers` is a function called
-     * with every message, or {value, deleted, expired, error}:
-     *   {type: "value", key, kind: "string"|"hash"|"set"|"zset"|"list"|"stream"|"none", value}
-     *     (over Herald's --max-watch-value: truncated: true and size instead of value)
-     *   {type: "deleted", key}   {type: "expired", key}
-     * Every message is also a "watch" event. Herald's refusal (watch_unavailable,
-     * watch_too_broad, forbidden) goes to handlers.error and the "error" event, and those names
-     * are dropped. After a reconnect the watch is sent again (fresh values follow).
-     * Returns a function that stops this watch.
+     * with every message of this watch, or an object with a method per message type:
+     *   value     {type: "value", key, kind: "string"|"hash"|"set"|"zset"|"list"|"stream"|"none", value}
+     *             (encoding: "base64" when a string of it is not UTF-8: Herald.valueBytes(msg);
+     *             truncated: true and size instead of value over Herald's --max-watch-value;
+     *             unsupported: true and no value for a module's type)
+     *   deleted   {type: "deleted", key}      expired {type: "expired", key}
+     *   watching  {type: "watching", keys, patterns}: every snapshot value of the watch was
+     *             sent (again after a reconnect, and after a pattern's gap)
+     *   gap       {type: "gap", kind: "watch", pattern, source}: drop what is held for the
+     *             pattern's keys; fresh values follow, then "watching"
+     *   unsubscribed {type: "unsubscribed", kind: "watch"|"watch_pattern", names, reason:
+     *             "forbidden"}: a refreshed token no longer covers these names (dropped)
+     *   error     a HeraldError (code, message, answer): Herald refused the watch
+     *             (watch_unavailable, watch_too_broad, forbidden, reserved_name,
+     *             too_many_subscriptions, overloaded: the watch is dropped) or could not read a
+     *             key (answer.key; the watch goes on)
+     * Values are state: a value may repeat, and a key watched twice gets its snapshot again.
+     * Every value, deleted and expired message is also a "watch" event, every gap a "gap" event
+     * and every error an "error" event. After a reconnect the watch is sent again.
+     * Returns a function that stops this watch (a Promise, as unwatch()).
      */
     watch(keys, patterns, handlers) {
       const k = watchNames(keys, "keys");
@@ -552,27 +577,53 @@
       if (handlers !== undefined && typeof handlers !== "function" && (handlers === null || typeof handlers !== "object")) {
         throw new TypeError("Herald.watch: handlers must be a function or an object");
       }
-      const h = handlers || {};
-      addNames(this._watchKeys, k, h);
-      addNames(this._watchPatterns, p, h);
-      // Sent even for names watched already: Herald answers with their values, which this
-      // watch has not had yet (the others get them again: a value is state, not an event).
-      if (this._isOpen()) this._sendWatch(k, p);
-      return () => this.unwatch(k, p, h);
+      // One record per call: sent as its own op (again after a reconnect), so that Herald's
+      // refusal of one watch leaves the others alone.
+      const record = { keys: k, patterns: p, handlers: handlers || {}, id: null, stopped: false };
+      addNames(this._watchKeys, k, record);
+      addNames(this._watchPatterns, p, record);
+      this._watchRecords.add(record);
+      if (this._isOpen()) {
+        this._watchQueue.push(record);
+        this._pumpWatches();
+      }
+      return () => this._unwatch(k, p, (r) => r === record);
     }
 
     /**
-     * Stop watching keys / patterns: with `handlers` only that watch's, else every watch of those
-     * names. Herald is told once no watch of a name is left.
+     * Stop watching keys / patterns: with `handlers` only the watches made with them, else
+     * every watch of those names; with no names at all, every watch. Herald is told once no
+     * watch of a name is left. Resolves with Herald's answer ({type: "unwatched", keys,
+     * patterns}), or at once when nothing needed telling.
      */
     unwatch(keys, patterns, handlers) {
+      let k = watchNames(keys, "keys");
+      let p = watchNames(patterns, "patterns");
+      if (k.length + p.length === 0) ({ keys: k, patterns: p } = this.watching());
+      return this._unwatch(k, p, handlers === undefined ? () => true : (r) => r.handlers === handlers);
+    }
+
+    _unwatch(keys, patterns, matches) {
       const gone = {
-        keys: dropNames(this._watchKeys, watchNames(keys, "keys"), handlers),
-        patterns: dropNames(this._watchPatterns, watchNames(patterns, "patterns"), handlers),
+        keys: dropNames(this._watchKeys, keys, matches, (r, n) => { r.keys = r.keys.filter((x) => x !== n); }),
+        patterns: dropNames(this._watchPatterns, patterns, matches, (r, n) => { r.patterns = r.patterns.filter((x) => x !== n); }),
       };
-      if ((gone.keys.length > 0 || gone.patterns.length > 0) && this._isOpen()) {
-        this._send({ op: "unwatch", keys: gone.keys, patterns: gone.patterns });
-      }
+      this._forgetEmptyRecords();
+      if ((gone.keys.length === 0 && gone.patterns.length === 0) || !this._isOpen()) return Promise.resolve(null);
+      return this._request({ op: "unwatch", keys: gone.keys, patterns: gone.patterns }).catch((err) => {
+        if (err.code !== "disconnected" && err.code !== "closed") this._emit("error", err);
+        return null;
+      });
+    }
+
+    /** Records left with no name are stopped (an answer still on its way is ignored). */
+    _forgetEmptyRecords() {
+      this._watchRecords.forEach((r) => {
+        if (r.keys.length + r.patterns.length > 0) return;
+        r.stopped = true;
+        this._watchRecords.delete(r);
+      });
+      this._watchQueue = this._watchQueue.filter((r) => !r.stopped);
     }
 
     /** What is watched: {keys: [..], patterns: [..]}. */
@@ -580,39 +631,118 @@
       return { keys: Array.from(this._watchKeys.keys()), patterns: Array.from(this._watchPatterns.keys()) };
     }
 
-    _sendWatch(keys, patterns) {
-      const id = this._nextId++;
-      this._watchRequests.set(id, { keys: keys, patterns: patterns });
-      this._send({ op: "watch", id: id, keys: keys, patterns: patterns });
+    /**
+     * Send queued watch ops, a few at a time: Herald refuses (overloaded) a connection's 17th
+     * watch op still waiting on Redis, and after a reconnect every watch is sent again.
+     */
+    _pumpWatches() {
+      while (this._isOpen() && this._watchQueue.length > 0 && this._watchInFlight.size < WATCH_WINDOW) {
+        const record = this._watchQueue.shift();
+        if (record.stopped) continue;
+        record.id = this._nextId++;
+        this._watchInFlight.set(record.id, record);
+        this._send({ op: "watch", id: record.id, keys: record.keys, patterns: record.patterns });
+      }
     }
 
-    _rewatchAll() {
-      const w = this.watching();
-      if (w.keys.length > 0 || w.patterns.length > 0) this._sendWatch(w.keys, w.patterns);
+    /** A new connection: every watch again; a pattern's keys deleted meanwhile are told by a gap. */
+    _rewatchAll(reconnected) {
+      this._watchQueue = Array.from(this._watchRecords);
+      if (reconnected) {
+        this._watchPatterns.forEach((records, pattern) => {
+          this._watchGap({ type: "gap", kind: "watch", pattern: pattern, source: "reconnect" }, records);
+        });
+      }
+      this._pumpWatches();
     }
 
+    /** Connection gone: the ops on it are answered never. */
+    _resetWatchOps() {
+      this._watchInFlight.clear();
+      this._watchQueue = [];
+    }
+
+    /** The records watching `key` (by name, or by a pattern it matches). */
+    _recordsOf(key) {
+      const records = new Set(this._watchKeys.get(key) || []);
+      this._watchPatterns.forEach((set, pattern) => {
+        if (globMatch(pattern, key)) set.forEach((r) => records.add(r));
+      });
+      return records;
+    }
+
+    _callWatch(record, type, arg) {
+      const h = record.handlers;
+      callHandler(this, typeof h === "function" ? h : h[type], arg);
+    }
+
+    /** value, deleted, expired. */
     _watched(msg) {
       if (typeof msg.key !== "string") return;
-      const handlers = new Set(this._watchKeys.get(msg.key) || []);
-      this._watchPatterns.forEach((set, pattern) => {
-        if (globMatch(pattern, msg.key)) set.forEach((h) => handlers.add(h));
-      });
-      if (handlers.size === 0) return; // unwatched meanwhile
+      const records = this._recordsOf(msg.key);
+      if (records.size === 0) return; // unwatched meanwhile
       this._emit("watch", msg);
-      handlers.forEach((h) => callHandler(this, typeof h === "function" ? h : h[msg.type], msg));
+      records.forEach((r) => this._callWatch(r, msg.type, msg));
     }
 
-    /** Herald refused a watch: forget its names (a retry is the application's call). */
-    _watchFailed(request, err) {
-      const handlers = new Set();
-      [[this._watchKeys, request.keys], [this._watchPatterns, request.patterns]].forEach(([map, names]) => {
-        names.forEach((n) => {
-          (map.get(n) || []).forEach((h) => handlers.add(h));
-          map.delete(n);
-        });
-      });
-      handlers.forEach((h) => { if (typeof h === "object") callHandler(this, h.error, err); });
+    /** Herald's "watching": the answer to a watch op, or the end of a pattern's fresh values after its gap. */
+    _watchingAnswer(msg) {
+      if (msg.id !== undefined) {
+        const record = this._watchInFlight.get(msg.id);
+        if (!record) return;
+        this._watchInFlight.delete(msg.id);
+        if (!record.stopped) this._callWatch(record, "watching", msg);
+        this._pumpWatches();
+        return;
+      }
+      const records = new Set();
+      listOf(msg.patterns).forEach((p) => (this._watchPatterns.get(p) || []).forEach((r) => records.add(r)));
+      listOf(msg.keys).forEach((k) => (this._watchKeys.get(k) || []).forEach((r) => records.add(r)));
+      records.forEach((r) => this._callWatch(r, "watching", msg));
+    }
+
+    /** A pattern's keys may have changed unseen: its watches drop what they hold for it. */
+    _watchGap(gap, records) {
+      if (!records || records.size === 0) return;
+      this._emit("gap", gap);
+      records.forEach((r) => this._callWatch(r, "gap", gap));
+    }
+
+    /** Herald refused a watch op: that watch is dropped (a retry is the application's call). */
+    _watchFailed(record, err) {
+      this._watchInFlight.delete(record.id);
+      if (!record.stopped) {
+        // Other watches of the same names stay: Herald still holds what an earlier op holds.
+        dropNames(this._watchKeys, record.keys, (r) => r === record);
+        dropNames(this._watchPatterns, record.patterns, (r) => r === record);
+        record.stopped = true;
+        this._watchRecords.delete(record);
+        if (typeof record.handlers === "object") callHandler(this, record.handlers.error, err);
+      }
       this._emit("error", err);
+      this._pumpWatches();
+    }
+
+    /** A watched key could not be read ({"type":"error","key":..} without an id): its watches hear it. */
+    _watchReadFailed(err) {
+      this._recordsOf(err.answer.key).forEach((r) => {
+        if (typeof r.handlers === "object") callHandler(this, r.handlers.error, err);
+      });
+      this._emit("error", err);
+    }
+
+    /** A refreshed token no longer covers these watches: Herald ended them; so do they here. */
+    _watchRevoked(msg) {
+      const names = listOf(msg.names);
+      const map = msg.kind === "watch" ? this._watchKeys : this._watchPatterns;
+      const records = new Set();
+      names.forEach((n) => (map.get(n) || []).forEach((r) => records.add(r)));
+      dropNames(map, names, () => true, (r, n) => {
+        if (msg.kind === "watch") r.keys = r.keys.filter((x) => x !== n);
+        else r.patterns = r.patterns.filter((x) => x !== n);
+      });
+      records.forEach((r) => this._callWatch(r, "unsubscribed", msg));
+      this._forgetEmptyRecords();
     }
 
     // ------------------------------------------------------------------ requests
@@ -781,7 +911,7 @@
         this._everOpened = true;
         this._setState("open", { reconnected: reconnected });
         this._resubscribeAll(reconnected);
-        this._rewatchAll();
+        this._rewatchAll(reconnected);
         if (reconnected) this._streamGapsAfterReconnect();
         this._streams.forEach((entry) => { entry.connected = true; });
         this._pending.forEach((entry) => {
@@ -808,7 +938,7 @@
         this._failPending("disconnected", "the connection closed before Herald answered", false);
         this._subRequests.clear();
         this._gapAfter.clear();
-        this._watchRequests.clear();
+        this._resetWatchOps();
         const info = { code: ev.code, reason: ev.reason, wasClean: ev.wasClean };
         this._emit("close", info);
         this._scheduleReconnect(info);
@@ -925,7 +1055,8 @@
           break;
         }
         case "unsubscribed":
-          if (msg.reason === "forbidden") this._revoked(msg);
+          if (msg.kind === "watch" || msg.kind === "watch_pattern") this._watchRevoked(msg);
+          else if (msg.reason === "forbidden") this._revoked(msg);
           this._emit("unsubscribed", { kind: msg.kind, names: msg.names || [], reason: msg.reason });
           if (msg.id !== undefined) this._answer(msg.id, true, msg);
           break;
@@ -937,7 +1068,14 @@
         case "expired":
           this._watched(msg);
           break;
+        case "watching":
+          this._watchingAnswer(msg);
+          break;
         case "gap": {
+          if (msg.kind === "watch") {
+            this._watchGap({ type: "gap", kind: "watch", pattern: msg.pattern, source: "herald" }, this._watchPatterns.get(msg.pattern));
+            break;
+          }
           if (typeof msg.stream === "string") {
             this._emit("gap", Object.assign({ kind: "stream", source: "herald" }, msg));
             break;
@@ -961,10 +1099,11 @@
         case "error": {
           const err = new HeraldError(msg.code || "error", msg.message, msg);
           const request = msg.id !== undefined ? this._subRequests.get(msg.id) : undefined;
-          const watch = msg.id !== undefined ? this._watchRequests.get(msg.id) : undefined;
+          const watch = msg.id !== undefined ? this._watchInFlight.get(msg.id) : undefined;
           if (watch) {
-            this._watchRequests.delete(msg.id);
             this._watchFailed(watch, err);
+          } else if (msg.id === undefined && typeof msg.key === "string") {
+            this._watchReadFailed(err);
           } else if (request) {
             this._subRequests.delete(msg.id);
             this._gapAfter.delete(msg.id);
@@ -1395,7 +1534,9 @@
       this.realSubs = new Map(); // id → {kind, names, presence} of the hub's subscribe ops
       this.waiters = []; // a tab's subscribe op waiting for its names: {reg, sock, id, kind, names, presence}
       this.answers = new Map(); // id on the WebSocket → {tab, sock, id, at, watch} of a forwarded op
-      this.ownIds = new Set(); // ids of the hub's own unsubscribe ops (answers dropped)
+      this.ownIds = new Set(); // ids of the hub's own unsubscribe and unwatch ops (answers dropped)
+      this.watchQueue = []; // tabs' watch ops waiting for room (WATCH_WINDOW): {reg, sock, msg}
+      this.watchesInFlight = 0; // tabs' watch ops sent and not answered yet
     }
 
     _start() {
@@ -1484,8 +1625,8 @@
         buffer: [], // entry frames kept for it between two sockets
         subs: { channel: new Set(), pattern: new Set(), shard: new Set() },
         presence: new Set(), // channels it joined the presence of
-        watchKeys: new Set(),
-        watchPatterns: new Set(),
+        watchKeys: new Map(), // watched key → how many of its watch ops (sent, queued, not refused) hold it
+        watchPatterns: new Map(), // watched glob → the same
       };
       this.regs.set(tab, reg);
       // Granted once the tab is gone, closed or crashed: its subscriptions go too.
@@ -1564,8 +1705,8 @@
       });
       reg.presence.clear();
       this._unsubscribeUnwanted(drop);
-      const keys = Array.from(reg.watchKeys);
-      const patterns = Array.from(reg.watchPatterns);
+      const keys = Array.from(reg.watchKeys.keys());
+      const patterns = Array.from(reg.watchPatterns.keys());
       reg.watchKeys.clear();
       reg.watchPatterns.clear();
       this._unwatchUnwanted(keys, patterns);
@@ -1631,23 +1772,20 @@
         case "ssubscribe": this._subscribe(reg, msg, "shard"); break;
         case "unsubscribe": this._unsubscribe(reg, msg); break;
         case "watch":
-          listOf(msg.keys).forEach((k) => reg.watchKeys.add(k));
-          listOf(msg.patterns).forEach((p) => reg.watchPatterns.add(p));
-          this._forward(reg, msg); // always: Herald sends this tab its snapshot
+          // Always sent, even for names watched already: Herald sends this tab its snapshot.
+          countNames(reg.watchKeys, listOf(msg.keys), 1);
+          countNames(reg.watchPatterns, listOf(msg.patterns), 1);
+          this.watchQueue.push({ reg: reg, sock: reg.sock, msg: msg });
+          this._pumpWatches();
           break;
-        case "unwatch": {
-          const keys = listOf(msg.keys).filter((k) => reg.watchKeys.delete(k));
-          const patterns = listOf(msg.patterns).filter((p) => reg.watchPatterns.delete(p));
-          this._unwatchUnwanted(keys, patterns);
-          break;
-        }
+        case "unwatch": this._unwatch(reg, msg); break;
         default:
           this._forward(reg, msg); // publish, presence, ping, …: the answer goes back by id
       }
     }
 
     _forward(reg, msg) {
-      if (msg.id !== undefined) {
+      if (msg.id !== undefined || msg.op === "watch") {
         const id = this._realId();
         const watch = msg.op === "watch" ? { keys: listOf(msg.keys), patterns: listOf(msg.patterns) } : null;
         this.answers.set(id, { tab: reg.tab, sock: reg.sock, id: msg.id, at: Date.now(), watch: watch });
@@ -1658,7 +1796,43 @@
 
     _expireAnswers() {
       const old = Date.now() - SHARED.answerTtl;
-      this.answers.forEach((a, id) => { if (a.at < old) this.answers.delete(id); });
+      this.answers.forEach((a, id) => {
+        if (a.at >= old) return;
+        this.answers.delete(id);
+        if (a.watch) this.watchesInFlight -= 1;
+      });
+      this._pumpWatches();
+    }
+
+    /** Forward queued watch ops while fewer than WATCH_WINDOW wait on Herald (it refuses a connection's 17th). */
+    _pumpWatches() {
+      while (this._linkOpen() && this.watchQueue.length > 0 && this.watchesInFlight < WATCH_WINDOW) {
+        const { reg, sock, msg } = this.watchQueue.shift();
+        if (this.regs.get(reg.tab) !== reg || reg.sock !== sock || !reg.open) continue;
+        // Names the tab stopped watching while the op waited are left out.
+        msg.keys = listOf(msg.keys).filter((k) => reg.watchKeys.has(k));
+        msg.patterns = listOf(msg.patterns).filter((p) => reg.watchPatterns.has(p));
+        if (msg.keys.length + msg.patterns.length === 0) {
+          this._toReg(reg, sock, JSON.stringify({ type: "watching", keys: [], patterns: [], id: msg.id }));
+          continue;
+        }
+        this.watchesInFlight += 1;
+        this._forward(reg, msg);
+      }
+    }
+
+    /** A tab's unwatch (no names: all of its watches): answered here; Herald is told of names no tab watches any more. */
+    _unwatch(reg, msg) {
+      let keys = listOf(msg.keys);
+      let patterns = listOf(msg.patterns);
+      if (keys.length + patterns.length === 0) {
+        keys = Array.from(reg.watchKeys.keys());
+        patterns = Array.from(reg.watchPatterns.keys());
+      }
+      keys = keys.filter((k) => reg.watchKeys.delete(k));
+      patterns = patterns.filter((p) => reg.watchPatterns.delete(p));
+      this._unwatchUnwanted(keys, patterns);
+      if (msg.id !== undefined) this._toReg(reg, reg.sock, JSON.stringify({ type: "unwatched", keys: keys, patterns: patterns, id: msg.id }));
     }
 
     _subscribe(reg, msg, kind) {
@@ -1760,7 +1934,17 @@
       const regs = Array.from(this.regs.values());
       const k = keys.filter((n) => !regs.some((r) => r.watchKeys.has(n)));
       const p = patterns.filter((n) => !regs.some((r) => r.watchPatterns.has(n)));
-      if (k.length + p.length > 0) this._sendReal({ op: "unwatch", keys: k, patterns: p });
+      if (k.length + p.length === 0 || !this._linkOpen()) return;
+      const id = this._realId();
+      this.ownIds.add(id);
+      this._sendReal({ op: "unwatch", keys: k, patterns: p, id: id });
+    }
+
+    /** Whether `reg` watches `key`, by name or by a pattern. */
+    _watches(reg, key) {
+      if (reg.watchKeys.has(key)) return true;
+      for (const p of reg.watchPatterns.keys()) if (globMatch(p, key)) return true;
+      return false;
     }
 
     // ---------------------------------------------------------------- Herald's frames
@@ -1810,11 +1994,19 @@
         case "value":
         case "deleted":
         case "expired":
-          this._toTabs(text, (r) => r.watchKeys.has(msg.key) ||
-            Array.from(r.watchPatterns).some((p) => globMatch(p, String(msg.key))));
+          this._toTabs(text, (r) => this._watches(r, String(msg.key)));
+          break;
+        case "watching": // a pattern's fresh values after its gap are all sent
+          this._toTabs(text, (r) => listOf(msg.patterns).some((p) => r.watchPatterns.has(p)) ||
+            listOf(msg.keys).some((k) => r.watchKeys.has(k)));
+          break;
+        case "error": // without an id: a watched key that could not be read, or a notice for all
+          if (typeof msg.key === "string") this._toTabs(text, (r) => this._watches(r, msg.key));
+          else this._toTabs(text, () => true);
           break;
         case "gap":
-          if (typeof msg.stream === "string") this._toTabs(text, (r) => r.streams.has(msg.stream));
+          if (msg.kind === "watch") this._toTabs(text, (r) => r.watchPatterns.has(msg.pattern));
+          else if (typeof msg.stream === "string") this._toTabs(text, (r) => r.streams.has(msg.stream));
           else {
             const kind = msg.kind || "channel";
             const name = kind === "pattern" ? msg.pattern : msg.channel;
@@ -1855,14 +2047,18 @@
       if (!a) return false; // the link's own ping or refresh
       this.answers.delete(msg.id);
       const reg = this.regs.get(a.tab);
-      if (reg && a.watch && msg.type === "error") {
-        // Refused: the tab forgets these names, so they no longer count as watched by it.
-        a.watch.keys.forEach((k) => reg.watchKeys.delete(k));
-        a.watch.patterns.forEach((p) => reg.watchPatterns.delete(p));
+      if (reg && a.watch && msg.type === "error" && reg.sock === a.sock) {
+        // Refused: this op's names count no more for the tab (another of its watches may hold them).
+        countNames(reg.watchKeys, a.watch.keys, -1);
+        countNames(reg.watchPatterns, a.watch.patterns, -1);
       }
       if (reg) {
         msg.id = a.id;
         this._toReg(reg, a.sock, JSON.stringify(msg));
+      }
+      if (a.watch) {
+        this.watchesInFlight -= 1;
+        this._pumpWatches();
       }
       return true;
     }
@@ -1882,6 +2078,12 @@
 
     _revoked(msg, text) {
       const names = Array.isArray(msg.names) ? msg.names : [];
+      if (msg.kind === "watch" || msg.kind === "watch_pattern") {
+        const held = (r) => (msg.kind === "watch" ? r.watchKeys : r.watchPatterns);
+        this._toTabs(text, (r) => names.some((n) => held(r).has(n)));
+        this.regs.forEach((r) => names.forEach((n) => held(r).delete(n)));
+        return;
+      }
       if (msg.kind === "stream") {
         this._toTabs(text, (r) => names.some((n) => r.streams.has(n)));
         return;
@@ -1921,21 +2123,53 @@
     }
   }
 
+  /** Add `by` to each name's count in `map` (a name at 0 is removed). */
+  function countNames(map, names, by) {
+    names.forEach((n) => {
+      const left = (map.get(n) || 0) + by;
+      if (left > 0) map.set(n, left);
+      else map.delete(n);
+    });
+  }
+
   /** A name or a list of names from an op, as a list of strings. */
   function listOf(v) {
     if (v === undefined || v === null) return [];
     return (Array.isArray(v) ? v : [v]).filter((n) => typeof n === "string");
   }
 
+  function base64Bytes(text) {
+    const bin = root.atob(text);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
   /** The payload as bytes: base64-decoded when Herald marked it so, else UTF-8 encoded. */
   Herald.bytes = function (msg) {
-    if (msg && msg.encoding === "base64") {
-      const bin = root.atob(msg.data);
-      const out = new Uint8Array(bin.length);
-      for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-      return out;
-    }
+    if (msg && msg.encoding === "base64") return base64Bytes(msg.data);
     return new TextEncoder().encode(msg && typeof msg.data === "string" ? msg.data : "");
+  };
+
+  /**
+   * A watched key's value with its strings as bytes (Uint8Array): base64-decoded when Herald
+   * marked the value so (some string of it is not UTF-8), else UTF-8 encoded. A string →
+   * bytes; a list or a set → [bytes]; a hash → [[field, value]]; a sorted set → [[member,
+   * score]]; a stream → [{id, fields: [[name, value]]}]. null when the message has no value
+   * (kind "none", truncated, unsupported, deleted, expired).
+   */
+  Herald.valueBytes = function (msg) {
+    if (!msg || msg.value === undefined || msg.value === null) return null;
+    const bytes = msg.encoding === "base64" ? base64Bytes : (text) => new TextEncoder().encode(text);
+    const pairs = (o) => Object.keys(o).map((k) => [bytes(k), bytes(o[k])]);
+    const v = msg.value;
+    switch (msg.kind) {
+      case "string": return bytes(v);
+      case "hash": return pairs(v);
+      case "zset": return v.map((pair) => [bytes(pair[0]), pair[1]]);
+      case "stream": return v.map((e) => ({ id: e.id, fields: pairs(e.fields) }));
+      default: return v.map(bytes); // list, set
+    }
   };
   Herald.HeraldError = HeraldError;
   Herald.version = "0.1.0";

@@ -36,6 +36,8 @@ final class WatchRegistry {
     private let cluster: ClusterCommands?
     private let stats: LoopStats
     private let logger: Logger
+    /// Lost patterns whose SCAN is under way (or waits to be tried again).
+    private var rescanning: Set<[UInt8]> = []
     private let limits: WatchLimits
     /// The notifications check and pattern SCANs.
     private let commands: WatchCommands
@@ -300,11 +302,33 @@ final class WatchRegistry {
             flushSoon()
         case .pattern(let pattern):
             for member in state.members.values { member.patternLost(pattern) }
-            commands.scan(pattern, found: [], capped: true) { [self] result in
-                guard case .success(let keys) = result else { return }
+            rescan(pattern)
+        }
+    }
+
+    /// Finds a lost pattern's keys again and reads them for its watchers, then tells them it is
+    /// resynced. The subscriber link may be back before the command link the SCAN goes down:
+    /// a SCAN that finds Redis unreachable is tried again (while anyone watches the pattern).
+    private func rescan(_ pattern: [UInt8]) {
+        guard rescanning.insert(pattern).inserted else { return }
+        commands.scan(pattern, found: [], capped: true) { [self] result in
+            rescanning.remove(pattern)
+            guard let state = targets[.pattern(pattern)], !state.members.isEmpty else { return }
+            switch result {
+            case .success(let keys):
                 for member in state.members.values where member.isWatching {
                     snapshot(keys, for: member) { member.patternResynced(pattern) }
                 }
+            case .failure(let error) where error.code == HTTPError.redisUnavailable("").code:
+                rescanning.insert(pattern)
+                loop.schedule(afterMs: 100) { [weak self] in
+                    self?.rescanning.remove(pattern)
+                    self?.rescan(pattern)
+                }
+            case .failure(let error):
+                logger.warning(
+                    "a lost pattern's keys could not be found again",
+                    metadata: ["pattern": "\(String(decoding: pattern, as: UTF8.self))", "error": "\(error.message)"])
             }
         }
     }
