@@ -304,7 +304,7 @@ def test_a_client_that_stops_reading_still_ends_on_the_last_value(watcher_herald
     for it once its queue drains, so it still ends on Redis's value."""
     server = watcher_herald("--max-outbound", "16k", loops=1)
     key = unique("slow")
-    ws = ws_connect(watch_url(server, keys=[key]), max_queue=1)
+    ws = ws_connect(watch_url(server, keys=[key]), max_queue=1, compression=None)  # "x" * 8000 compresses to nothing
     watched(ws)
     for i in range(200):
         r("SET", key, f"{i:04d}" + "x" * 8000)
@@ -329,7 +329,8 @@ def test_a_stalled_pattern_watcher_is_resynced_not_remembered_key_by_key(watcher
     read again.)"""
     server = watcher_herald("--max-outbound", "16k", "--max-watch-keys", "20", loops=1)
     prefix = unique("busy")
-    ws = ws_connect(watch_url(server, patterns=[f"{prefix}:*"]), max_queue=1)
+    # Uncompressed: 4 KB of "x" would compress to a few bytes and never fill the queue.
+    ws = ws_connect(watch_url(server, patterns=[f"{prefix}:*"]), max_queue=1, compression=None)
     assert watched(ws)[1]["type"] == "watching"
     keys = [f"{prefix}:{i:03d}" for i in range(300)]  # 300 keys changed: over the 200 remembered
     for key in keys:
