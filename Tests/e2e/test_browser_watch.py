@@ -31,11 +31,11 @@ import uuid
 import pytest
 from selenium.webdriver.common.by import By
 
-from conftest import launch_redis, recv_json, ws_connect
+from conftest import recv_json, ws_connect
 from test_auth import SECRET, claims, make_jwt
 from test_browser_shared import _metric, _websockets, bare_public, tabs  # noqa: F401
 from test_demo_page import _click, _open_page, _type_into, _wait, driver  # noqa: F401
-from test_watch import KA, Resp
+from test_watch import KA, Resp, notifying_redis, r  # noqa: F401  (fixtures)
 
 # Runs in a page: a Herald (shared or not) and a way to make recorded watches.
 SETUP = """
@@ -59,20 +59,6 @@ window.__watch = (name, keys, patterns) => {
                                             gap: rec, unsubscribed: rec, error: rec});
 };
 """
-
-
-@pytest.fixture(scope="module")
-def notifying_redis():
-    server = launch_redis(extra_args=KA)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def r(notifying_redis):
-    client = Resp(notifying_redis.port)
-    yield client
-    client.close()
 
 
 def _page(driver, tabs, herald, shared=False, token=None):  # noqa: F811
