@@ -115,7 +115,9 @@ enum OpsAPI {
             "herald_hook_failures_total", "counter", "Hook calls without a usable answer (failed, timed out, another status): refused as unavailable.",
             [("", p.total { $0.hookFailures.value })])
         metric("herald_presence_members", "gauge", "Presence members held by this Herald's connections.", [("", p.total { $0.presenceMembers.value })])
-        metric("herald_presence_channels", "gauge", "Channels with presence members, counted per loop and summed over loops.", [("", p.total { $0.presenceChannels.value })])
+        metric(
+            "herald_presence_channels", "gauge", "Channels with presence members, counted per loop and summed over loops.",
+            [("", p.total { $0.presenceChannels.value })])
         metric(
             "herald_presence_errors_total", "counter", "Presence scripts Redis refused; the next refresh repairs what they left.",
             [("", p.total { $0.presenceErrors.value })])
