@@ -34,10 +34,7 @@ extension ClientConnection {
     private func sendData(_ opcode: WebSocketOpcode, _ payload: [UInt8], windowBits: Int) {
         guard !isClosed else { return }
         let frame = context.compressor.frame(opcode, payload, windowBits: windowBits)
-        if frame.base.load(as: UInt8.self) & FrameEncoder.rsv1 != 0 {
-            context.compressedBytes += frame.count
-            context.uncompressedBytes += payload.count + FrameEncoder.headerLength(ofFrame: frame)
-        }
+        countIfCompressed(frame, plainBytes: payload.count + FrameEncoder.headerLength(ofFrame: frame))
         outbound.append(frame)
         scheduleFlush()
     }
@@ -50,11 +47,17 @@ extension ClientConnection {
             return
         }
         let frame = message.deflatedFrame(windowBits: windowBits, compressor: context.compressor)
-        if frame.base.load(as: UInt8.self) & FrameEncoder.rsv1 != 0 {
-            context.compressedBytes += frame.count
-            context.uncompressedBytes += message.json.count + FrameEncoder.headerLength(ofFrame: frame)
-        }
+        countIfCompressed(frame, plainBytes: message.json.count + FrameEncoder.headerLength(ofFrame: frame))
         send(frame)
+    }
+
+    /// Counts a queued frame for the compression metrics when it went compressed (RSV1 set; a
+    /// message under `--compression-min` goes plain): its bytes, and `plainBytes`, what it would
+    /// have taken uncompressed.
+    private func countIfCompressed(_ frame: Chunk, plainBytes: Int) {
+        guard frame.base.load(as: UInt8.self) & FrameEncoder.rsv1 != 0 else { return }
+        context.compressedBytes += frame.count
+        context.uncompressedBytes += plainBytes
     }
 
     /// An encoded frame or event (a control frame, an answer): never dropped, not counted.
@@ -105,10 +108,7 @@ extension ClientConnection {
                 frame = delivery.deflatedFrame(raw: raw, windowBits: windowBits, compressor: context.compressor)
             }
             if enqueueDelivery(frame) {
-                if frame !== plain {
-                    context.compressedBytes += frame.count
-                    context.uncompressedBytes += plain.count
-                }
+                if frame !== plain { countIfCompressed(frame, plainBytes: plain.count) }
             } else {
                 if context.config.slowConsumerPolicy == .close {
                     closeWebSocket(code: CloseCode.policyViolation, reason: "too slow: the outbound queue is full")
